@@ -1,0 +1,58 @@
+"""mycelium-actors: asyncio-native actors with OTP-style supervision trees.
+
+Layers (each imports only the ones above it in this list):
+
+    kernel       errors, clock, messages, mailbox, actor, context, ref, slot,
+                 executor, system    -- actors, refs, bounded mailboxes, discovery
+    supervision  spec, supervisor    -- OTP trees built on slots and the system lane
+    tools        testing, cli        -- test helpers and the command line
+
+Users import from this module only.
+"""
+
+from .actor import Actor, handler
+from .clock import Clock
+from .context import ActorContext, Scheduled
+from .errors import (
+    ActorStopped,
+    AskTimeout,
+    ContractError,
+    MailboxFull,
+    MyceliumError,
+    RemoteError,
+    SerializationError,
+    SupervisorGaveUp,
+    TransportError,
+    UnhandledMessage,
+)
+from .executor import Executor
+from .messages import Terminated, message
+from .ref import ActorProxy, ActorRef
+from .system import ActorSystem, TreeNode
+
+__all__ = [
+    "Actor",
+    "ActorContext",
+    "ActorProxy",
+    "ActorRef",
+    "ActorStopped",
+    "ActorSystem",
+    "AskTimeout",
+    "Clock",
+    "ContractError",
+    "Executor",
+    "MailboxFull",
+    "MyceliumError",
+    "RemoteError",
+    "Scheduled",
+    "SerializationError",
+    "SupervisorGaveUp",
+    "Terminated",
+    "TransportError",
+    "TreeNode",
+    "UnhandledMessage",
+    "handler",
+    "message",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,403 @@
+"""Slots (logical actors) and their incarnations (instances), with the mailbox loop.
+
+A `Slot` holds the path, the ref and the mailbox; each start creates a new
+incarnation: an instance of the actor class plus one task that runs
+`on_start`, serves the mailbox, then `on_stop`. When an incarnation ends on its
+own (crash, `context.stop()`), its *owner* decides what follows: a supervisor
+may restart it; without one the slot stops for good. When someone stops it
+(`stop_incarnation`), that caller is in charge and the owner is not asked.
+
+Stop signals travel on the mailbox's system lane, so a full mailbox never
+blocks a stop or a restart. Every wait here is bounded: after the `shutdown`
+time the task is cancelled, and after `kill_grace` more it is abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .actor import Actor, Unhandled, constructing
+from .context import ActorContext
+from .errors import ActorStopped, UnhandledMessage
+from .mailbox import Mailbox, settle
+from .messages import Terminated
+
+if TYPE_CHECKING:
+    from .executor import Executor
+    from .ref import ActorRef
+    from .system import ActorSystem
+
+# System-lane signals for a serving incarnation.
+STOP_DRAIN = "stop_drain"  # final stop: handle what is queued, then end (mailbox already closed)
+STOP_NOW = "stop_now"  # end after the current message; the mailbox is kept (restart-stop)
+STOP_SELF = "stop_self"  # context.stop(): end after the current message, reason normal
+
+
+class Exit:
+    """Why an incarnation ended: normal, shutdown, crash, killed or gave_up."""
+
+    __slots__ = ("exc", "in_start", "kind")
+
+    def __init__(self, kind: str, exc: BaseException | None = None, in_start: bool = False):
+        self.kind = kind
+        self.exc = exc
+        self.in_start = in_start
+
+    @property
+    def abnormal(self) -> bool:
+        return self.kind in ("crash", "killed", "gave_up")
+
+    def __repr__(self) -> str:
+        return f"Exit({self.kind}{', ' + repr(self.exc) if self.exc else ''})"
+
+
+NORMAL = Exit("normal")
+SHUTDOWN = Exit("shutdown")
+KILLED = Exit("killed")
+
+
+class Owner(Protocol):
+    """Decides what happens when an incarnation ends on its own (a supervisor)."""
+
+    def child_exited(self, slot: Slot, exit: Exit) -> None: ...
+
+
+async def wait_done(system: ActorSystem, fut: asyncio.Future[Any], timeout: float | None) -> bool:
+    """Wait until `fut` is done or `timeout` (system clock) passes; True if done."""
+    if fut.done():
+        return True
+    if timeout is None:
+        await asyncio.wait((fut,))
+        return True
+    waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def finish(value: bool) -> None:
+        if not waiter.done():
+            waiter.set_result(value)
+
+    def on_done(_: Any) -> None:
+        finish(True)
+
+    fut.add_done_callback(on_done)
+    timer = system.clock.call_later(timeout, finish, False)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+        fut.remove_done_callback(on_done)
+
+
+class Slot:
+    """A logical actor: stable path, ref and mailbox across incarnations."""
+
+    def __init__(
+        self,
+        system: ActorSystem,
+        path: str,
+        actor_class: type[Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        parent: Slot | None,
+        executor: Executor,
+        shutdown: float | None,
+        mailbox_capacity: int | None,
+        mailbox_overflow: str | None,
+    ) -> None:
+        from .ref import ActorRef
+
+        self.system = system
+        self.path = path
+        self.name = path.rsplit("/", 1)[-1]
+        self.actor_class = actor_class
+        self.args = args
+        self.kwargs = kwargs
+        self.parent = parent
+        self.owner: Owner | None = None
+        self.executor = executor
+        self.shutdown = shutdown
+        self.mailbox = Mailbox(
+            path,
+            actor_class.mailbox_capacity if mailbox_capacity is None else mailbox_capacity,
+            actor_class.mailbox_overflow if mailbox_overflow is None else mailbox_overflow,
+            self._dead_letter,
+        )
+        self.ref: ActorRef[Any] = ActorRef(self)
+        self.status = "starting"
+        self.restarts = 0
+        self.instance: Actor | None = None
+        self.context: ActorContext | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.children: list[Slot] = []
+        self.watchers: list[Slot] = []
+        self._done: asyncio.Future[Exit] | None = None
+        self._generation = 0
+        self._driven = False
+        self._final: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Slot {self.path} {self.status}>"
+
+    @property
+    def kind(self) -> str:
+        return "actor"
+
+    def _dead_letter(self, message: Any, reason: str) -> None:
+        self.system.dead_letter(self.path, message, reason)
+
+    async def attach(self) -> None:
+        """Bind the mailbox to the executor's loop (once, before the first start)."""
+        loop, thread_id = await self.executor.attach(self.path)
+        self.mailbox.bind(loop, thread_id)
+
+    # -- starting ----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start a new incarnation and wait for its `on_start` to finish.
+
+        Raises whatever the constructor or `on_start` raised; the failed
+        incarnation is over by then (its `on_failure` ran, `on_stop` did not).
+        """
+        self._generation += 1
+        self._driven = False
+        self.status = "starting"
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+        done = self.executor.submit(self._run(started))
+        self._done = done  # type: ignore[assignment]
+        done.add_done_callback(self._make_done_callback(self._generation))
+        try:
+            await asyncio.shield(started)
+        except asyncio.CancelledError:
+            if not started.done():
+                self.cancel_task()
+            raise
+
+    def _make_done_callback(self, generation: int) -> Any:
+        def incarnation_done(fut: asyncio.Future[Exit]) -> None:
+            if generation != self._generation or self._driven:
+                return  # a stopper is in charge, or the incarnation was abandoned
+            exit = _exit_of(fut)
+            if exit.in_start:
+                return  # the starter got the exception and decides
+            self.incarnation_ended(exit)
+
+        return incarnation_done
+
+    def incarnation_ended(self, exit: Exit) -> None:
+        """An incarnation ended on its own: the owner decides, else stop for good."""
+        if self.owner is not None:
+            self.owner.child_exited(self, exit)
+        else:
+            self.finalize(exit)
+
+    async def _run(self, started: asyncio.Future[None]) -> Exit:
+        self.task = asyncio.current_task()
+        ctx = ActorContext(self)
+        self.context = ctx
+        token = constructing.set(ctx)
+        try:
+            try:
+                instance = self.actor_class(*self.args, **self.kwargs)
+                instance._context = ctx
+                self.instance = instance
+            finally:
+                constructing.reset(token)
+            return await self._live(instance, ctx, started)
+        except asyncio.CancelledError:
+            exit = Exit("killed", in_start=not started.done())
+            _resolve_started(started, ActorStopped(f"{self.path} was killed while starting"))
+            self.system.log_event("actor.stopped", self.path, reason="killed")
+            try:
+                await self.stop_children()
+            except (Exception, asyncio.CancelledError) as exc:  # a second cancel
+                self.system.log_crash(self.path, exc, during="kill")
+            return exit
+        except Exception as exc:  # the constructor raised
+            self.system.log_crash(self.path, exc, during="init")
+            _resolve_started(started, exc)
+            return Exit("crash", exc, in_start=True)
+        finally:
+            ctx.cancel_all()
+            self.task = None
+
+    async def _live(self, instance: Actor, ctx: ActorContext, started: Any) -> Exit:
+        try:
+            await instance.on_start()
+        except Exception as exc:
+            self.system.log_crash(self.path, exc, during="on_start")
+            await self._call_hook(instance.on_failure, exc)
+            await self.stop_children()
+            _resolve_started(started, exc)
+            return Exit("crash", exc, in_start=True)
+        self.status = "running"
+        self.system.log_event("actor.started", self.path)
+        _resolve_started(started, None)
+        exit = await self._serve(instance)
+        if exit.kind == "crash":
+            assert exit.exc is not None
+            self.system.log_crash(self.path, exit.exc, during="handler")
+            await self._call_hook(instance.on_failure, exit.exc)
+        await self.stop_children()
+        try:
+            await instance.on_stop()
+        except Exception as exc:
+            self.system.log_crash(self.path, exc, during="on_stop")
+            if exit.kind == "normal":
+                exit = Exit("crash", exc)  # a failed voluntary stop is a crash, as in OTP
+        self.system.log_event("actor.stopped", self.path, reason=exit.kind)
+        return exit
+
+    async def _call_hook(self, hook: Any, exc: BaseException) -> None:
+        try:
+            await hook(exc)
+        except Exception as hook_exc:
+            self.system.log_crash(self.path, hook_exc, during="on_failure")
+
+    async def _serve(self, instance: Actor) -> Exit:
+        """The mailbox loop: the hot path. No task, log or isinstance per message."""
+        mb = self.mailbox
+        queue = mb.queue
+        system_lane = mb.system
+        popleft = queue.popleft
+        cls = type(instance)
+        dispatch = cls._dispatch
+        miss = cls.dispatch_miss
+        loop = asyncio.get_running_loop()
+        draining = False
+        while True:
+            if system_lane:
+                signal = system_lane.popleft()
+                if signal is STOP_NOW:
+                    return SHUTDOWN
+                if signal is STOP_SELF:
+                    return NORMAL
+                if signal is STOP_DRAIN:
+                    draining = True
+                continue
+            if not queue:
+                if draining:
+                    return SHUTDOWN
+                await mb.wait()
+                continue
+            message, reply = popleft()
+            if mb._putters:
+                mb._grant()
+            mtype = type(message)
+            fn, is_async = dispatch.get(mtype) or miss(mtype)
+            try:
+                result = (await fn(instance, message)) if is_async else fn(instance, message)
+            except Unhandled:
+                self._unhandled(message, reply)
+                continue
+            except Exception as exc:
+                if reply is not None:
+                    settle(reply, exc=exc)
+                return Exit("crash", exc)
+            if reply is not None:
+                if reply.get_loop() is loop:
+                    if not reply.done():
+                        reply.set_result(result)
+                else:
+                    settle(reply, result)
+
+    def _unhandled(self, message: Any, reply: asyncio.Future[Any] | None) -> None:
+        if reply is not None:
+            settle(
+                reply,
+                exc=UnhandledMessage(
+                    f"{self.path} ({self.actor_class.__qualname__}) has no handler for "
+                    f"{type(message).__qualname__}"
+                ),
+            )
+        else:
+            self._dead_letter(message, "unhandled")
+
+    # -- stopping ----------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._done is not None and not self._done.done()
+
+    def cancel_task(self) -> None:
+        done = self._done
+        if done is not None and not done.done():
+            done.cancel()
+
+    async def stop_incarnation(self, signal: str, timeout: float | None) -> Exit:
+        """End the running incarnation: signal it, then cancel, then abandon.
+
+        `timeout` is the slot's shutdown time (None: wait; 0: cancel at once).
+        Returns the exit; the owner is not told (the caller is in charge).
+        """
+        done = self._done
+        self._driven = True
+        if done is None or done.done():
+            return _exit_of(done) if done is not None else SHUTDOWN
+        if timeout != 0:
+            self.mailbox.put_system(signal)
+            if await wait_done(self.system, done, timeout):
+                return _exit_of(done)
+        self.cancel_task()
+        if await wait_done(self.system, done, self.system.kill_grace):
+            return KILLED
+        self.system.log_event(
+            "actor.abandoned", self.path, level="error", reason="ignored cancellation"
+        )
+        self.task = None
+        return KILLED
+
+    async def stop_for_good(self, drain: bool = True) -> None:
+        """Stop gracefully and never restart: drain queued messages, run `on_stop`."""
+        if self._final is not None:
+            await asyncio.shield(self._final)
+            return
+        self._final = asyncio.get_running_loop().create_future()
+        try:
+            self.mailbox.close()
+            exit = await self.stop_incarnation(
+                STOP_DRAIN if drain else STOP_NOW, self.shutdown
+            )
+            self.finalize(exit)
+        finally:
+            self._final.set_result(None)
+
+    def finalize(self, exit: Exit) -> None:
+        """The slot is stopped for good: fail what is queued, tell the watchers."""
+        if self.status == "stopped":
+            return
+        self.status = "stopped"
+        self._driven = True
+        self.mailbox.close()
+        self.mailbox.reject_all()
+        watchers, self.watchers = self.watchers, []
+        for watcher in watchers:
+            watcher.deliver(Terminated(self.ref, exit.kind))
+        self.system.slot_stopped(self)
+
+    def deliver(self, message: Any) -> None:
+        """Best-effort tell from the framework (timers, death notices)."""
+        try:
+            self.mailbox.put_nowait((message, None))
+        except Exception:
+            self._dead_letter(message, "mailbox_full")
+
+    async def stop_children(self) -> None:
+        """Stop this incarnation's spawned children, newest first."""
+        for child in reversed(list(self.children)):
+            await child.stop_for_good()
+
+
+def _resolve_started(started: asyncio.Future[None], exc: BaseException | None) -> None:
+    settle(started, exc=exc)
+
+
+def _exit_of(fut: asyncio.Future[Any]) -> Exit:
+    if fut.cancelled():
+        return KILLED
+    exc = fut.exception()
+    if exc is not None:
+        return Exit("crash", exc)
+    result: Exit = fut.result()
+    return result

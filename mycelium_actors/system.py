@@ -1,0 +1,432 @@
+"""`ActorSystem`: the registry, spawning, discovery, publish, and ordered shutdown.
+
+The registry belongs to the system: two systems in one process never see each
+other. Slots are kept in start order, which is the order `discover` returns
+and the reverse of the shutdown order. Supervision trees plug in through the
+spec objects they pass to `start` (this module never imports them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+import structlog
+
+from .actor import Actor
+from .clock import Clock
+from .errors import MailboxFull, MyceliumError, SupervisorGaveUp
+from .executor import DEFAULT_EXECUTOR
+from .messages import Terminated
+from .slot import Exit, Slot
+
+if TYPE_CHECKING:
+    from .executor import Executor
+    from .ref import ActorRef
+
+A = TypeVar("A", bound=Actor)
+
+
+@attrs.frozen
+class TreeNode:
+    """A snapshot of one slot in `system.tree()`."""
+
+    path: str
+    kind: str  # "supervisor" | "actor"
+    status: str  # "starting" | "running" | "restarting" | "stopped"
+    restarts: int
+    mailbox: int
+    thread: str | None
+    thread_id: int | None
+    cpus: list[int] | None
+    children: list[TreeNode]
+
+
+class ActorSystem:
+    """An actor runtime on the current event loop; use as `async with ActorSystem(...)`."""
+
+    def __init__(
+        self,
+        name: str = "mycelium",
+        *,
+        clock: Clock | None = None,
+        kill_grace: float = 1.0,
+        dead_letter_log_limit: int = 10,
+        dead_letter_log_interval: float = 10.0,
+    ) -> None:
+        self.name = name
+        self.clock = clock if clock is not None else Clock()
+        self.kill_grace = kill_grace
+        self.gave_up: SupervisorGaveUp | None = None
+        self._log = structlog.get_logger("mycelium_actors").bind(system=name)
+        self._slots: dict[str, Slot] = {}
+        self._top: list[Slot] = []
+        self._subscribers: dict[type, list[Slot]] = {}
+        self._names: defaultdict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
+        self._state = "new"
+        self._stopped: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_id = 0
+        self._background: set[asyncio.Task[Any]] = set()
+        self._dead_letters = 0
+        self._dl_limit = dead_letter_log_limit
+        self._dl_interval = dead_letter_log_interval
+        self._dl_logged = 0
+        self._dl_suppressed = 0
+
+    def __repr__(self) -> str:
+        return f"<ActorSystem {self.name} {self._state}>"
+
+    async def __aenter__(self) -> ActorSystem:
+        self._ensure_running()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    def _ensure_running(self) -> None:
+        if self._state == "new":
+            self._loop = asyncio.get_running_loop()
+            self._thread_id = threading.get_ident()
+            self._stopped = asyncio.Event()
+            self._state = "running"
+        elif self._state != "running":
+            raise MyceliumError(f"actor system {self.name} is {self._state}")
+
+    # -- spawning ----------------------------------------------------------
+
+    async def spawn(
+        self,
+        actor_class: type[A],
+        *args: Any,
+        name: str | None = None,
+        executor: Executor | None = None,
+        shutdown: float | None = 5.0,
+        mailbox_capacity: int | None = None,
+        mailbox_overflow: str | None = None,
+        **kwargs: Any,
+    ) -> ActorRef[A]:
+        """Start a top-level actor at `/<name>`; raises what its `on_start` raised.
+
+        Without a supervisor a crash stops it for good.
+        """
+        return await self._spawn_under(
+            None,
+            actor_class,
+            args,
+            kwargs,
+            name=name,
+            executor=executor,
+            shutdown=shutdown,
+            mailbox_capacity=mailbox_capacity,
+            mailbox_overflow=mailbox_overflow,
+        )
+
+    async def _spawn_under(
+        self,
+        parent: Slot | None,
+        actor_class: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        **options: Any,
+    ) -> ActorRef[Any]:
+        slot = self.new_slot(parent, actor_class, args, kwargs, **options)
+        try:
+            await slot.attach()
+            await slot.start()
+        except BaseException as exc:
+            slot.finalize(Exit("crash", exc if isinstance(exc, Exception) else None))
+            raise
+        return slot.ref
+
+    def new_slot(
+        self,
+        parent: Slot | None,
+        actor_class: type[Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        name: str | None = None,
+        executor: Executor | None = None,
+        shutdown: float | None = 5.0,
+        mailbox_capacity: int | None = None,
+        mailbox_overflow: str | None = None,
+        slot_class: type[Slot] = Slot,
+    ) -> Slot:
+        """Create and register a slot (not started yet). Validates every option."""
+        self._ensure_running()
+        if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
+            raise TypeError(f"expected an Actor subclass, got {actor_class!r}")
+        if shutdown is not None and (not isinstance(shutdown, int | float) or shutdown < 0):
+            raise ValueError(f"shutdown must be None or a number >= 0, not {shutdown!r}")
+        if name is None:
+            base = actor_class.__name__.lower()
+            name = f"{base}-{next(self._names[base])}"
+            while self._path(parent, name) in self._slots:
+                name = f"{base}-{next(self._names[base])}"
+        path = self._path(parent, name)
+        if path in self._slots:
+            raise MyceliumError(f"an actor named {path} already exists")
+        slot = slot_class(
+            self,
+            path,
+            actor_class,
+            args,
+            kwargs,
+            parent=parent,
+            executor=executor or actor_class.executor or DEFAULT_EXECUTOR,
+            shutdown=shutdown,
+            mailbox_capacity=mailbox_capacity,
+            mailbox_overflow=mailbox_overflow,
+        )
+        self.register(slot)
+        return slot
+
+    @staticmethod
+    def _path(parent: Slot | None, name: str) -> str:
+        if not isinstance(name, str) or not name or "/" in name or name.strip() != name:
+            raise ValueError(f"an actor name must be a non-empty string without '/': {name!r}")
+        return f"{parent.path if parent is not None else ''}/{name}"
+
+    def register(self, slot: Slot) -> None:
+        self._slots[slot.path] = slot
+        (slot.parent.children if slot.parent is not None else self._top).append(slot)
+        self._subscribers.clear()
+
+    def unregister(self, slot: Slot) -> None:
+        if self._slots.get(slot.path) is slot:
+            del self._slots[slot.path]
+        siblings = slot.parent.children if slot.parent is not None else self._top
+        if slot in siblings:
+            siblings.remove(slot)
+        self._subscribers.clear()
+
+    def slot_stopped(self, slot: Slot) -> None:
+        """A slot stopped for good. Unsupervised slots leave the registry."""
+        if slot.owner is None:
+            self.unregister(slot)
+        if slot.executor is not DEFAULT_EXECUTOR:
+            self.run_in_background(slot.executor.aclose())
+
+    def run_in_background(self, coro: Any) -> asyncio.Task[Any]:
+        """Run a framework coroutine the system keeps a reference to."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    # -- trees (implemented by the supervision layer's specs) --------------
+
+    async def start(self, spec: Any) -> ActorRef[Any]:
+        """Start a supervision tree; returns the root supervisor's ref."""
+        self._ensure_running()
+        starter = getattr(spec, "start_root", None)
+        if starter is None:
+            raise TypeError(f"system.start() takes a Supervisor spec, not {spec!r}")
+        ref: ActorRef[Any] = await starter(self)
+        return ref
+
+    def _supervisor_at(self, path: str) -> Any:
+        slot = self._slots.get(path)
+        if slot is None:
+            raise MyceliumError(f"no actor at {path}")
+        if slot.kind != "supervisor":
+            raise MyceliumError(f"{path} is not a supervisor")
+        return slot
+
+    async def start_child(self, supervisor_path: str, child: Any) -> ActorRef[Any]:
+        """Add `child` (a `Child` or `Supervisor` spec) to a running supervisor, last."""
+        ref: ActorRef[Any] = await self._supervisor_at(supervisor_path).start_child(child)
+        return ref
+
+    async def terminate_child(self, path: str) -> None:
+        """Stop a supervised child for good; its slot stays, shown as stopped."""
+        slot = self._slots.get(path)
+        if slot is None or slot.owner is None:
+            raise MyceliumError(f"no supervised child at {path}")
+        await slot.owner.terminate(slot)
+
+    async def restart_child(self, path: str) -> ActorRef[Any]:
+        """Start again a supervised child that was stopped for good."""
+        slot = self._slots.get(path)
+        if slot is None or slot.owner is None:
+            raise MyceliumError(f"no supervised child at {path}")
+        await slot.owner.restart_stopped(slot)
+        return slot.ref
+
+    async def _stop_from_outside(self, slot: Slot) -> None:
+        if slot.task is not None and slot.task is asyncio.current_task():
+            # An actor stopping itself through its ref: it cannot wait for itself.
+            self.run_in_background(self._stop_from_outside_task(slot))
+            return
+        await self._stop_from_outside_task(slot)
+
+    async def _stop_from_outside_task(self, slot: Slot) -> None:
+        if slot.owner is not None:
+            await slot.owner.terminate(slot)
+        else:
+            await slot.stop_for_good()
+
+    # -- finding actors ----------------------------------------------------
+
+    def lookup(self, path: str) -> ActorRef[Any] | None:
+        """The ref at `path` (e.g. "/root/alice"), or None."""
+        slot = self._slots.get(path)
+        return slot.ref if slot is not None else None
+
+    def discover(
+        self, actor_class: type[A] | None = None, *, handles: type | None = None
+    ) -> list[ActorRef[A]]:
+        """Live local actors of a class (subclasses too) and/or with a handler for a type."""
+        found: list[ActorRef[A]] = []
+        for slot in self._slots.values():
+            if slot.status == "stopped" or slot.kind != "actor":
+                continue
+            if actor_class is not None and not issubclass(slot.actor_class, actor_class):
+                continue
+            if handles is not None and slot.actor_class.handler_for(handles) is None:
+                continue
+            found.append(slot.ref)
+        return found
+
+    async def publish(self, message: Any) -> int:
+        """Tell `message` to every live actor with a handler for its type; never waits.
+
+        Each recipient applies its overflow policy as for `tell_nowait`; one that
+        refuses is skipped (a dead letter). Returns how many accepted.
+        """
+        mtype = type(message)
+        slots = self._subscribers.get(mtype)
+        if slots is None:
+            slots = self._subscribers[mtype] = [
+                s
+                for s in self._slots.values()
+                if s.kind == "actor" and s.actor_class.handler_for(mtype) is not None
+            ]
+        accepted = 0
+        for slot in slots:
+            if slot.status == "stopped":
+                continue
+            try:
+                if slot.mailbox.put_nowait((message, None)):
+                    accepted += 1
+            except MailboxFull:
+                self.dead_letter(slot.path, message, "mailbox_full")
+        return accepted
+
+    def watch(self, watcher: Slot, ref: ActorRef[Any]) -> None:
+        target = ref._slot
+        if target.status == "stopped":
+            watcher.deliver(Terminated(ref, "stopped"))
+        elif watcher not in target.watchers:
+            target.watchers.append(watcher)
+
+    def tree(self) -> list[TreeNode]:
+        """A snapshot of every slot, top-level ones in start order."""
+        return [_node(slot) for slot in self._top]
+
+    # -- dead letters and lifecycle logging --------------------------------
+
+    @property
+    def dead_letters(self) -> int:
+        """How many messages became dead letters (always counted, logged at a bounded rate)."""
+        return self._dead_letters
+
+    def dead_letter(self, path: str, message: Any, reason: str) -> None:
+        self._dead_letters += 1
+        if self._dl_logged < self._dl_limit:
+            self._dl_logged += 1
+            self._log.info(
+                "dead_letter", path=path, reason=reason, message_type=type(message).__qualname__
+            )
+            return
+        self._dl_suppressed += 1
+        if self._dl_suppressed == 1 and self._loop is not None and not self._loop.is_closed():
+            if threading.get_ident() == self._thread_id:
+                self._schedule_dead_letter_summary()
+            else:
+                self._loop.call_soon_threadsafe(self._schedule_dead_letter_summary)
+
+    def _schedule_dead_letter_summary(self) -> None:
+        self.clock.call_later(self._dl_interval, self._dead_letter_summary)
+
+    def _dead_letter_summary(self) -> None:
+        self._log.info(
+            "dead_letter", summary=True, suppressed=self._dl_suppressed, total=self._dead_letters
+        )
+        self._dl_logged = 0
+        self._dl_suppressed = 0
+
+    def log_event(self, event: str, path: str, level: str = "info", **fields: Any) -> None:
+        getattr(self._log, level)(event, path=path, **fields)
+
+    def log_crash(self, path: str, exc: BaseException, during: str) -> None:
+        self._log.error("actor.crashed", path=path, during=during, exc_info=exc)
+
+    # -- stopping ----------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Stop every actor in reverse start order; never raises."""
+        if self._state == "new":
+            self._state = "stopped"
+            return
+        assert self._stopped is not None
+        if self._state != "running":
+            await self._stopped.wait()
+            return
+        self._state = "stopping"
+        try:
+            while self._top:
+                slot = self._top[-1]
+                try:
+                    await slot.stop_for_good()
+                except Exception as exc:
+                    self.log_crash(slot.path, exc, during="shutdown")
+                if self._top and self._top[-1] is slot:
+                    self.unregister(slot)
+            for task in list(self._background):
+                if task is not asyncio.current_task():
+                    task.cancel()
+        finally:
+            self._state = "stopped"
+            self._stopped.set()
+
+    def root_gave_up(self, exc: SupervisorGaveUp) -> None:
+        """A root supervisor gave up: the whole system stops."""
+        if self.gave_up is None:
+            self.gave_up = exc
+        if self._state == "running":
+            self.run_in_background(self.shutdown())
+
+    async def wait_stopped(self) -> None:
+        """Return once the system has stopped (shutdown, or a root gave up)."""
+        self._ensure_started_event()
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    def _ensure_started_event(self) -> None:
+        if self._stopped is None:
+            self._stopped = asyncio.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+
+def _node(slot: Slot) -> TreeNode:
+    thread, thread_id, cpus = slot.executor.describe()
+    return TreeNode(
+        path=slot.path,
+        kind=slot.kind,
+        status=slot.status,
+        restarts=slot.restarts,
+        mailbox=slot.mailbox.depth,
+        thread=thread,
+        thread_id=thread_id,
+        cpus=cpus,
+        children=[_node(child) for child in slot.children],
+    )
