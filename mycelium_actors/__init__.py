@@ -28,6 +28,8 @@ from .errors import (
 from .executor import Executor
 from .messages import Terminated, message
 from .ref import ActorProxy, ActorRef
+from .spec import Backoff, Child, Supervisor
+from .supervisor import StartFailed
 from .system import ActorSystem, TreeNode
 
 __all__ = [
@@ -38,6 +40,8 @@ __all__ = [
     "ActorStopped",
     "ActorSystem",
     "AskTimeout",
+    "Backoff",
+    "Child",
     "Clock",
     "ContractError",
     "Executor",
@@ -46,6 +50,8 @@ __all__ = [
     "RemoteError",
     "Scheduled",
     "SerializationError",
+    "StartFailed",
+    "Supervisor",
     "SupervisorGaveUp",
     "Terminated",
     "TransportError",

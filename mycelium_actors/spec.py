@@ -1,0 +1,174 @@
+"""Supervision tree specs: `Child`, `Supervisor`, `Backoff` (frozen, validated when built)."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .actor import OVERFLOW_POLICIES, Actor
+
+if TYPE_CHECKING:
+    from .executor import Executor
+    from .ref import ActorRef
+    from .system import ActorSystem
+
+STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+RESTART_TYPES = ("permanent", "transient", "temporary")
+
+
+def _check_shutdown(owner: str, shutdown: Any) -> None:
+    if shutdown is not None and (
+        isinstance(shutdown, bool) or not isinstance(shutdown, int | float) or shutdown < 0
+    ):
+        raise ValueError(f"{owner}: shutdown must be None or a number >= 0, not {shutdown!r}")
+
+
+def _check_restart(owner: str, restart: Any) -> None:
+    if restart not in RESTART_TYPES:
+        raise ValueError(f"{owner}: restart must be one of {RESTART_TYPES}, not {restart!r}")
+
+
+@attrs.frozen
+class Backoff:
+    """Delay restarts: `min(max, min*2**n) * (1 + U(0,1)*jitter)`.
+
+    `n` counts restarts of the slot since the last reset; it goes back to 0
+    once a restarted instance ran `reset_after` seconds (default `(min+max)/2`)
+    without crashing.
+    """
+
+    min: float = 0.1
+    max: float = 10.0
+    jitter: float = 0.2
+    reset_after: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 < self.min <= self.max:
+            raise ValueError(f"Backoff: need 0 < min <= max, got min={self.min} max={self.max}")
+        if self.jitter < 0:
+            raise ValueError(f"Backoff: jitter must be >= 0, not {self.jitter}")
+        if self.reset_after is not None and self.reset_after < 0:
+            raise ValueError(f"Backoff: reset_after must be >= 0, not {self.reset_after}")
+
+    @property
+    def reset_seconds(self) -> float:
+        return (self.min + self.max) / 2 if self.reset_after is None else self.reset_after
+
+    def delay(self, n: int) -> float:
+        """The delay before restart number `n` (0-based) since the last reset."""
+        base = min(self.max, self.min * 2 ** min(n, 64))
+        return base * (1 + random.random() * self.jitter)
+
+
+@attrs.frozen(init=False)
+class Child:
+    """One supervised actor: `Child(cls, *args, name=, restart=, shutdown=, ...)`."""
+
+    actor_class: type[Actor]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    name: str
+    restart: str
+    shutdown: float | None
+    executor: Executor | None
+    mailbox_capacity: int | None
+    mailbox_overflow: str | None
+
+    def __init__(
+        self,
+        actor_class: type[Actor],
+        *args: Any,
+        name: str | None = None,
+        restart: str = "permanent",
+        shutdown: float | None = 5.0,
+        executor: Executor | None = None,
+        mailbox_capacity: int | None = None,
+        mailbox_overflow: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
+            raise TypeError(f"Child: expected an Actor subclass, got {actor_class!r}")
+        name = actor_class.__name__.lower() if name is None else name
+        where = f"Child {name!r}"
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"{where}: name must be a non-empty string without '/'")
+        _check_restart(where, restart)
+        _check_shutdown(where, shutdown)
+        if mailbox_overflow is not None and mailbox_overflow not in OVERFLOW_POLICIES:
+            raise ValueError(
+                f"{where}: mailbox_overflow must be one of {OVERFLOW_POLICIES}, "
+                f"not {mailbox_overflow!r}"
+            )
+        if mailbox_capacity is not None and (
+            not isinstance(mailbox_capacity, int) or mailbox_capacity < 1
+        ):
+            raise ValueError(f"{where}: mailbox_capacity must be an int >= 1")
+        self.__attrs_init__(  # type: ignore[attr-defined]
+            actor_class,
+            args,
+            kwargs,
+            name,
+            restart,
+            shutdown,
+            executor,
+            mailbox_capacity,
+            mailbox_overflow,
+        )
+
+
+@attrs.frozen(init=False)
+class Supervisor:
+    """A supervisor and its children, in start order."""
+
+    name: str
+    children: tuple[Child | Supervisor, ...]
+    strategy: str
+    max_restarts: int
+    within: float
+    backoff: Backoff | None
+    restart: str
+    shutdown: float | None
+
+    def __init__(
+        self,
+        name: str,
+        children: Any = (),
+        strategy: str = "one_for_one",
+        max_restarts: int = 3,
+        within: float = 5.0,
+        backoff: Backoff | None = None,
+        restart: str = "permanent",
+        shutdown: float | None = None,
+    ) -> None:
+        where = f"Supervisor {name!r}"
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"{where}: name must be a non-empty string without '/'")
+        children = tuple(children)
+        for child in children:
+            if not isinstance(child, Child | Supervisor):
+                raise TypeError(f"{where}: children must be Child or Supervisor, not {child!r}")
+        names = [child.name for child in children]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"{where}: duplicate child names {duplicates}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"{where}: strategy must be one of {STRATEGIES}, not {strategy!r}")
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+            raise ValueError(f"{where}: max_restarts must be an int >= 0, not {max_restarts!r}")
+        if isinstance(within, bool) or not isinstance(within, int | float) or within <= 0:
+            raise ValueError(f"{where}: within must be a number > 0, not {within!r}")
+        if backoff is not None and not isinstance(backoff, Backoff):
+            raise TypeError(f"{where}: backoff must be a Backoff, not {backoff!r}")
+        _check_restart(where, restart)
+        _check_shutdown(where, shutdown)
+        self.__attrs_init__(  # type: ignore[attr-defined]
+            name, children, strategy, max_restarts, float(within), backoff, restart, shutdown
+        )
+
+    async def start_root(self, system: ActorSystem) -> ActorRef[Any]:
+        """Start this tree at `/<name>` (what `system.start(tree)` calls)."""
+        from .supervisor import start_root
+
+        return await start_root(system, self)

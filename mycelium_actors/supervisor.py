@@ -1,0 +1,477 @@
+"""Supervisors with OTP semantics, built on slots and the system lane.
+
+A supervisor is a slot whose incarnation runs no user handlers: it starts its
+children in order, then serves *events* from its system lane one at a time
+(child exits, finished start attempts, backoff timers, API requests). Every
+decision about its children happens inside its own task, so there is no race
+between two restarts.
+
+Restarts run as *plans*: an ordered list of slots to start one after another.
+Each start runs as its own task and reports back as an event, so the
+supervisor keeps answering `start_child`, `terminate_child` and shutdown while
+a child is in a slow or failing restart loop. Stopping siblings for a group
+restart happens inline (as OTP does), each under its `shutdown` time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+from .actor import Actor
+from .errors import ActorStopped, MyceliumError, SupervisorGaveUp
+from .mailbox import settle
+from .slot import SHUTDOWN, STOP_DRAIN, STOP_NOW, Exit, Slot
+from .spec import Child, Supervisor
+from .system import ActorSystem
+
+
+class StartFailed(MyceliumError):
+    """A child failed while its tree (or `start_child`) was starting it."""
+
+    def __init__(self, path: str, cause: BaseException) -> None:
+        super().__init__(f"{path} failed to start: {type(cause).__name__}: {cause}")
+        self.path = path
+
+
+class _SupervisorActor(Actor):
+    """The instance behind a supervisor's ref: it handles no user messages."""
+
+
+class _Plan:
+    """Slots to start in order; `group` is what a one_for_all retry starts again."""
+
+    __slots__ = ("group", "started", "task", "timer", "todo")
+
+    def __init__(self, slots: list[Slot]) -> None:
+        self.todo = list(slots)
+        self.group = list(slots)
+        self.started: list[Slot] = []
+        self.task: asyncio.Task[None] | None = None
+        self.timer: Any = None
+
+
+class _Exited:
+    __slots__ = ("exit", "generation", "slot")
+
+    def __init__(self, slot: Slot, exit: Exit) -> None:
+        self.slot, self.exit, self.generation = slot, exit, slot._generation
+
+
+class _Started:
+    __slots__ = ("exc", "plan", "slot")
+
+    def __init__(self, plan: _Plan, slot: Slot, exc: BaseException | None) -> None:
+        self.plan, self.slot, self.exc = plan, slot, exc
+
+
+class _Go:
+    """A plan's backoff delay is over."""
+
+    __slots__ = ("plan",)
+
+    def __init__(self, plan: _Plan) -> None:
+        self.plan = plan
+
+
+class _Request:
+    __slots__ = ("args", "kind", "reply")
+
+    def __init__(self, kind: str, args: tuple[Any, ...], reply: asyncio.Future[Any]) -> None:
+        self.kind, self.args, self.reply = kind, args, reply
+
+
+def _spec_of(slot: Slot) -> Child | Supervisor:
+    spec: Child | Supervisor = slot.spec  # type: ignore[attr-defined]
+    return spec
+
+
+def make_child_slot(system: ActorSystem, parent: SupervisorSlot, spec: Child | Supervisor) -> Slot:
+    """Create and register the slot for `spec` below `parent` (not started)."""
+    if isinstance(spec, Supervisor):
+        slot = system.new_slot(
+            parent, _SupervisorActor, (), {}, name=spec.name, shutdown=spec.shutdown,
+            slot_class=SupervisorSlot,
+        )
+    else:
+        slot = system.new_slot(
+            parent, spec.actor_class, spec.args, spec.kwargs, name=spec.name,
+            executor=spec.executor, shutdown=spec.shutdown,
+            mailbox_capacity=spec.mailbox_capacity, mailbox_overflow=spec.mailbox_overflow,
+        )
+    slot.spec = spec  # type: ignore[attr-defined]
+    slot.owner = parent
+    slot.dynamic = False  # type: ignore[attr-defined]
+    slot.backoff_n = 0  # type: ignore[attr-defined]
+    slot.started_at = None  # type: ignore[attr-defined]
+    return slot
+
+
+async def start_root(system: ActorSystem, spec: Supervisor) -> Any:
+    slot = system.new_slot(
+        None, _SupervisorActor, (), {}, name=spec.name, shutdown=spec.shutdown,
+        slot_class=SupervisorSlot,
+    )
+    slot.spec = spec  # type: ignore[attr-defined]
+    try:
+        await slot.attach()
+        await slot.start()
+    except BaseException as exc:
+        slot.finalize(Exit("crash", exc if isinstance(exc, Exception) else None))
+        if isinstance(exc, StartFailed):
+            raise StartFailed(exc.path, exc.__cause__ or exc) from exc.__cause__
+        if isinstance(exc, Exception):
+            raise StartFailed(slot.path, exc) from exc
+        raise
+    return slot.ref
+
+
+class SupervisorSlot(Slot):
+    """The slot of a supervisor: its incarnation supervises instead of serving handlers."""
+
+    @property
+    def kind(self) -> str:
+        return "supervisor"
+
+    @property
+    def sup(self) -> Supervisor:
+        spec: Supervisor = self.spec  # type: ignore[attr-defined]
+        return spec
+
+    # -- the owner interface (called by children and the system) -----------
+
+    def child_exited(self, slot: Slot, exit: Exit) -> None:
+        self.mailbox.put_system(_Exited(slot, exit))
+
+    async def terminate(self, slot: Slot) -> None:
+        await self._request("terminate", slot)
+
+    async def restart_stopped(self, slot: Slot) -> None:
+        await self._request("restart", slot)
+
+    async def start_child(self, spec: Child | Supervisor) -> Any:
+        if not isinstance(spec, Child | Supervisor):
+            raise TypeError(f"start_child takes a Child or Supervisor spec, not {spec!r}")
+        return await self._request("start_child", spec)
+
+    async def _request(self, kind: str, *args: Any) -> Any:
+        if self.status != "running" or self.mailbox.closed:
+            if kind == "terminate":  # nobody supervises any more: stop it directly
+                await args[0].stop_for_good()
+                return None
+            raise ActorStopped(f"supervisor {self.path} is {self.status}")
+        reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.mailbox.put_system(_Request(kind, args, reply))
+        return await reply
+
+    def incarnation_ended(self, exit: Exit) -> None:
+        if self.owner is None and exit.kind == "gave_up":
+            assert isinstance(exit.exc, SupervisorGaveUp)
+            self.finalize(exit)
+            self.system.root_gave_up(exit.exc)
+        else:
+            super().incarnation_ended(exit)
+
+    # -- one incarnation -----------------------------------------------------
+
+    async def _live(self, instance: Actor, ctx: Any, started: Any) -> Exit:
+        self._plans: list[_Plan] = []
+        self._history: deque[float] = deque()
+        try:
+            await self._start_children()
+        except Exception as exc:
+            settle(started, exc=exc)
+            return Exit("crash", exc, in_start=True)
+        self.status = "running"
+        self.system.log_event("actor.started", self.path, kind="supervisor")
+        settle(started)
+        exit = await self._serve(instance)
+        self.system.log_event("actor.stopped", self.path, reason=exit.kind, kind="supervisor")
+        return exit
+
+    async def _start_children(self) -> None:
+        """Start the static children in order; on failure stop them in reverse and raise."""
+        for slot in list(self.children):
+            if slot.dynamic:  # type: ignore[attr-defined]
+                self.system.unregister(slot)  # added at run time: not recreated
+        existing = {slot.name: slot for slot in self.children}
+        started: list[Slot] = []
+        for spec in self.sup.children:
+            slot = existing.get(spec.name)
+            try:
+                if slot is None:
+                    slot = make_child_slot(self.system, self, spec)
+                    await slot.attach()
+                else:
+                    _revive(slot)
+                await slot.start()
+            except Exception as exc:
+                for done in reversed(started):
+                    await done.stop_for_good()
+                if slot is not None:
+                    slot.finalize(Exit("crash", exc))
+                if isinstance(exc, StartFailed):
+                    raise StartFailed(exc.path, exc.__cause__ or exc) from exc.__cause__
+                raise StartFailed(slot.path if slot else self.path, exc) from exc
+            slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]
+            started.append(slot)
+
+    async def _serve(self, instance: Actor) -> Exit:
+        mb = self.mailbox
+        lane = mb.system
+        while True:
+            while lane:
+                event = lane.popleft()
+                if event is STOP_DRAIN or event is STOP_NOW:
+                    await self._stop_all()
+                    return SHUTDOWN
+                exit = await self._handle(event)
+                if exit is not None:
+                    return exit
+            while mb.queue:
+                message, reply = mb.queue.popleft()
+                self._unhandled(message, reply)
+            if not lane and not mb.queue:
+                await mb.wait()
+
+    async def _handle(self, event: Any) -> Exit | None:
+        if isinstance(event, _Exited):
+            return await self._on_exit(event)
+        if isinstance(event, _Started):
+            return await self._on_started(event)
+        if isinstance(event, _Go):
+            if event.plan in self._plans:
+                self._advance(event.plan)
+            return None
+        if isinstance(event, _Request):
+            await self._on_request(event)
+        return None
+
+    # -- child exits -----------------------------------------------------------
+
+    async def _on_exit(self, event: _Exited) -> Exit | None:
+        slot = event.slot
+        if slot not in self.children or event.generation != slot._generation:
+            return None  # stale: that incarnation was already dealt with
+        if slot.status != "running":
+            return None
+        exit = event.exit
+        restart = _spec_of(slot).restart
+        if restart == "temporary" or (restart == "transient" and not exit.abnormal):
+            self._drop_or_keep(slot, exit)
+            return None
+        return await self._restart(slot)
+
+    def _drop_or_keep(self, slot: Slot, exit: Exit) -> None:
+        """A child that ended and will not be restarted: stopped for good."""
+        slot.finalize(exit)
+        if _spec_of(slot).restart == "temporary":
+            self.system.unregister(slot)
+
+    def _allow_restart(self) -> bool:
+        """Record a restart; False when it goes over the intensity (sliding window)."""
+        now = self.system.clock.now()
+        history = self._history
+        within = self.sup.within
+        while history and now - history[0] > within:
+            history.popleft()
+        history.append(now)
+        return len(history) <= self.sup.max_restarts
+
+    async def _restart(self, failed: Slot) -> Exit | None:
+        if not self._allow_restart():
+            return await self._give_up()
+        strategy = self.sup.strategy
+        if strategy == "one_for_one":
+            group = [failed]
+        else:
+            index = self.children.index(failed)
+            group = list(self.children) if strategy == "one_for_all" else self.children[index:]
+        for slot in reversed(group):
+            if slot is not failed:
+                await self._stop_for_restart(slot)
+        failed.status = "restarting"
+        plan = _Plan([s for s in group if s in self.children and s.status != "stopped"])
+        self._launch(plan, self._backoff_delay(failed))
+        return None
+
+    async def _stop_for_restart(self, slot: Slot) -> None:
+        """Stop a sibling so its group can restart; temporary ones are dropped."""
+        if slot.status == "stopped":
+            return
+        self._withdraw(slot)
+        exit = await slot.stop_incarnation(STOP_NOW, slot.shutdown)
+        if _spec_of(slot).restart == "temporary":
+            self._drop_or_keep(slot, exit)
+        else:
+            slot.status = "restarting"
+
+    def _backoff_delay(self, slot: Slot) -> float:
+        backoff = self.sup.backoff
+        if backoff is None:
+            return 0.0
+        started_at = slot.started_at  # type: ignore[attr-defined]
+        now = self.system.clock.now()
+        if started_at is not None and now - started_at >= backoff.reset_seconds:
+            slot.backoff_n = 0  # type: ignore[attr-defined]
+        delay = backoff.delay(slot.backoff_n)  # type: ignore[attr-defined]
+        slot.backoff_n += 1  # type: ignore[attr-defined]
+        return delay
+
+    # -- plans: ordered starts -------------------------------------------------
+
+    def _launch(self, plan: _Plan, delay: float) -> None:
+        self._plans.append(plan)
+        if delay > 0:
+            plan.timer = self.system.clock.call_later(
+                delay, self.mailbox.put_system, _Go(plan)
+            )
+        else:
+            self._advance(plan)
+
+    def _withdraw(self, slot: Slot) -> None:
+        """Take `slot` out of every plan, abandoning its start if one is in flight."""
+        for plan in list(self._plans):
+            if slot not in plan.todo:
+                continue
+            in_flight = plan.todo[0] is slot and plan.task is not None
+            plan.todo.remove(slot)
+            if in_flight:
+                assert plan.task is not None
+                plan.task.cancel()
+                plan.task = None
+                self._advance(plan)
+
+    def _advance(self, plan: _Plan) -> None:
+        plan.timer = None
+        while plan.todo and (plan.todo[0] not in self.children or plan.todo[0].status == "stopped"):
+            plan.todo.pop(0)
+        if not plan.todo:
+            self._plans.remove(plan)
+            return
+        slot = plan.todo[0]
+        slot.status = "restarting"
+        plan.task = asyncio.get_running_loop().create_task(self._attempt(plan, slot))
+
+    async def _attempt(self, plan: _Plan, slot: Slot) -> None:
+        exc: BaseException | None = None
+        try:
+            await slot.start()
+        except asyncio.CancelledError:
+            return  # the plan was abandoned (shutdown or give-up)
+        except Exception as error:
+            exc = error
+        self.mailbox.put_system(_Started(plan, slot, exc))
+
+    async def _on_started(self, event: _Started) -> Exit | None:
+        plan, slot = event.plan, event.slot
+        if plan not in self._plans:
+            return None
+        plan.task = None
+        if event.exc is None:
+            slot.restarts += 1
+            slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]
+            self.system.log_event("actor.restarted", slot.path, restarts=slot.restarts)
+            if plan.todo and plan.todo[0] is slot:
+                plan.todo.pop(0)
+            plan.started.append(slot)
+            self._advance(plan)
+            return None
+        slot.status = "restarting"
+        if not self._allow_restart():
+            return await self._give_up()
+        self._plans.remove(plan)
+        if self.sup.strategy == "one_for_all":
+            for done in reversed(plan.started):
+                await self._stop_for_restart(done)
+            retry = _Plan([s for s in plan.group if s in self.children])
+        else:
+            retry = _Plan(plan.todo)  # rest_for_one / one_for_one: from the failed child on
+        self._launch(retry, self._backoff_delay(slot))
+        return None
+
+    def _cancel_plans(self) -> None:
+        for plan in self._plans:
+            if plan.timer is not None:
+                plan.timer.cancel()
+            if plan.task is not None:
+                plan.task.cancel()
+        self._plans.clear()
+
+    # -- requests from outside -------------------------------------------------
+
+    async def _on_request(self, request: _Request) -> None:
+        try:
+            result = await getattr(self, f"_do_{request.kind}")(*request.args)
+        except Exception as exc:
+            settle(request.reply, exc=exc)
+        else:
+            settle(request.reply, result)
+
+    async def _do_terminate(self, slot: Slot) -> None:
+        if slot not in self.children:
+            raise MyceliumError(f"{slot.path} is not a child of {self.path}")
+        self._withdraw(slot)
+        await slot.stop_for_good()
+        if _spec_of(slot).restart == "temporary":
+            self.system.unregister(slot)
+
+    async def _do_restart(self, slot: Slot) -> None:
+        if slot not in self.children:
+            raise MyceliumError(f"{slot.path} is not a child of {self.path}")
+        if slot.status != "stopped":
+            raise MyceliumError(f"{slot.path} is {slot.status}; only a stopped child restarts")
+        _revive(slot)
+        await slot.start()
+        slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]
+
+    async def _do_start_child(self, spec: Child | Supervisor) -> Any:
+        if any(child.name == spec.name for child in self.children):
+            raise MyceliumError(f"{self.path}/{spec.name} is already started")
+        slot = make_child_slot(self.system, self, spec)
+        slot.dynamic = True  # type: ignore[attr-defined]
+        try:
+            await slot.attach()
+            await slot.start()
+        except BaseException:
+            slot.finalize(Exit("crash"))
+            self.system.unregister(slot)
+            raise
+        slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]
+        return slot.ref
+
+    # -- ending ------------------------------------------------------------------
+
+    async def _stop_all(self) -> None:
+        """Stop every child for good, newest first (shutdown of this supervisor)."""
+        self._cancel_plans()
+        for slot in reversed(list(self.children)):
+            try:
+                await slot.stop_for_good()
+            except Exception as exc:
+                self.system.log_crash(slot.path, exc, during="shutdown")
+            if _spec_of(slot).restart == "temporary":
+                self.system.unregister(slot)
+        self._fail_requests()
+
+    async def _give_up(self) -> Exit:
+        sup = self.sup
+        error = SupervisorGaveUp(self.path, sup.max_restarts, sup.within)
+        self.system.log_event("supervisor.gave_up", self.path, level="error", reason=str(error))
+        await self._stop_all()
+        return Exit("gave_up", error)
+
+    def _fail_requests(self) -> None:
+        lane = self.mailbox.system
+        for event in list(lane):
+            if isinstance(event, _Request):
+                lane.remove(event)
+                settle(event.reply, exc=ActorStopped(f"supervisor {self.path} stopped"))
+
+
+def _revive(slot: Slot) -> None:
+    """Make a stopped supervised slot startable again (same ref, same mailbox)."""
+    slot.status = "starting"
+    slot.mailbox.reopen()
+    slot._final = None
