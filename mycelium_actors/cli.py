@@ -1,0 +1,172 @@
+"""The `mycelium-actors` command line: parse, load, configure logging, exit codes.
+
+Exit codes: 0 after a signal-driven shutdown, 1 when the tree fails to start
+or its root gives up, 2 for a target that does not load, 130 on a second signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+import click
+import structlog
+
+from .errors import MyceliumError
+from .loader import LoadError, load_target
+from .render import render_live_tree, render_spec
+from .spec import Supervisor
+from .system import ActorSystem
+
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def load_tree(target: str, factory: bool, app_dir: str) -> Supervisor:
+    """Load the tree named by `target`; exits 2 with one line on any load problem."""
+    try:
+        obj = load_target(target, app_dir)
+    except LoadError as exc:
+        _fail(str(exc))
+    except Exception:
+        traceback.print_exc()
+        _fail(f"importing {target.partition(':')[0]!r} raised (traceback above)")
+    if factory:
+        if not callable(obj):
+            _fail(f"{target!r} is not callable, so --factory cannot call it")
+        try:
+            obj = obj()
+        except Exception:
+            traceback.print_exc()
+            _fail(f"the factory {target!r} raised (traceback above)")
+    if not isinstance(obj, Supervisor):
+        hint = " (use --factory for a function that builds it)" if callable(obj) else ""
+        _fail(f"{target!r} is a {type(obj).__name__}, not a Supervisor tree{hint}")
+    return obj  # type: ignore[no-any-return]
+
+
+def configure_logging(log_format: str, level: str) -> None:
+    """Structlog to stderr: console lines, or one JSON object per line."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    processors: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+    ]
+    if log_format == "json":
+        processors.append(structlog.processors.format_exc_info)
+    processors.append(renderer)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+async def run_tree(tree: Supervisor, status_every: float | None) -> int:
+    """Start `tree`, serve until a signal or a give-up; return the exit status."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+    system = ActorSystem(tree.name)
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals > 1:
+            sys.stderr.write("second signal: exiting at once\n")
+            sys.stderr.flush()
+            os._exit(130)
+        stop.set()
+
+    def show_status() -> None:
+        sys.stderr.write(render_live_tree(system.tree()) + "\n")
+        sys.stderr.flush()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    loop.add_signal_handler(signal.SIGUSR1, show_status)
+    log = structlog.get_logger("mycelium_actors.cli")
+    async with system:
+        try:
+            await system.start(tree)
+        except MyceliumError as exc:
+            click.echo(f"error: {exc}", err=True)
+            return 1
+        log.info("cli.running", tree=tree.name, pid=os.getpid())
+        ticker = None
+        if status_every:
+            ticker = loop.create_task(_tick(status_every, show_status))
+        stopped = loop.create_task(system.wait_stopped())
+        signalled = loop.create_task(stop.wait())
+        await asyncio.wait({stopped, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (ticker, stopped, signalled):
+            if task is not None:
+                task.cancel()
+        log.info("cli.stopping", reason="signal" if stop.is_set() else "stopped")
+    if system.gave_up is not None:
+        click.echo(f"error: {system.gave_up}", err=True)
+        return 1
+    return 0
+
+
+async def _tick(every: float, show: Any) -> None:
+    while True:
+        await asyncio.sleep(every)
+        show()
+
+
+@click.group()
+@click.version_option(package_name="mycelium-actors")
+def main() -> None:
+    """Run and inspect mycelium-actors supervision trees."""
+
+
+_target = click.argument("target")
+_factory = click.option("--factory", is_flag=True, help="TARGET is a function that builds the tree.")
+_app_dir = click.option(
+    "--app-dir", default=".", show_default=True, help="Folder added to the import path."
+)
+
+
+@main.command()
+@_target
+@_factory
+@_app_dir
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info")
+@click.option("--status-every", type=float, default=None, help="Print the live tree every N s.")
+def run(
+    target: str,
+    factory: bool,
+    app_dir: str,
+    log_format: str,
+    log_level: str,
+    status_every: float | None,
+) -> None:
+    """Start the tree TARGET (module:attr) and run it until SIGINT or SIGTERM."""
+    tree = load_tree(target, factory, app_dir)
+    configure_logging(log_format, log_level)
+    raise SystemExit(asyncio.run(run_tree(tree, status_every)))
+
+
+@main.command()
+@_target
+@_factory
+@_app_dir
+def tree(target: str, factory: bool, app_dir: str) -> None:
+    """Print the declared tree TARGET without starting it."""
+    click.echo(render_spec(load_tree(target, factory, app_dir)))

@@ -1,0 +1,1 @@
+"""Ready-to-run supervision trees: `mycelium-actors run supervisors.<module>:tree`."""
