@@ -25,7 +25,7 @@ from .errors import (
     TransportError,
     UnhandledMessage,
 )
-from .executor import Executor
+from .executor import Executor, PinnedThread
 from .messages import Terminated, message
 from .ref import ActorProxy, ActorRef
 from .spec import Backoff, Child, Supervisor
@@ -47,6 +47,7 @@ __all__ = [
     "Executor",
     "MailboxFull",
     "MyceliumError",
+    "PinnedThread",
     "RemoteError",
     "Scheduled",
     "SerializationError",

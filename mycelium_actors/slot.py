@@ -24,7 +24,7 @@ from .mailbox import Mailbox, settle
 from .messages import Terminated
 
 if TYPE_CHECKING:
-    from .executor import Executor
+    from .executor import Executor, Runner
     from .ref import ActorRef
     from .system import ActorSystem
 
@@ -116,6 +116,7 @@ class Slot:
         self.parent = parent
         self.owner: Owner | None = None
         self.executor = executor
+        self.runner: Runner | None = None
         self.shutdown = shutdown
         self.mailbox = Mailbox(
             path,
@@ -147,9 +148,10 @@ class Slot:
         self.system.dead_letter(self.path, message, reason)
 
     async def attach(self) -> None:
-        """Bind the mailbox to the executor's loop (once, before the first start)."""
-        loop, thread_id = await self.executor.attach(self.path)
-        self.mailbox.bind(loop, thread_id)
+        """Get a runner from the executor and bind the mailbox to its loop."""
+        runner = await self.executor.attach(self.path)
+        self.runner = runner
+        self.mailbox.bind(runner.loop, runner.thread_id)
 
     # -- starting ----------------------------------------------------------
 
@@ -159,12 +161,15 @@ class Slot:
         Raises whatever the constructor or `on_start` raised; the failed
         incarnation is over by then (its `on_failure` ran, `on_stop` did not).
         """
+        if self.runner is None:
+            await self.attach()
+        assert self.runner is not None
         self._generation += 1
         self._driven = False
         self.status = "starting"
         loop = asyncio.get_running_loop()
         started: asyncio.Future[None] = loop.create_future()
-        done = self.executor.submit(self._run(started))
+        done = self.runner.submit(self._run(started))
         self._done = done  # type: ignore[assignment]
         done.add_done_callback(self._make_done_callback(self._generation))
         try:
@@ -321,6 +326,18 @@ class Slot:
         return self._done is not None and not self._done.done()
 
     def cancel_task(self) -> None:
+        """Cancel the running incarnation, on whichever loop it runs."""
+        task = self.task
+        if task is not None:
+            loop = task.get_loop()
+            if loop is asyncio.get_running_loop():
+                task.cancel()
+            else:
+                try:
+                    loop.call_soon_threadsafe(task.cancel)
+                except RuntimeError:
+                    pass  # its loop is closed: nothing left to cancel
+            return
         done = self._done
         if done is not None and not done.done():
             done.cancel()

@@ -115,7 +115,6 @@ async def start_root(system: ActorSystem, spec: Supervisor) -> Any:
     )
     slot.spec = spec  # type: ignore[attr-defined]
     try:
-        await slot.attach()
         await slot.start()
     except BaseException as exc:
         slot.finalize(Exit("crash", exc if isinstance(exc, Exception) else None))
@@ -202,7 +201,6 @@ class SupervisorSlot(Slot):
             try:
                 if slot is None:
                     slot = make_child_slot(self.system, self, spec)
-                    await slot.attach()
                 else:
                     _revive(slot)
                 await slot.start()
@@ -432,7 +430,6 @@ class SupervisorSlot(Slot):
         slot = make_child_slot(self.system, self, spec)
         slot.dynamic = True  # type: ignore[attr-defined]
         try:
-            await slot.attach()
             await slot.start()
         except BaseException:
             slot.finalize(Exit("crash"))

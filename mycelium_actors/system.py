@@ -136,7 +136,6 @@ class ActorSystem:
     ) -> ActorRef[Any]:
         slot = self.new_slot(parent, actor_class, args, kwargs, **options)
         try:
-            await slot.attach()
             await slot.start()
         except BaseException as exc:
             slot.finalize(Exit("crash", exc if isinstance(exc, Exception) else None))
@@ -209,8 +208,9 @@ class ActorSystem:
         """A slot stopped for good. Unsupervised slots leave the registry."""
         if slot.owner is None:
             self.unregister(slot)
-        if slot.executor is not DEFAULT_EXECUTOR:
-            self.run_in_background(slot.executor.aclose())
+        runner, slot.runner = slot.runner, None
+        if runner is not None and slot.executor is not DEFAULT_EXECUTOR:
+            self.run_in_background(runner.aclose()).set_name("close")
 
     def run_in_background(self, coro: Any) -> asyncio.Task[Any]:
         """Run a framework coroutine the system keeps a reference to."""
@@ -388,8 +388,12 @@ class ActorSystem:
                     self.log_crash(slot.path, exc, during="shutdown")
                 if self._top and self._top[-1] is slot:
                     self.unregister(slot)
+            me = asyncio.current_task()
+            closing = [t for t in self._background if t is not me and t.get_name() == "close"]
+            if closing:  # let executor threads finish (each bounded by its own join timeout)
+                await asyncio.wait(closing, timeout=5.0)
             for task in list(self._background):
-                if task is not asyncio.current_task():
+                if task is not me:
                     task.cancel()
         finally:
             self._state = "stopped"
@@ -418,7 +422,8 @@ class ActorSystem:
 
 
 def _node(slot: Slot) -> TreeNode:
-    thread, thread_id, cpus = slot.executor.describe()
+    runner = slot.runner
+    thread, thread_id, cpus = runner.describe() if runner is not None else (None, None, None)
     return TreeNode(
         path=slot.path,
         kind=slot.kind,
