@@ -24,15 +24,10 @@ _current_task = asyncio.current_task
 _get_running_loop = asyncio.get_running_loop
 
 
-def _expire(fut: asyncio.Future[Any], path: str, timeout: float) -> None:
-    if not fut.done():
-        fut.set_exception(AskTimeout(f"ask to {path} got no reply within {timeout}s"))
-
-
 class ActorRef(Generic[A]):
     """A handle on a local actor; built by the system, never by users."""
 
-    __slots__ = ("__weakref__", "_clock", "_mailbox", "_slot", "name", "path")
+    __slots__ = ("__weakref__", "_clock", "_mailbox", "_slot", "_what", "name", "path")
 
     def __init__(self, slot: Slot) -> None:
         self._slot = slot
@@ -40,6 +35,7 @@ class ActorRef(Generic[A]):
         self._clock = slot.system.clock
         self.path: str = slot.path
         self.name: str = slot.name
+        self._what = f"ask to {slot.path}"
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.path} {self._slot.status}>"
@@ -101,13 +97,9 @@ class ActorRef(Generic[A]):
             await mb.put(item, clock, timeout)
             if timeout is not None:
                 timeout = max(0.0, timeout - (clock.now() - started))
-        if timeout is None:
-            return await fut
-        timer = self._clock.call_later(timeout, _expire, fut, self.path, timeout)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
+        if timeout is not None:
+            self._clock.expire(fut, timeout, self._what)
+        return await fut
 
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
         """`ask` from a plain thread that runs no event loop (pykka's `ask().get()`)."""

@@ -14,6 +14,7 @@ import structlog.testing
 
 from .actor import Actor
 from .clock import Clock
+from .errors import AskTimeout
 from .system import ActorSystem
 
 M = TypeVar("M")
@@ -40,6 +41,7 @@ class FakeClock(Clock):
     """
 
     def __init__(self, start: float = 0.0) -> None:
+        super().__init__()
         self._now = start
         self._timers: list[tuple[float, int, _FakeTimer]] = []
         self._seq = itertools.count()
@@ -51,6 +53,13 @@ class FakeClock(Clock):
         timer = _FakeTimer(self._now + max(0.0, delay), callback, args)
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         return timer
+
+    def expire(self, fut: asyncio.Future[Any], timeout: float, what: str) -> None:
+        def fail() -> None:
+            if not fut.done():
+                fut.set_exception(AskTimeout(f"{what} got no reply within {timeout}s"))
+
+        self.call_later(timeout, fail)
 
     async def sleep(self, delay: float) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
