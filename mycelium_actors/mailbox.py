@@ -169,6 +169,9 @@ class Mailbox:
             timer = clock.call_later(timeout, _expire_grant, grant, self.path, timeout)
         try:
             await grant
+        except ActorStopped:
+            self._reject(item, "stopped")  # closed while waiting: a dead letter, not an error
+            return False
         except BaseException:
             if grant.done() and not grant.cancelled() and grant.exception() is None:
                 self._granted -= 1  # we were granted space but won't use it

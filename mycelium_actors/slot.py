@@ -166,9 +166,11 @@ class Slot:
         assert self.runner is not None
         self._generation += 1
         self._driven = False
-        self.status = "starting"
+        if self.status != "restarting":
+            self.status = "starting"
         loop = asyncio.get_running_loop()
         started: asyncio.Future[None] = loop.create_future()
+        started.add_done_callback(_mark_retrieved)
         done = self.runner.submit(self._run(started))
         self._done = done  # type: ignore[assignment]
         done.add_done_callback(self._make_done_callback(self._generation))
@@ -300,6 +302,10 @@ class Slot:
                 if reply is not None:
                     settle(reply, exc=exc)
                 return Exit("crash", exc)
+            except asyncio.CancelledError:
+                if reply is not None:  # killed mid-message: the asker must not hang
+                    settle(reply, exc=ActorStopped(f"{self.path} was killed while handling it"))
+                raise
             if reply is not None:
                 if reply.get_loop() is loop:
                     if not reply.done():
@@ -404,6 +410,12 @@ class Slot:
         """Stop this incarnation's spawned children, newest first."""
         for child in reversed(list(self.children)):
             await child.stop_for_good()
+
+
+def _mark_retrieved(fut: asyncio.Future[Any]) -> None:
+    # The starter may have been cancelled and never read the outcome: not an error.
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _resolve_started(started: asyncio.Future[None], exc: BaseException | None) -> None:

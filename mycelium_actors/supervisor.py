@@ -313,6 +313,7 @@ class SupervisorSlot(Slot):
         now = self.system.clock.now()
         if started_at is not None and now - started_at >= backoff.reset_seconds:
             slot.backoff_n = 0  # type: ignore[attr-defined]
+        slot.started_at = None  # type: ignore[attr-defined]  # set again on a good start
         delay = backoff.delay(slot.backoff_n)  # type: ignore[attr-defined]
         slot.backoff_n += 1  # type: ignore[attr-defined]
         return delay
@@ -440,12 +441,16 @@ class SupervisorSlot(Slot):
 
     # -- ending ------------------------------------------------------------------
 
-    async def _stop_all(self) -> None:
-        """Stop every child for good, newest first (shutdown of this supervisor)."""
+    async def _stop_all(self, drain: bool = True) -> None:
+        """Stop every child for good, newest first (shutdown of this supervisor).
+
+        A graceful shutdown drains queued messages; a give-up does not, so the
+        asks still queued in the subtree fail with ActorStopped at once.
+        """
         self._cancel_plans()
         for slot in reversed(list(self.children)):
             try:
-                await slot.stop_for_good()
+                await slot.stop_for_good(drain=drain)
             except Exception as exc:
                 self.system.log_crash(slot.path, exc, during="shutdown")
             if _spec_of(slot).restart == "temporary":
@@ -456,7 +461,7 @@ class SupervisorSlot(Slot):
         sup = self.sup
         error = SupervisorGaveUp(self.path, sup.max_restarts, sup.within)
         self.system.log_event("supervisor.gave_up", self.path, level="error", reason=str(error))
-        await self._stop_all()
+        await self._stop_all(drain=False)
         return Exit("gave_up", error)
 
     def _fail_requests(self) -> None:

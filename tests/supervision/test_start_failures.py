@@ -1,0 +1,93 @@
+"""supervision.md section 2, cases 20, 23, 26: failures at start and in restarts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mycelium_actors import MyceliumError
+from mycelium_actors.testing import events_named, eventually
+
+from .helpers import Stopwatch, node, start, status, wait_lines
+from .workers import Crash, Ping
+
+
+@pytest.mark.parametrize("max_restarts", [3, 0])
+async def test_failure_during_tree_start_stops_started_children(
+    events, system, journal, w, sup, max_restarts
+):
+    """Case 20 [faulty_application_shutdown]: [a, bad, c], bad's on_start raises: start
+    raises naming /root/bad with __cause__ the original; start:a, stop:a; c never starts;
+    no actor.restarted, even with max_restarts=0."""
+    tree = sup(w("a"), w("bad", fail_start="always"), w("c"), max_restarts=max_restarts)
+    with pytest.raises(MyceliumError) as info:
+        await system.start(tree)
+
+    assert "/root/bad" in str(info.value)
+    assert journal.errors and info.value.__cause__ is journal.errors[0]
+    assert [line for line in journal.lifecycle() if not line.endswith(":bad")] == [
+        "start:a",
+        "stop:a",
+    ]
+    assert journal.count("start:bad") == 1
+    assert journal.count("start:c") == 0
+    assert events_named(events, "actor.restarted") == []
+    assert system.lookup("/root/a") is None or not system.lookup("/root/a").is_alive
+
+
+async def test_start_child_failures_leave_the_tree_unchanged(system, journal, w, sup):
+    """Case 23 [sup_start_child_returns_error / child_adm]: a start_child whose on_start
+    raises gives the caller the exception and leaves tree() unchanged; a start_child with a
+    running child's name raises "already started" and leaves that child untouched."""
+    refs = await start(system, sup(w("a")))
+    before = system.tree()
+
+    with pytest.raises(Exception) as info:
+        await system.start_child("/root", w("bad", fail_start="always"))
+    original = journal.errors[0]
+    assert info.value is original or info.value.__cause__ is original
+    assert system.tree() == before
+    assert system.lookup("/root/bad") is None
+
+    mark = journal.mark()
+    with pytest.raises(MyceliumError, match=r"(?i)already started"):
+        await system.start_child("/root", w("a"))
+    assert journal.since(mark) == []
+    assert system.lookup("/root/a") is refs["a"]
+    assert await refs["a"].ask(Ping()) == ("pong", "a")
+    assert system.tree() == before
+
+
+async def test_hanging_restart_loop_keeps_the_supervisor_responsive(system, journal, w, sup):
+    """Case 26 [hanging_restart_loop]: max_restarts=8, within=10; after a crash a's on_start
+    sleeps 0.2 s then raises, every time: tree() shows a restarting, lookup / tree() /
+    start_child answer within 50 ms (asserted with a 5x margin), exit within 1 s."""
+    refs = await start(
+        system,
+        sup(w("a", fail_start="restarts", start_delay=0.2), max_restarts=8, within=10),
+    )
+    await refs["a"].tell(Crash())
+    await wait_lines(journal, "startfail:a", 1)  # the loop is going
+    await wait_lines(journal, "start:a", 3)  # ... and another attempt is in its sleep
+
+    seen = set()
+    for i in range(3):
+        with Stopwatch() as sw:
+            assert system.lookup("/root/a") is refs["a"]
+            seen.add(status(system, "/root/a"))
+            extra = await system.start_child("/root", w(f"d{i}"))
+        assert sw.elapsed < 0.25, f"the supervisor took {sw.elapsed:.3f}s to answer"
+        assert await extra.ask(Ping()) == ("pong", f"d{i}")
+        await asyncio.sleep(0.07)  # sample at different points of the 0.2 s attempt
+    assert journal.count("startfail:a") < 8, "the loop ended before the checks"
+
+    with Stopwatch() as sw:
+        await asyncio.wait_for(system.shutdown(), 5)
+    assert sw.elapsed < 1.0
+    n = journal.count("start:a")
+    await asyncio.sleep(0.3)  # a pending attempt would show up here
+    assert journal.count("start:a") == n
+    assert node(system, "/root") is None
+    await eventually(lambda: not system.running)
+    assert seen == {"restarting"}, f"tree() showed {seen} during the restart loop"
