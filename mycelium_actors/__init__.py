@@ -25,7 +25,7 @@ from .errors import (
     TransportError,
     UnhandledMessage,
 )
-from .executor import Executor, PinnedThread
+from .executor import Executor, PinnedThread, Runner
 from .messages import Terminated, message
 from .ref import ActorProxy, ActorRef
 from .spec import Backoff, Child, Supervisor
@@ -49,6 +49,7 @@ __all__ = [
     "MyceliumError",
     "PinnedThread",
     "RemoteError",
+    "Runner",
     "Scheduled",
     "SerializationError",
     "StartFailed",

@@ -87,9 +87,11 @@ async def run_tree(tree: Supervisor, status_every: float | None) -> int:
         nonlocal signals
         signals += 1
         if signals > 1:
-            sys.stderr.write("second signal: exiting at once\n")
-            sys.stderr.flush()
-            os._exit(130)
+            _exit_now()
+        # A second signal must act even if shutdown blocks the loop in sync code:
+        # a plain handler runs in the main thread between bytecodes.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: _exit_now())
         stop.set()
 
     def show_status() -> None:
@@ -101,9 +103,18 @@ async def run_tree(tree: Supervisor, status_every: float | None) -> int:
     loop.add_signal_handler(signal.SIGUSR1, show_status)
     log = structlog.get_logger("mycelium_actors.cli")
     async with system:
-        try:
-            await system.start(tree)
-        except MyceliumError as exc:
+        starting = loop.create_task(system.start(tree))
+        signalled = loop.create_task(stop.wait())
+        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # a signal while on_start hangs: abandon the start
+            starting.cancel()
+            await asyncio.wait({starting})
+            return 0
+        signalled.cancel()
+        if starting.exception() is not None:
+            exc = starting.exception()
+            if not isinstance(exc, MyceliumError):
+                raise exc  # type: ignore[misc]
             click.echo(f"error: {exc}", err=True)
             return 1
         log.info("cli.running", tree=tree.name, pid=os.getpid())
@@ -123,6 +134,12 @@ async def run_tree(tree: Supervisor, status_every: float | None) -> int:
     return 0
 
 
+def _exit_now() -> None:
+    sys.stderr.write("second signal: exiting at once\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
 async def _tick(every: float, show: Any) -> None:
     while True:
         await asyncio.sleep(every)
@@ -136,7 +153,9 @@ def main() -> None:
 
 
 _target = click.argument("target")
-_factory = click.option("--factory", is_flag=True, help="TARGET is a function that builds the tree.")
+_factory = click.option(
+    "--factory", is_flag=True, help="TARGET is a function that builds the tree."
+)
 _app_dir = click.option(
     "--app-dir", default=".", show_default=True, help="Folder added to the import path."
 )

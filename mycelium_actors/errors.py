@@ -1,15 +1,15 @@
 """Every error the framework raises.
 
-    MyceliumError
-    ├── AskTimeout (also TimeoutError)     an ask got no reply in time
-    ├── ActorStopped                       the target is stopped, or stopped for good while asked
-    ├── MailboxFull                        the mailbox refused or dropped the message
-    ├── UnhandledMessage                   no handler and no on_receive for an asked message
-    ├── SerializationError                 a message cannot cross a process boundary
-    ├── TransportError                     a connection to another node failed
-    ├── RemoteError                        an exception raised on another node
-    ├── SupervisorGaveUp                   a supervisor went over its restart intensity
-    └── ContractError                      a message contract is malformed or clashes
+MyceliumError
+├── AskTimeout (also TimeoutError)     an ask got no reply in time
+├── ActorStopped                       the target is stopped, or stopped for good while asked
+├── MailboxFull                        the mailbox refused or dropped the message
+├── UnhandledMessage                   no handler and no on_receive for an asked message
+├── SerializationError                 a message cannot cross a process boundary
+├── TransportError                     a connection to another node failed
+├── RemoteError                        an exception raised on another node
+├── SupervisorGaveUp                   a supervisor went over its restart intensity
+└── ContractError                      a message contract is malformed or clashes
 """
 
 from __future__ import annotations

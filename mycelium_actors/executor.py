@@ -34,7 +34,7 @@ class Runner(abc.ABC):
         """(thread name, native thread id, cpus) for `system.tree()`."""
         return None, None, None
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """The actor stopped for good: release the thread, if any."""
 
 
@@ -190,7 +190,9 @@ class PinnedThread(Executor):
         if cpus is not None:
             cpus = list(cpus)
             if not cpus or not all(isinstance(c, int) and not isinstance(c, bool) for c in cpus):
-                raise ValueError(f"PinnedThread: cpus must be a non-empty list of ints, not {cpus!r}")
+                raise ValueError(
+                    f"PinnedThread: cpus must be a non-empty list of ints, not {cpus!r}"
+                )
         self.cpus: list[int] | None = cpus
         self.shared = shared
         self._pool: _ThreadRunner | None = None

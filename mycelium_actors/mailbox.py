@@ -65,8 +65,8 @@ class Mailbox:
         "_loop",
         "_putters",
         "_tid",
-        "_wake_pending",
         "_waiter",
+        "_wake_pending",
         "capacity",
         "closed",
         "dead_letter",
@@ -77,9 +77,7 @@ class Mailbox:
         "system",
     )
 
-    def __init__(
-        self, path: str, capacity: int, policy: str, dead_letter: DeadLetterSink
-    ) -> None:
+    def __init__(self, path: str, capacity: int, policy: str, dead_letter: DeadLetterSink) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise ValueError(f"{path}: mailbox_capacity must be an int >= 1, not {capacity!r}")
         if policy not in (BLOCK, DROP_NEW, DROP_OLD, FAIL):
@@ -156,8 +154,10 @@ class Mailbox:
         """
         if threading.get_ident() != self._tid:
             return await self._put_from_foreign_thread(item, clock, timeout)
-        if self.policy is not BLOCK or self.closed or (
-            len(self.queue) + self._granted < self.capacity and not self._putters
+        if (
+            self.policy is not BLOCK
+            or self.closed
+            or (len(self.queue) + self._granted < self.capacity and not self._putters)
         ):
             return self._put_local(item, foreign=False)
         loop = self._loop
@@ -194,8 +194,10 @@ class Mailbox:
         loop = self._loop
         assert loop is not None
         with self._lock:
-            if self.policy is not BLOCK or self.closed or (
-                len(self.queue) + self._granted < self.capacity
+            if (
+                self.policy is not BLOCK
+                or self.closed
+                or (len(self.queue) + self._granted < self.capacity)
             ):
                 return self._put_local(item, foreign=True)
         try:

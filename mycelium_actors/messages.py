@@ -24,7 +24,7 @@ def _is_frozen(cls: type) -> bool:
     return getattr(cls.__setattr__, "__name__", "") == "_frozen_setattrs"
 
 
-def message(*, id: int) -> Callable[[T], T]:  # noqa: A002 - the API's keyword
+def message(*, id: int) -> Callable[[T], T]:
     """Register a frozen attrs class as a contract type with wire id `id`.
 
     Raises `ContractError` for a class that is not a frozen attrs class, a

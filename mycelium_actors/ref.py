@@ -108,9 +108,10 @@ class ActorRef(Generic[A]):
             running = _get_running_loop()
         except RuntimeError:
             running = None
-        if running is not None:
+        if running is not None and running is loop:
             raise MyceliumError(
-                "ask_blocking() called from a thread running an event loop; use await ref.ask()"
+                f"ask_blocking() on the loop that runs {self.path} would deadlock; "
+                "use await ref.ask()"
             )
         if loop is None or loop.is_closed() or not loop.is_running():
             raise ActorStopped(f"{self.path}: its event loop is not running")

@@ -39,7 +39,9 @@ def _spec_label(spec: Child | Supervisor) -> str:
             f"{spec.name}  supervisor {spec.strategy}  "
             f"max_restarts={spec.max_restarts} within={spec.within:g}s  restart={spec.restart}"
         )
-        return text + (f"  backoff={spec.backoff.min:g}..{spec.backoff.max:g}s" if spec.backoff else "")
+        return text + (
+            f"  backoff={spec.backoff.min:g}..{spec.backoff.max:g}s" if spec.backoff else ""
+        )
     shutdown = "infinity" if spec.shutdown is None else f"{spec.shutdown:g}s"
     return (
         f"{spec.name}  {spec.actor_class.__qualname__}  {spec.restart}  shutdown={shutdown}"

@@ -215,11 +215,11 @@ class Slot:
         except asyncio.CancelledError:
             exit = Exit("killed", in_start=not started.done())
             _resolve_started(started, ActorStopped(f"{self.path} was killed while starting"))
-            self.system.log_event("actor.stopped", self.path, reason="killed")
             try:
                 await self.stop_children()
             except (Exception, asyncio.CancelledError) as exc:  # a second cancel
                 self.system.log_crash(self.path, exc, during="kill")
+            self.system.log_event("actor.stopped", self.path, reason="killed")
             return exit
         except Exception as exc:  # the constructor raised
             self.system.log_crash(self.path, exc, during="init")
@@ -238,6 +238,8 @@ class Slot:
             await self.stop_children()
             _resolve_started(started, exc)
             return Exit("crash", exc, in_start=True)
+        if self.status == "restarting":
+            self.restarts += 1  # before any message, so tree() never lags behind
         self.status = "running"
         self.system.log_event("actor.started", self.path)
         _resolve_started(started, None)
@@ -379,12 +381,16 @@ class Slot:
         self._final = asyncio.get_running_loop().create_future()
         try:
             self.mailbox.close()
-            exit = await self.stop_incarnation(
-                STOP_DRAIN if drain else STOP_NOW, self.shutdown
-            )
+            exit = await self.stop_incarnation(STOP_DRAIN if drain else STOP_NOW, self.shutdown)
             self.finalize(exit)
         finally:
             self._final.set_result(None)
+
+    async def abort_start(self, exc: BaseException) -> None:
+        """A start failed or was cancelled: let the incarnation finish its cleanup
+        (bounded by the shutdown time), then stop the slot for good."""
+        await self.stop_incarnation(STOP_NOW, self.shutdown)
+        self.finalize(Exit("crash", exc if isinstance(exc, Exception) else None))
 
     def finalize(self, exit: Exit) -> None:
         """The slot is stopped for good: fail what is queued, tell the watchers."""

@@ -91,14 +91,25 @@ def make_child_slot(system: ActorSystem, parent: SupervisorSlot, spec: Child | S
     """Create and register the slot for `spec` below `parent` (not started)."""
     if isinstance(spec, Supervisor):
         slot = system.new_slot(
-            parent, _SupervisorActor, (), {}, name=spec.name, shutdown=spec.shutdown,
+            parent,
+            _SupervisorActor,
+            (),
+            {},
+            name=spec.name,
+            shutdown=spec.shutdown,
             slot_class=SupervisorSlot,
         )
     else:
         slot = system.new_slot(
-            parent, spec.actor_class, spec.args, spec.kwargs, name=spec.name,
-            executor=spec.executor, shutdown=spec.shutdown,
-            mailbox_capacity=spec.mailbox_capacity, mailbox_overflow=spec.mailbox_overflow,
+            parent,
+            spec.actor_class,
+            spec.args,
+            spec.kwargs,
+            name=spec.name,
+            executor=spec.executor,
+            shutdown=spec.shutdown,
+            mailbox_capacity=spec.mailbox_capacity,
+            mailbox_overflow=spec.mailbox_overflow,
         )
     slot.spec = spec  # type: ignore[attr-defined]
     slot.owner = parent
@@ -110,14 +121,19 @@ def make_child_slot(system: ActorSystem, parent: SupervisorSlot, spec: Child | S
 
 async def start_root(system: ActorSystem, spec: Supervisor) -> Any:
     slot = system.new_slot(
-        None, _SupervisorActor, (), {}, name=spec.name, shutdown=spec.shutdown,
+        None,
+        _SupervisorActor,
+        (),
+        {},
+        name=spec.name,
+        shutdown=spec.shutdown,
         slot_class=SupervisorSlot,
     )
     slot.spec = spec  # type: ignore[attr-defined]
     try:
         await slot.start()
     except BaseException as exc:
-        slot.finalize(Exit("crash", exc if isinstance(exc, Exception) else None))
+        await slot.abort_start(exc)
         if isinstance(exc, StartFailed):
             raise StartFailed(exc.path, exc.__cause__ or exc) from exc.__cause__
         if isinstance(exc, Exception):
@@ -182,6 +198,8 @@ class SupervisorSlot(Slot):
         except Exception as exc:
             settle(started, exc=exc)
             return Exit("crash", exc, in_start=True)
+        if self.status == "restarting":
+            self.restarts += 1
         self.status = "running"
         self.system.log_event("actor.started", self.path, kind="supervisor")
         settle(started)
@@ -323,9 +341,7 @@ class SupervisorSlot(Slot):
     def _launch(self, plan: _Plan, delay: float) -> None:
         self._plans.append(plan)
         if delay > 0:
-            plan.timer = self.system.clock.call_later(
-                delay, self.mailbox.put_system, _Go(plan)
-            )
+            plan.timer = self.system.clock.call_later(delay, self.mailbox.put_system, _Go(plan))
         else:
             self._advance(plan)
 
@@ -369,7 +385,6 @@ class SupervisorSlot(Slot):
             return None
         plan.task = None
         if event.exc is None:
-            slot.restarts += 1
             slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]
             self.system.log_event("actor.restarted", slot.path, restarts=slot.restarts)
             if plan.todo and plan.todo[0] is slot:
@@ -432,8 +447,8 @@ class SupervisorSlot(Slot):
         slot.dynamic = True  # type: ignore[attr-defined]
         try:
             await slot.start()
-        except BaseException:
-            slot.finalize(Exit("crash"))
+        except BaseException as exc:
+            await slot.abort_start(exc)
             self.system.unregister(slot)
             raise
         slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]

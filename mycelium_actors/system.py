@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import threading
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 import structlog
@@ -22,7 +22,7 @@ from .clock import Clock
 from .errors import MailboxFull, MyceliumError, SupervisorGaveUp
 from .executor import DEFAULT_EXECUTOR
 from .messages import Terminated
-from .slot import Exit, Slot
+from .slot import Slot
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -66,7 +66,9 @@ class ActorSystem:
         self._slots: dict[str, Slot] = {}
         self._top: list[Slot] = []
         self._subscribers: dict[type, list[Slot]] = {}
-        self._names: defaultdict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
+        self._names: defaultdict[str, itertools.count[int]] = defaultdict(
+            lambda: itertools.count(1)
+        )
         self._state = "new"
         self._stopped: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,7 +140,7 @@ class ActorSystem:
         try:
             await slot.start()
         except BaseException as exc:
-            slot.finalize(Exit("crash", exc if isinstance(exc, Exception) else None))
+            await slot.abort_start(exc)
             raise
         return slot.ref
 
@@ -278,13 +280,21 @@ class ActorSystem:
         slot = self._slots.get(path)
         return slot.ref if slot is not None else None
 
+    @overload
     def discover(
-        self, actor_class: type[A] | None = None, *, handles: type | None = None
-    ) -> list[ActorRef[A]]:
+        self, actor_class: type[A], *, handles: type | None = None
+    ) -> list[ActorRef[A]]: ...
+
+    @overload
+    def discover(self, actor_class: None = None, *, handles: type) -> list[ActorRef[Actor]]: ...
+
+    def discover(
+        self, actor_class: type[Any] | None = None, *, handles: type | None = None
+    ) -> list[ActorRef[Any]]:
         """Live local actors of a class (subclasses too) and/or with a handler for a type."""
-        found: list[ActorRef[A]] = []
+        found: list[ActorRef[Any]] = []
         for slot in self._slots.values():
-            if slot.status == "stopped" or slot.kind != "actor":
+            if slot.status not in ("running", "restarting") or slot.kind != "actor":
                 continue
             if actor_class is not None and not issubclass(slot.actor_class, actor_class):
                 continue
@@ -309,7 +319,7 @@ class ActorSystem:
             ]
         accepted = 0
         for slot in slots:
-            if slot.status == "stopped":
+            if slot.status not in ("running", "restarting"):
                 continue
             try:
                 if slot.mailbox.put_nowait((message, None)):

@@ -101,9 +101,7 @@ def capture_events() -> Iterator[list[dict[str, Any]]]:
 def events_named(events: list[dict[str, Any]], name: str, **match: Any) -> list[dict[str, Any]]:
     """The captured events called `name` whose fields equal `match`."""
     return [
-        e
-        for e in events
-        if e.get("event") == name and all(e.get(k) == v for k, v in match.items())
+        e for e in events if e.get("event") == name and all(e.get(k) == v for k, v in match.items())
     ]
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from actors import Gate
 
 from mycelium_actors import ActorSystem
 from mycelium_actors.testing import FakeClock
@@ -25,3 +26,14 @@ def clock() -> FakeClock:
 async def fake_system(clock: FakeClock) -> AsyncIterator[ActorSystem]:
     async with ActorSystem("test-fake", clock=clock, kill_grace=0.5) as system:
         yield system
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    """A gate for `Hold`; opened at teardown so no actor stays parked on it.
+
+    List it after the system fixture, so it is opened before the system stops.
+    """
+    gate = Gate()
+    yield gate
+    gate.open()

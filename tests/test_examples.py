@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from examples import bank
+import pytest
+
+from examples import bank, market_demo
+from supervisors.market import Chaos
 
 
 async def test_bank_example_reports_balances_and_the_crash() -> None:
@@ -10,3 +13,24 @@ async def test_bank_example_reports_balances_and_the_crash() -> None:
     assert summary["balances"] == {"alice": 14850, "bob": 14950, "carol": 15050}
     assert summary["audited"] == 3
     assert summary["live accounts"] == ["alice", "carol"]
+
+
+async def test_market_demo_repairs_every_injected_fault_and_loses_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = await market_demo.main(seconds=1.5, chaos=Chaos(malformed_every=200, drop_every=0.4))
+
+    assert all(summary.handled.values()), summary.handled
+    malformed, drops = summary.injected["malformed ticks"], summary.injected["connection drops"]
+    assert malformed > 0 and drops > 0
+    normalizer = summary.faults["marketdata/normalizer"]
+    exchange = summary.faults["execution/exchange"]
+    assert normalizer.crashes == normalizer.recovered == malformed
+    assert exchange.crashes == exchange.recovered == drops
+    assert summary.restarts["marketdata/normalizer"] == malformed
+    # rest_for_one: the gateway restarts after every reconnect of the exchange before it
+    assert summary.restarts["execution/exchange"] == summary.restarts["execution/gateway"] == drops
+    assert summary.restarts["strategies/momentum"] == summary.restarts["risk"] == 0
+    assert summary.lost == dict.fromkeys(summary.lost, 0)
+    assert summary.where["strategies/meanrev"].startswith("own thread")
+    assert "Check: OK" in capsys.readouterr().out

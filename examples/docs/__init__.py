@@ -1,0 +1,1 @@
+"""Runnable code behind the snippets in docs/ (tests/test_doc_examples.py runs it)."""

@@ -1,0 +1,84 @@
+"""Trees for the command-line tests, loaded by module name from this folder."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import attrs
+
+from mycelium_actors import Actor, Child, Supervisor, handler
+
+
+@attrs.frozen
+class Boom:
+    pass
+
+
+class Worker(Actor):
+    """Starts, idles, stops: enough to watch the order of a shutdown."""
+
+
+class Crasher(Actor):
+    """Crashes as soon as it has started, so its supervisor runs out of restarts."""
+
+    async def on_start(self) -> None:
+        self.context.schedule_once(0.0, Boom())
+
+    @handler
+    def boom(self, msg: Boom) -> None:
+        raise RuntimeError("boom")
+
+
+class NoDatabase(Actor):
+    async def on_start(self) -> None:
+        raise ConnectionRefusedError("database is down")
+
+
+class SlowStart(Actor):
+    """Takes a second to start."""
+
+    async def on_start(self) -> None:
+        self.context.log.warning("slow.starting")
+        await asyncio.sleep(1.0)
+
+
+class SlowStop(Actor):
+    """Takes a minute to stop, awaiting (the event loop stays free)."""
+
+    async def on_stop(self) -> None:
+        self.context.log.warning("slow.stopping")
+        await asyncio.sleep(60)
+
+
+class BlockingStop(Actor):
+    """Takes a minute to stop, blocking the event loop (a synchronous close)."""
+
+    async def on_stop(self) -> None:
+        self.context.log.warning("slow.stopping")
+        time.sleep(60)
+
+
+def _app(*children: Child | Supervisor) -> Supervisor:
+    return Supervisor("app", children=[Child(Worker, name="first"), *children])
+
+
+tree = _app(
+    Child(Worker, name="second", restart="transient"),
+    Supervisor(
+        "group",
+        strategy="rest_for_one",
+        children=[Child(Worker, name="third"), Child(Worker, name="fourth", restart="temporary")],
+    ),
+)
+gives_up = Supervisor("fragile", max_restarts=1, children=[Child(Crasher)])
+fails_to_start = _app(Child(NoDatabase, name="db"))
+slow_to_start = _app(Child(SlowStart, name="slow"))
+slow_to_stop = _app(Child(SlowStop, name="slow", shutdown=None))
+blocking_stop = _app(Child(BlockingStop, name="slow", shutdown=None))
+not_a_tree = "just a string"
+
+
+def make_tree() -> Supervisor:
+    """For --factory: builds a tree of its own, so the test sees it was called."""
+    return Supervisor("built", children=[Child(Worker, name="made")])

@@ -1,0 +1,609 @@
+"""The code behind docs/: every example runs and shows what the pages say, and the
+snippets on the pages are still verbatim copies of the files they name."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from examples.docs import (
+    backoff,
+    context_tour,
+    discovery,
+    getting_started,
+    handlers,
+    intensity,
+    lifecycle,
+    mailboxes,
+    refs,
+    shutdown,
+    supervision_tree,
+)
+
+# The testing page's tests and fixtures run here as they are (pytest collects them).
+from examples.docs.testing_example import (  # noqa: F401
+    clock,
+    fake_system,
+    system,
+    test_a_crash_is_logged_and_the_child_restarted,
+    test_a_reminder_fires_after_its_delay,
+    test_ask_timeouts_follow_the_fake_clock,
+)
+from mycelium_actors import ActorSystem
+from mycelium_actors.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.glob("*.md"))
+EXAMPLES = sorted((ROOT / "examples" / "docs").glob("*.py"))
+
+# -- the pages cannot drift from the code -------------------------------------------
+
+# The pages written with these examples; the conventions below (every non-trivial
+# block marked, a caption naming the file, links that resolve) are checked on them.
+# Marked blocks on any page in docs/ are checked for drift.
+OUR_PAGES = {
+    "index.md",
+    "getting-started.md",
+    "concepts.md",
+    "supervision.md",
+    "design.md",
+    "testing.md",
+    "cli.md",
+}
+MARKER = re.compile(r"^<!-- from (\S+) -->$")
+CAPTION = re.compile(r"^\*File: \[([^\]]+)\]\(([^)]+)\)\*$")
+TRIVIAL_LINES = 5  # an unmarked ```python block may be at most this long
+
+
+def python_blocks() -> list[tuple[str, int, str | None, str, str | None]]:
+    """(page, line, marked file, code, caption file) for every ```python block."""
+    blocks = []
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        i = 0
+        while i < len(lines):
+            if lines[i].strip() == "```python":
+                start = i
+                j = i + 1
+                while lines[j].strip() != "```":
+                    j += 1
+                code = "\n".join(lines[start + 1 : j])
+                before = lines[start - 1] if start > 0 else ""
+                marked = MARKER.match(before)
+                after = lines[j + 1] if j + 1 < len(lines) else ""
+                caption = CAPTION.match(after)
+                blocks.append(
+                    (
+                        page.name,
+                        start + 1,
+                        marked.group(1) if marked else None,
+                        code,
+                        caption.group(1) if caption else None,
+                    )
+                )
+                i = j
+            i += 1
+    return blocks
+
+
+BLOCKS = python_blocks()
+
+
+def test_the_pages_have_python_blocks() -> None:
+    assert {p.name for p in PAGES} >= OUR_PAGES
+    assert sum(1 for b in BLOCKS if b[2]) >= 20
+
+
+@pytest.mark.parametrize(
+    ("page", "line", "source", "code", "caption"),
+    BLOCKS,
+    ids=[f"{b[0]}:{b[1]}" for b in BLOCKS],
+)
+def test_a_snippet_is_a_verbatim_copy_of_the_file_it_names(
+    page: str, line: int, source: str | None, code: str, caption: str | None
+) -> None:
+    ours = page in OUR_PAGES
+    if source is None:
+        assert not ours or len(code.splitlines()) <= TRIVIAL_LINES, (
+            f"{page}:{line}: a non-trivial snippet needs a '<!-- from path -->' line above it"
+        )
+        return
+    path = ROOT / source
+    assert path.is_file(), f"{page}:{line}: {source} does not exist"
+    assert code in path.read_text(), f"{page}:{line}: the snippet is not in {source} verbatim"
+    if ours:
+        assert caption == source, f"{page}:{line}: the caption under the snippet must name {source}"
+
+
+def test_every_marker_sits_right_above_a_python_block() -> None:
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        for n, text in enumerate(lines):
+            if MARKER.match(text):
+                assert lines[n + 1].strip() == "```python", f"{page.name}:{n + 1}"
+
+
+def _slug(heading: str) -> str:
+    text = re.sub(r"[^\w\s-]", "", heading.strip().lower())
+    return re.sub(r"\s", "-", text)
+
+
+def _anchors(page: Path) -> set[str]:
+    return {
+        _slug(line.lstrip("#")) for line in page.read_text().splitlines() if line.startswith("#")
+    }
+
+
+OWNED_ELSEWHERE = {"executors.md", "performance.md"}  # other people's pages
+OURS = [p for p in PAGES if p.name in OUR_PAGES]
+
+
+@pytest.mark.parametrize("page", OURS, ids=[p.name for p in OURS])
+def test_local_links_resolve(page: Path) -> None:
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if file.name in OWNED_ELSEWHERE and file.parent == DOCS and not file.exists():
+            continue  # not written yet
+        assert file.exists(), f"{page.name}: broken link {target}"
+        if anchor:
+            assert anchor in _anchors(file), f"{page.name}: no heading for #{anchor}"
+
+
+@pytest.mark.parametrize("module", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_every_example_module_is_named_on_a_page(module: Path) -> None:
+    if module.name == "__init__.py":
+        return
+    named = "".join(p.read_text() for p in PAGES)
+    assert f"examples/docs/{module.name}" in named
+
+
+# -- design.md: the layering ------------------------------------------------------------
+
+KERNEL = {
+    "errors",
+    "clock",
+    "messages",
+    "mailbox",
+    "actor",
+    "context",
+    "ref",
+    "slot",
+    "executor",
+    "system",
+}
+SUPERVISION = {"spec", "supervisor"}
+TOOLS = {"testing", "cli", "loader", "render"}
+
+
+def _package_imports(module: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "mycelium_actors."
+        ):
+            found.add(node.module.split(".")[1])
+    return found
+
+
+def test_each_layer_imports_only_from_the_layers_below() -> None:
+    package = ROOT / "mycelium_actors"
+    for module in package.glob("*.py"):
+        if module.stem == "__init__":
+            continue
+        imported = _package_imports(module)
+        if module.stem in KERNEL:
+            assert imported <= KERNEL, f"kernel module {module.stem} imports {imported - KERNEL}"
+        elif module.stem in SUPERVISION:
+            assert imported <= KERNEL | SUPERVISION, f"{module.stem} imports {imported}"
+        else:
+            assert module.stem in TOOLS, f"{module.stem} is in no layer of docs/design.md"
+
+
+# -- getting-started.md -------------------------------------------------------------
+
+
+async def test_getting_started_unsupervised() -> None:
+    assert await getting_started.unsupervised() == {
+        "path": "/alice",
+        "balance": 70,
+        "error": "alice: insufficient funds",
+        "after": "stopped for good",
+    }
+
+
+async def test_getting_started_supervised_restart_keeps_the_ref() -> None:
+    assert await getting_started.supervised() == {"path": "/bank/alice", "alice": 0, "bob": 5}
+
+
+# -- concepts.md --------------------------------------------------------------------
+
+
+async def test_dispatch_rules() -> None:
+    result = await handlers.main()
+    assert result["replies"] == [
+        "payment of 5",
+        "payment of 2",  # Refund -> the Payment handler (closest base)
+        "event",  # Opened -> the Event handler
+        "pong",
+        "pause",
+        "resume",
+        "unhandled",
+        "fallback for str",
+        "payment of 1",
+    ]
+    assert result["dead_letters"] == 1
+    assert result["overrides"] == ["overridden", "payment of 1"]
+
+
+async def test_refs_tour() -> None:
+    assert await refs.main() == {
+        "total": 3,
+        "timed_out": True,
+        "from_thread": 13,
+        "reset": 100,
+        "stopped": True,
+        "name": "counter",
+    }
+
+
+@pytest.mark.parametrize(
+    ("policy", "third", "handled", "dead_letters"),
+    [
+        ("block", "waiting", ["a", "b", "c"], 0),
+        ("drop_new", "returned", ["a", "b"], 1),
+        ("drop_old", "returned", ["b", "c"], 1),
+        ("fail", "raised MailboxFull", ["a", "b"], 0),
+    ],
+)
+async def test_overflow_policies_table(
+    policy: str, third: str, handled: list[str], dead_letters: int
+) -> None:
+    assert await mailboxes.overflow(policy) == {
+        "third": third,
+        "handled": handled,
+        "dead_letters": dead_letters,
+    }
+
+
+async def test_tell_nowait_raises_under_block_when_full() -> None:
+    assert await mailboxes.tell_nowait_when_full() == "MailboxFull"
+
+
+async def test_context_tour() -> None:
+    result = await context_tour.main()
+    assert result["beats"] >= 3  # every 10 ms until the 50 ms deadline
+    assert result["ended"] == ("/manager/worker", "normal")
+    assert result["worker"] == "/manager/worker"
+    assert result["while_fetching"] == []
+    ok, missing = result["results"]
+    assert ok == "OK"
+    assert isinstance(missing, KeyError)
+
+
+async def test_discovery_and_publish() -> None:
+    assert await discovery.main() == {
+        "traders": ["/desk/ann", "/desk/ben", "/solo"],
+        "cautious": ["/desk/ben"],
+        "listeners": ["/desk/ann", "/desk/ben", "/solo"],
+        "delivered": 3,
+        "after_stop": 2,
+        "everyone": ["/desk/ann", "/desk/ben", "/desk/cal"],
+    }
+
+
+async def test_lifecycle_event_sequence() -> None:
+    events = await lifecycle.main()
+    assert events == [
+        ("actor.started", "/root/f", ""),
+        ("actor.started", "/root", ""),
+        ("actor.crashed", "/root/f", "handler"),
+        ("actor.stopped", "/root/f", "crash"),
+        ("actor.started", "/root/f", ""),
+        ("actor.restarted", "/root/f", ""),
+        ("actor.stopped", "/root/f", "shutdown"),
+        ("actor.stopped", "/root", "shutdown"),
+    ]
+    page = (DOCS / "concepts.md").read_text()
+    for event, path, detail in events:
+        assert re.search(rf"{re.escape(event)}\s+{re.escape(path)}\s+\S*{detail}", page)
+
+
+# -- supervision.md -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("strategy", "journal"),
+    [
+        ("one_for_one", "stop:b start:b"),
+        ("one_for_all", "stop:b stop:c stop:a start:a start:b start:c"),
+        ("rest_for_one", "stop:b stop:c start:b start:c"),
+    ],
+)
+async def test_strategies_table(strategy: str, journal: str) -> None:
+    assert await supervision_tree.strategy(strategy) == journal.split()
+    assert f"| `{strategy}` |" in (DOCS / "supervision.md").read_text()
+    assert f"`{journal}`" in (DOCS / "supervision.md").read_text()
+
+
+async def test_the_bank_trees_start_and_stop() -> None:
+    from supervisors import bank
+
+    async with ActorSystem("docs") as docs_system:
+        await docs_system.start(bank.tree)
+        assert docs_system.lookup("/bank/accounts/alice") is not None
+        await docs_system.start(supervision_tree.bank_like_tree([]))
+        [_, app] = docs_system.tree()
+        assert [n.path for n in app.children] == ["/app/db", "/app/web", "/app/metrics"]
+        assert [n.kind for n in app.children] == ["supervisor", "supervisor", "actor"]
+
+
+async def test_intensity_is_a_sliding_window() -> None:
+    assert await intensity.main() == [
+        (0.0, "restarted"),
+        (1.0, "restarted"),
+        (2.0, "restarted"),
+        (5.5, "restarted"),
+        (6.0, "gave up"),
+    ]
+
+
+async def test_backoff_delays() -> None:
+    assert await backoff.main() == {
+        "back to back": [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0],
+        "after a quiet 5.5 s": [1.0, 2.0, 4.0, 1.0],
+    }
+    page = (DOCS / "supervision.md").read_text()
+    assert "| 1, 2, 4, 8, 10, 10, 10 |" in page
+    assert "| 1, 2, 4, 1 |" in page
+
+
+async def test_escalation_reaches_a_transient_parent() -> None:
+    result = await supervision_tree.escalation("transient")
+    assert result["journal"] == [
+        "start:solo",
+        "start:i1",
+        "start:i2",
+        "stop:i1",
+        "start:i1",  # first crash: restarted
+        "stop:i1",
+        "stop:i2",  # second crash: inner gives up and stops i2
+        "start:i1",
+        "start:i2",  # root restarts inner
+    ]
+    assert result["inner_restarts"] == 1
+    assert result["inner_status"] == "running"
+
+
+async def test_the_root_giving_up_stops_the_system() -> None:
+    result = await supervision_tree.root_gives_up()
+    assert result == {
+        "gave_up": "/root gave up: more than 0 restarts within 5.0s",
+        "running": False,
+        "journal": ["start:w", "stop:w"],
+    }
+
+
+async def test_giving_up_does_not_drain_the_children() -> None:
+    assert await supervision_tree.give_up_fails_queued_asks() == ["ActorStopped"] * 3
+
+
+async def test_shutdown_order_and_timeouts() -> None:
+    result = await shutdown.main()
+    assert result["journal"] == [
+        "on_stop:stubborn",
+        "cancelled:stubborn",  # ignored the cancel: abandoned after kill_grace
+        # brutal: shutdown=0, on_stop never runs
+        "on_stop:slow",
+        "cancelled:slow",
+        "on_stop:quick",
+        "done:quick",
+    ]
+    assert result["stopped"] == [
+        ("/root/brutal", "killed"),
+        ("/root/slow", "killed"),
+        ("/root/quick", "shutdown"),
+        ("/root", "shutdown"),
+    ]
+    assert result["abandoned"] == ["/root/stubborn"]
+    assert 0.35 <= result["elapsed"] < 1.5
+
+
+async def test_start_failure_names_the_path() -> None:
+    result = await supervision_tree.start_failure()
+    assert result["path"] == "/root/bad"
+    assert result["message"] == "/root/bad failed to start: RuntimeError: cannot start"
+    assert isinstance(result["cause"], RuntimeError)
+    assert result["journal"] == ["start:a", "stop:a"]
+    assert result["message"] in (DOCS / "supervision.md").read_text()
+
+
+async def test_children_at_run_time() -> None:
+    assert await supervision_tree.children_at_run_time() == {
+        "ref": "/root/extra",
+        "duplicate": "/root/extra is already started",
+        "order": ["/root/a", "/root/extra"],
+        "status": "stopped",
+    }
+
+
+async def test_an_outside_stop_is_for_good_until_restart_child() -> None:
+    assert await supervision_tree.outside_stop_is_for_good() == {
+        "status": "stopped",
+        "asked": "ActorStopped",
+        "after_restart_child": "pong",
+    }
+
+
+async def test_the_mailbox_survives_a_restart() -> None:
+    assert await supervision_tree.mailbox_survives_a_restart() == {"seen": [1, 2, 3], "starts": 2}
+
+
+async def test_death_watch_ignores_restarts() -> None:
+    assert await supervision_tree.death_watch() == {
+        "after_restart": [],
+        "after_stop": [("/root/w", "shutdown")],
+    }
+
+
+# -- cli.md -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "page"),
+    [
+        (["tree", "examples.docs.getting_started:tree"], "getting-started.md"),
+        (["tree", "examples.docs.cli_trees:make_tree", "--factory"], "cli.md"),
+    ],
+)
+def test_the_tree_command_prints_what_the_page_shows(args: list[str], page: str) -> None:
+    result = CliRunner().invoke(cli_main, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() in (DOCS / page).read_text()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "nocolon",
+        "examples.docs.nope:tree",
+        "examples.docs.cli_trees:nope",
+        "examples.docs.cli_trees:make_tree",
+    ],
+)
+def test_a_target_that_does_not_load_exits_2_with_one_line(target: str) -> None:
+    result = CliRunner().invoke(cli_main, ["run", target])
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error: ")
+    assert line in (DOCS / "cli.md").read_text()
+
+
+def _cli(*args: str) -> list[str]:
+    script = Path(sys.executable).with_name("mycelium-actors")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-c", "from mycelium_actors.cli import main; main()", *args]
+
+
+@pytest.mark.parametrize("target", ["broken", "doomed"])
+def test_a_tree_that_fails_or_gives_up_exits_1(target: str) -> None:
+    proc = subprocess.run(
+        _cli("run", f"examples.docs.cli_trees:{target}"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 1
+    [reason] = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert reason in (DOCS / "cli.md").read_text()
+
+
+class Running:
+    """A `mycelium-actors run` subprocess whose stderr is read as it comes."""
+
+    def __init__(self, target: str, *options: str) -> None:
+        self.proc = subprocess.Popen(
+            _cli("run", target, "--log-format", "json", *options),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def events(self) -> list[str]:
+        found = []
+        for line in list(self.lines):
+            try:
+                found.append(json.loads(line)["event"])
+            except (ValueError, KeyError, TypeError):
+                pass
+        return found
+
+    def wait_for(self, predicate: object, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():  # type: ignore[operator]
+            assert time.monotonic() < deadline, "\n".join(self.lines)
+            time.sleep(0.02)
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def finish(self) -> int:
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(5)
+            self._reader.join(5)
+            assert self.proc.stderr is not None
+            self.proc.stderr.close()
+
+
+def test_run_prints_the_live_tree_on_sigusr1_and_exits_0_on_sigint() -> None:
+    run = Running("examples.docs.getting_started:tree")
+    run.wait_for(lambda: "cli.running" in run.events())
+    run.signal(signal.SIGUSR1)
+    run.wait_for(lambda: any(line.startswith("└── /bank/bob") for line in run.lines))
+    run.signal(signal.SIGINT)
+    assert run.finish() == 0
+    tree = [line for line in run.lines if "/bank" in line and not line.startswith("{")]
+    page = (DOCS / "cli.md").read_text()
+    assert all(line in page for line in tree), tree
+    assert run.events()[-1] == "actor.stopped"
+    assert "cli.stopping" in run.events()
+
+
+def test_status_every_prints_the_tree_periodically() -> None:
+    run = Running("examples.docs.getting_started:tree", "--status-every", "0.1")
+    run.wait_for(lambda: sum(line.startswith("/bank  supervisor") for line in run.lines) >= 2)
+    run.signal(signal.SIGTERM)
+    assert run.finish() == 0
+
+
+def test_a_second_signal_exits_130_at_once() -> None:
+    run = Running("examples.docs.cli_trees:lingering")
+    run.wait_for(lambda: "cli.running" in run.events())
+    run.signal(signal.SIGINT)
+    run.wait_for(lambda: "cli.stopping" in run.events())
+    run.signal(signal.SIGINT)
+    assert run.finish() == 130
+    assert "second signal: exiting at once" in run.lines
+
+
+def test_the_examples_run_as_scripts() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "examples.docs.getting_started"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "'after': 'stopped for good'" in proc.stdout

@@ -1,0 +1,71 @@
+"""Structlog lifecycle events and bounded dead-letter logging (API.md §8)."""
+
+from __future__ import annotations
+
+import pytest
+from actors import Boom, Crash, Record, StopSelf, Worker, park
+
+from mycelium_actors import ActorSystem
+from mycelium_actors.testing import capture_events, events_named, eventually
+
+
+async def test_actor_started_is_logged_at_info_with_the_path(system) -> None:
+    with capture_events() as events:
+        ref = await system.spawn(Worker)
+    [started] = events_named(events, "actor.started", path=ref.path)
+    assert started["log_level"] == "info"
+
+
+@pytest.mark.parametrize(
+    ("ending", "reason"), [(None, "shutdown"), (StopSelf(), "normal"), (Boom(), "crash")]
+)
+async def test_actor_stopped_is_logged_with_its_reason(system, ending, reason) -> None:
+    ref = await system.spawn(Worker)
+    with capture_events() as events:
+        if ending is None:
+            await ref.stop()
+        else:
+            await ref.tell(ending)
+        await eventually(lambda: not ref.is_alive)
+    [stopped] = events_named(events, "actor.stopped", path=ref.path)
+    assert (stopped["reason"], stopped["log_level"]) == (reason, "info")
+
+
+async def test_a_crash_is_logged_at_error_with_the_exception(system) -> None:
+    ref = await system.spawn(Worker)
+    with capture_events() as events:
+        await ref.tell(Boom("logged"))
+        await eventually(lambda: not ref.is_alive)
+    [crashed] = events_named(events, "actor.crashed", path=ref.path)
+    assert crashed["log_level"] == "error"
+    assert isinstance(crashed["exc_info"], Crash)
+
+
+@pytest.mark.parametrize("reason", ["stopped", "mailbox_full"])
+async def test_a_dead_letter_is_logged_with_the_path_and_the_reason(system, gate, reason) -> None:
+    ref = await system.spawn(Worker, gate=gate, mailbox_capacity=1, mailbox_overflow="drop_new")
+    if reason == "stopped":
+        await ref.stop()
+    else:
+        await park(ref, gate, "queued")
+    with capture_events() as events:
+        ref.tell_nowait(Record("lost"))
+    assert events_named(events, "dead_letter", path=ref.path, reason=reason)
+
+
+async def test_dead_letters_are_always_counted_but_logged_at_a_bounded_rate(clock) -> None:
+    async with ActorSystem(
+        "bounded", clock=clock, dead_letter_log_limit=3, dead_letter_log_interval=1.0
+    ) as system:
+        ref = await system.spawn(Worker)
+        await ref.stop()
+        with capture_events() as events:
+            for i in range(10):
+                ref.tell_nowait(Record(i))
+            assert system.dead_letters == 10
+            assert len(events_named(events, "dead_letter", path=ref.path)) == 3
+            await clock.advance(1.0)
+            [summary] = events_named(events, "dead_letter", summary=True)
+            assert summary["suppressed"] == 7
+            ref.tell_nowait(Record("after the summary"))
+            assert len(events_named(events, "dead_letter", path=ref.path)) == 4

@@ -1,0 +1,77 @@
+"""Lifecycle hooks and crashes of unsupervised actors (API.md §2)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from actors import Boom, Crash, Ping, Record, Worker
+
+from mycelium_actors import ActorStopped
+from mycelium_actors.testing import eventually, settle
+
+
+async def test_on_start_finishes_before_the_first_message(system, gate) -> None:
+    journal: list[object] = []
+    spawning = asyncio.create_task(
+        system.spawn(Worker, journal, gate, name="w", hold_on_start=True)
+    )
+    await gate.wait_entered()
+    ref = system.lookup("/w")
+    assert ref is not None
+    await ref.tell(Record("first"))
+    await settle()
+    assert journal == []
+    gate.open()
+    assert await asyncio.wait_for(spawning, 5) is ref
+    assert await ref.ask(Ping()) == "pong"
+    assert journal == ["on_start", "first"]
+
+
+async def test_on_stop_runs_after_the_last_message(system) -> None:
+    journal: list[object] = []
+    ref = await system.spawn(Worker, journal)
+    await ref.tell(Record(1))
+    await ref.tell(Record(2))
+    await ref.stop()
+    assert journal == ["on_start", 1, 2, "on_stop"]
+
+
+async def test_a_crash_reaches_the_asker_then_runs_on_failure_then_on_stop(system, gate) -> None:
+    journal: list[object] = []
+    ref = await system.spawn(Worker, journal, gate, hold_on_failure=True)
+    with pytest.raises(Crash):
+        await asyncio.wait_for(ref.ask(Boom("bang")), 5)
+    assert "on_stop" not in journal  # on_failure is still running
+    gate.open()
+    await eventually(lambda: not ref.is_alive)
+    assert journal == ["on_start", "on_failure:bang", "on_stop"]
+
+
+async def test_a_crash_stops_an_unsupervised_actor_for_good(system) -> None:
+    ref = await system.spawn(Worker, name="w")
+    await ref.tell(Boom())
+    await eventually(lambda: not ref.is_alive)
+    assert system.lookup("/w") is None
+    with pytest.raises(ActorStopped):
+        await ref.ask(Ping())
+    before = system.dead_letters
+    await ref.tell(Ping())
+    assert system.dead_letters == before + 1
+
+
+async def test_spawn_raises_what_on_start_raised_after_on_failure_and_without_on_stop(
+    system,
+) -> None:
+    journal: list[object] = []
+    with pytest.raises(Crash, match="start"):
+        await system.spawn(Worker, journal, name="w", fail_on_start=True)
+    assert journal == ["on_start", "on_failure:start"]
+    assert system.lookup("/w") is None
+    assert (await system.spawn(Worker, name="w")).is_alive
+
+
+async def test_spawn_raises_what_the_constructor_raised(system) -> None:
+    with pytest.raises(TypeError):
+        await system.spawn(Worker, name="w", no_such_option=True)
+    assert system.lookup("/w") is None

@@ -1,0 +1,267 @@
+"""ActorRef: tell, tell_nowait, ask, ask_blocking, proxy, stop, path/name/is_alive (API.md §3)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from actors import (
+    AskSelf,
+    Boom,
+    Crash,
+    GetSeen,
+    Hold,
+    Ping,
+    Record,
+    StopSelf,
+    WhichTask,
+    Worker,
+    park,
+)
+
+from mycelium_actors import ActorStopped, AskTimeout, MyceliumError
+from mycelium_actors.testing import eventually, settle
+
+
+@pytest.fixture
+async def worker(system):
+    return await system.spawn(Worker, name="alice")
+
+
+# -- tell ---------------------------------------------------------------------
+
+
+async def test_tell_delivers_in_order(worker) -> None:
+    for i in range(5):
+        await worker.tell(Record(i))
+    assert await worker.ask(GetSeen()) == [0, 1, 2, 3, 4]
+
+
+async def test_tell_nowait_from_a_plain_thread_wakes_the_actor(system) -> None:
+    journal: list[object] = []
+    ref = await system.spawn(Worker, journal)
+
+    def from_thread() -> None:
+        for i in range(100):
+            ref.tell_nowait(Record(i))
+
+    await asyncio.to_thread(from_thread)
+    await eventually(lambda: len(journal) == 101)
+    assert journal == ["on_start", *range(100)]
+
+
+# -- ask ----------------------------------------------------------------------
+
+
+async def test_ask_returns_the_handlers_reply(worker) -> None:
+    assert await worker.ask(Ping()) == "pong"
+
+
+async def test_ask_reraises_the_handlers_exception(worker) -> None:
+    with pytest.raises(Crash, match="kaput"):
+        await worker.ask(Boom("kaput"))
+
+
+async def test_ask_times_out_with_a_timeout_error_and_the_message_is_still_handled(
+    fake_system, clock, gate
+) -> None:
+    ref = await fake_system.spawn(Worker, gate=gate)
+    await park(ref, gate)
+    asking = asyncio.create_task(ref.ask(Record("late"), timeout=2.0))
+    await settle()  # the ask starts its timer at t=0
+    await clock.advance(1.5)
+    assert not asking.done()
+    await clock.advance(0.5)
+    with pytest.raises(AskTimeout) as info:
+        await asyncio.wait_for(asking, 5)
+    assert isinstance(info.value, TimeoutError)
+    gate.open()
+    assert await ref.ask(GetSeen()) == ["late"]
+
+
+async def test_asks_on_the_real_clock_each_time_out_after_their_own_timeout(system, gate) -> None:
+    ref = await system.spawn(Worker, gate=gate)
+    await park(ref, gate)
+    patient = asyncio.create_task(ref.ask(Record("patient"), timeout=2.0))
+    hasty = asyncio.create_task(ref.ask(Record("hasty"), timeout=0.1))
+    with pytest.raises(AskTimeout):
+        await asyncio.wait_for(hasty, 5)
+    assert not patient.done()
+    gate.open()
+    assert await asyncio.wait_for(patient, 5) is None
+
+
+async def test_ask_to_a_stopped_actor_raises_actor_stopped(worker) -> None:
+    await worker.stop()
+    with pytest.raises(ActorStopped):
+        await worker.ask(Ping())
+
+
+@pytest.mark.parametrize("ending", [StopSelf(), Boom()], ids=["context.stop", "crash"])
+async def test_asks_queued_when_the_actor_stops_for_good_get_actor_stopped(
+    system, gate, ending
+) -> None:
+    ref = await system.spawn(Worker, gate=gate)
+    await park(ref, gate)
+    ender = asyncio.create_task(ref.ask(ending))
+    queued = asyncio.create_task(ref.ask(Ping()))
+    await settle()
+    gate.open()
+    await asyncio.wait_for(asyncio.gather(ender, return_exceptions=True), 5)
+    with pytest.raises(ActorStopped):
+        await asyncio.wait_for(queued, 5)
+
+
+async def test_an_ask_in_flight_when_stop_kills_the_actor_gets_actor_stopped(
+    fake_system, clock, gate
+) -> None:
+    # The handler outlasts the actor's shutdown time, so stop() cancels it:
+    # the actor stopped for good before replying.
+    ref = await fake_system.spawn(Worker, gate=gate, shutdown=1.0)
+    asking = asyncio.create_task(ref.ask(Hold(), timeout=None))
+    await gate.wait_entered()
+    stopping = asyncio.create_task(ref.stop())
+    await settle()  # the stop starts its shutdown timer at t=0
+    await clock.advance(1.0)
+    await asyncio.wait_for(stopping, 5)
+    assert not ref.is_alive
+    try:
+        await eventually(asking.done, timeout=2.0, message="the ask still hangs")
+    finally:
+        asking.cancel()
+    with pytest.raises(ActorStopped):
+        asking.result()
+
+
+async def test_an_actor_asking_itself_gets_a_mycelium_error_at_once(worker) -> None:
+    error = await worker.ask(AskSelf(), timeout=5.0)
+    assert isinstance(error, MyceliumError)
+    assert not isinstance(error, AskTimeout)
+
+
+# -- ask_blocking -------------------------------------------------------------
+
+
+async def test_ask_blocking_from_a_plain_thread_returns_the_reply(worker) -> None:
+    assert await asyncio.to_thread(worker.ask_blocking, Ping()) == "pong"
+
+
+async def test_ask_blocking_from_a_plain_thread_reraises_the_handlers_exception(worker) -> None:
+    with pytest.raises(Crash, match="threaded"):
+        await asyncio.to_thread(worker.ask_blocking, Boom("threaded"))
+
+
+async def test_ask_blocking_on_the_actors_loop_is_an_error(worker) -> None:
+    with pytest.raises(MyceliumError):
+        worker.ask_blocking(Ping())
+    assert await worker.ask(Ping()) == "pong"
+
+
+# -- proxy --------------------------------------------------------------------
+
+
+async def test_proxy_passes_arguments_and_returns_the_result(worker) -> None:
+    assert await worker.proxy().add(2, b=3) == 5
+
+
+@pytest.mark.parametrize("method", ["task_id", "task_id_async"], ids=["sync", "async"])
+async def test_proxy_method_runs_inside_the_actor(worker, method) -> None:
+    actor_task = await worker.ask(WhichTask())
+    assert actor_task != id(asyncio.current_task())
+    assert await getattr(worker.proxy(), method)() == actor_task
+
+
+async def test_proxy_call_waits_its_turn_in_the_mailbox(system, gate) -> None:
+    ref = await system.spawn(Worker, gate=gate)
+    await park(ref, gate)
+    calling = asyncio.create_task(ref.proxy().add(1, 1))
+    await settle()
+    assert not calling.done()
+    gate.open()
+    assert await asyncio.wait_for(calling, 5) == 2
+
+
+async def test_proxy_calls_time_out_after_the_proxy_timeout(fake_system, clock, gate) -> None:
+    ref = await fake_system.spawn(Worker, gate=gate)
+    await park(ref, gate)
+    calling = asyncio.create_task(ref.proxy(timeout=1.0).add(1, 1))
+    await settle()
+    await clock.advance(1.0)
+    with pytest.raises(AskTimeout):
+        await asyncio.wait_for(calling, 5)
+
+
+async def test_proxy_reraises_the_methods_exception(worker) -> None:
+    with pytest.raises(Crash, match="proxy"):
+        await worker.proxy().explode()
+
+
+@pytest.mark.parametrize("name", ["no_such_method", "_private", "mailbox_capacity"])
+async def test_proxy_unknown_attribute_is_an_attribute_error(worker, name) -> None:
+    with pytest.raises(AttributeError):
+        getattr(worker.proxy(), name)
+
+
+# -- stop ---------------------------------------------------------------------
+
+
+async def test_stop_handles_queued_messages_first(system, gate) -> None:
+    journal: list[object] = []
+    ref = await system.spawn(Worker, journal, gate)
+    await park(ref, gate, 1, 2)
+    pinging = asyncio.create_task(ref.ask(Ping()))
+    await settle()
+    stopping = asyncio.create_task(ref.stop())
+    await settle()
+    assert not stopping.done()
+    gate.open()
+    await asyncio.wait_for(stopping, 5)
+    assert journal == ["on_start", 1, 2, "on_stop"]
+    assert pinging.result() == "pong"
+
+
+async def test_stop_with_shutdown_zero_cancels_at_once_without_on_stop(system, gate) -> None:
+    journal: list[object] = []
+    ref = await system.spawn(Worker, journal, gate, shutdown=0)
+    await park(ref, gate, "queued")
+    queued_ask = asyncio.create_task(ref.ask(Ping()))
+    await settle()
+    await asyncio.wait_for(ref.stop(), 5)
+    assert not ref.is_alive
+    assert journal == ["on_start"]
+    with pytest.raises(ActorStopped):
+        await asyncio.wait_for(queued_ask, 5)
+
+
+async def test_after_stop_tells_are_dead_letters_and_asks_raise_actor_stopped(
+    system, worker
+) -> None:
+    await worker.stop()
+    before = system.dead_letters
+    await worker.tell(Record(1))
+    worker.tell_nowait(Record(2))
+    assert system.dead_letters == before + 2
+    with pytest.raises(ActorStopped):
+        await worker.ask(Ping())
+
+
+async def test_messages_sent_while_stopping_are_refused(system, gate) -> None:
+    journal: list[object] = []
+    ref = await system.spawn(Worker, journal, gate)
+    await park(ref, gate)
+    stopping = asyncio.create_task(ref.stop())
+    await settle()
+    before = system.dead_letters
+    await ref.tell(Record("late"))
+    assert system.dead_letters == before + 1
+    with pytest.raises(ActorStopped):
+        await ref.ask(Ping())
+    gate.open()
+    await asyncio.wait_for(stopping, 5)
+    assert "late" not in journal
+
+
+async def test_ref_names_the_actor_and_tracks_whether_it_is_alive(worker) -> None:
+    assert (worker.path, worker.name, worker.is_alive) == ("/alice", "alice", True)
+    await worker.stop()
+    assert worker.is_alive is False
