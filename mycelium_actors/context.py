@@ -49,8 +49,8 @@ class ActorContext:
     def __init__(self, slot: Slot) -> None:
         self._slot = slot
         self._log: Any = None
-        self._timers: set[Scheduled] = set()
-        self._pipes: set[asyncio.Task[Any]] = set()
+        self._timers: set[Scheduled] | None = None  # created on first use
+        self._pipes: set[asyncio.Task[Any]] | None = None
 
     @property
     def self_ref(self) -> ActorRef[Any]:
@@ -123,7 +123,7 @@ class ActorContext:
         """Tell `message` to this actor after `delay` seconds."""
         scheduled = Scheduled()
         slot = self._slot
-        timers = self._timers
+        timers = self._timer_set()
 
         def fire() -> None:
             timers.discard(scheduled)
@@ -133,6 +133,11 @@ class ActorContext:
         scheduled._handle = slot.system.clock.call_later(delay, fire)
         timers.add(scheduled)
         return scheduled
+
+    def _timer_set(self) -> set[Scheduled]:
+        if self._timers is None:
+            self._timers = set()
+        return self._timers
 
     def schedule_every(self, interval: float, message: Any) -> Scheduled:
         """Tell `message` to this actor every `interval` seconds until cancelled."""
@@ -149,7 +154,7 @@ class ActorContext:
             slot.deliver(message)
 
         scheduled._handle = clock.call_later(interval, fire)
-        self._timers.add(scheduled)
+        self._timer_set().add(scheduled)
         return scheduled
 
     def pipe_to_self(
@@ -168,14 +173,16 @@ class ActorContext:
             slot.deliver(wrap(outcome) if wrap is not None else outcome)
 
         task = asyncio.get_running_loop().create_task(pipe())
+        if self._pipes is None:
+            self._pipes = set()
         self._pipes.add(task)
         task.add_done_callback(self._pipes.discard)
         return task
 
     def cancel_all(self) -> None:
         """Cancel timers and piped tasks: the incarnation is over."""
-        for scheduled in list(self._timers):
+        for scheduled in list(self._timers or ()):
             scheduled.cancel()
-        self._timers.clear()
-        for task in list(self._pipes):
+        self._timers = None
+        for task in list(self._pipes or ()):
             task.cancel()

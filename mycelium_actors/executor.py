@@ -58,8 +58,16 @@ class _LoopRunner(Runner):
 class LoopExecutor(Executor):
     """Incarnations are tasks on the system's event loop (the default)."""
 
+    def __init__(self) -> None:
+        self._runners: dict[asyncio.AbstractEventLoop, _LoopRunner] = {}
+
     async def attach(self, path: str) -> Runner:
-        return _LoopRunner()
+        loop = asyncio.get_running_loop()
+        runner = self._runners.get(loop)
+        if runner is None or runner.loop.is_closed():
+            self._runners = {lp: r for lp, r in self._runners.items() if not lp.is_closed()}
+            runner = self._runners[loop] = _LoopRunner()
+        return runner
 
     def __repr__(self) -> str:
         return "LoopExecutor()"

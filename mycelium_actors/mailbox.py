@@ -29,6 +29,10 @@ Item = tuple[Any, "asyncio.Future[Any] | None"]
 DeadLetterSink = Callable[[Any, str], None]
 
 BLOCK, DROP_NEW, DROP_OLD, FAIL = "block", "drop_new", "drop_old", "fail"
+
+# Cross-thread puts lock the capacity check. Striped locks shared by all
+# mailboxes keep an idle mailbox small (a Lock per mailbox costs 88 bytes).
+_LOCKS = tuple(threading.Lock() for _ in range(64))
 _POLICIES = {p: p for p in (BLOCK, DROP_NEW, DROP_OLD, FAIL)}
 
 
@@ -61,7 +65,6 @@ class Mailbox:
 
     __slots__ = (
         "_granted",
-        "_lock",
         "_loop",
         "_putters",
         "_tid",
@@ -90,16 +93,15 @@ class Mailbox:
         self.policy = _POLICIES[policy]  # the interned constant: compared with `is`
         self.dead_letter = dead_letter
         self.queue: deque[Item] = deque()
-        self.system: deque[Any] = deque()
+        self.system: deque[Any] | None = None  # created on first use: most stay empty
         self.closed = False
         self.dropped = 0
         self._granted = 0
-        self._putters: deque[asyncio.Future[None]] = deque()
+        self._putters: deque[asyncio.Future[None]] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tid = 0
-        self._lock = threading.Lock()
 
     def bind(self, loop: asyncio.AbstractEventLoop, thread_id: int) -> None:
         """Attach the mailbox to the loop (and its thread) that consumes it."""
@@ -110,6 +112,11 @@ class Mailbox:
     def depth(self) -> int:
         return len(self.queue)
 
+    @property
+    def blocked(self) -> int:
+        """How many senders wait for space ("block" policy)."""
+        return len(self._putters or ())
+
     # -- producers -------------------------------------------------------
 
     def put_nowait(self, item: Item) -> bool:
@@ -119,7 +126,7 @@ class Mailbox:
         `MailboxFull` under "block" and "fail" when full.
         """
         if threading.get_ident() != self._tid:
-            with self._lock:
+            with _LOCKS[id(self) >> 4 & 63]:
                 return self._put_local(item, foreign=True)
         return self._put_local(item, foreign=False)
 
@@ -163,6 +170,8 @@ class Mailbox:
         loop = self._loop
         assert loop is not None
         grant: asyncio.Future[None] = loop.create_future()
+        if self._putters is None:
+            self._putters = deque()
         self._putters.append(grant)
         timer = None
         if timeout is not None:
@@ -178,8 +187,8 @@ class Mailbox:
                 self._grant()
             else:
                 try:
-                    self._putters.remove(grant)
-                except ValueError:
+                    self._putters.remove(grant)  # type: ignore[union-attr]
+                except (ValueError, AttributeError):
                     pass
             raise
         finally:
@@ -193,7 +202,7 @@ class Mailbox:
     ) -> bool:
         loop = self._loop
         assert loop is not None
-        with self._lock:
+        with _LOCKS[id(self) >> 4 & 63]:
             if (
                 self.policy is not BLOCK
                 or self.closed
@@ -209,6 +218,8 @@ class Mailbox:
 
     def put_system(self, signal: Any) -> None:
         """Append to the system lane: never bounded, never blocked."""
+        if self.system is None:
+            self.system = deque()
         self.system.append(signal)
         if self._waiter is not None:
             if threading.get_ident() != self._tid:
@@ -241,6 +252,7 @@ class Mailbox:
 
     def _grant(self) -> None:
         putters = self._putters
+        assert putters is not None
         while putters and len(self.queue) + self._granted < self.capacity:
             fut = putters.popleft()
             if not fut.done():
@@ -268,7 +280,7 @@ class Mailbox:
     def close(self) -> None:
         """Refuse new messages: tells become dead letters, asks get ActorStopped."""
         self.closed = True
-        putters, self._putters = self._putters, deque()
+        putters, self._putters = self._putters or (), None
         for fut in putters:
             if not fut.done():
                 fut.set_exception(ActorStopped(f"{self.path} stopped"))

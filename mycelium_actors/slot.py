@@ -173,7 +173,7 @@ class Slot:
         started.add_done_callback(_mark_retrieved)
         done = self.runner.submit(self._run(started))
         self._done = done  # type: ignore[assignment]
-        done.add_done_callback(self._make_done_callback(self._generation))
+        done.add_done_callback(self._incarnation_done)
         try:
             await asyncio.shield(started)
         except asyncio.CancelledError:
@@ -181,16 +181,13 @@ class Slot:
                 self.cancel_task()
             raise
 
-    def _make_done_callback(self, generation: int) -> Any:
-        def incarnation_done(fut: asyncio.Future[Exit]) -> None:
-            if generation != self._generation or self._driven:
-                return  # a stopper is in charge, or the incarnation was abandoned
-            exit = _exit_of(fut)
-            if exit.in_start:
-                return  # the starter got the exception and decides
-            self.incarnation_ended(exit)
-
-        return incarnation_done
+    def _incarnation_done(self, fut: asyncio.Future[Exit]) -> None:
+        if fut is not self._done or self._driven:
+            return  # a stopper is in charge, or the incarnation was abandoned
+        exit = _exit_of(fut)
+        if exit.in_start:
+            return  # the starter got the exception and decides
+        self.incarnation_ended(exit)
 
     def incarnation_ended(self, exit: Exit) -> None:
         """An incarnation ended on its own: the owner decides, else stop for good."""
@@ -268,7 +265,6 @@ class Slot:
         """The mailbox loop: the hot path. No task, log or isinstance per message."""
         mb = self.mailbox
         queue = mb.queue
-        system_lane = mb.system
         popleft = queue.popleft
         cls = type(instance)
         dispatch = cls._dispatch
@@ -276,8 +272,8 @@ class Slot:
         loop = asyncio.get_running_loop()
         draining = False
         while True:
-            if system_lane:
-                signal = system_lane.popleft()
+            if mb.system:
+                signal = mb.system.popleft()
                 if signal is STOP_NOW:
                     return SHUTDOWN
                 if signal is STOP_SELF:
@@ -288,7 +284,16 @@ class Slot:
             if not queue:
                 if draining:
                     return SHUTDOWN
-                await mb.wait()
+                # Park until a put wakes us (inlined Mailbox.wait: one frame less per idle actor).
+                waiter = loop.create_future()
+                mb._waiter = waiter
+                if queue or mb.system:  # a foreign thread put something meanwhile
+                    mb._waiter = None
+                    continue
+                try:
+                    await waiter
+                finally:
+                    mb._waiter = None
                 continue
             message, reply = popleft()
             if mb._putters:
@@ -415,7 +420,7 @@ class Slot:
     async def stop_children(self) -> None:
         """Stop this incarnation's spawned children, newest first."""
         for child in reversed(list(self.children)):
-            await child.stop_for_good()
+            await self.system.on_system_loop(child.stop_for_good())
 
 
 def _mark_retrieved(fut: asyncio.Future[Any]) -> None:

@@ -235,10 +235,9 @@ class SupervisorSlot(Slot):
 
     async def _serve(self, instance: Actor) -> Exit:
         mb = self.mailbox
-        lane = mb.system
         while True:
-            while lane:
-                event = lane.popleft()
+            while mb.system:
+                event = mb.system.popleft()
                 if event is STOP_DRAIN or event is STOP_NOW:
                     await self._stop_all()
                     return SHUTDOWN
@@ -248,7 +247,7 @@ class SupervisorSlot(Slot):
             while mb.queue:
                 message, reply = mb.queue.popleft()
                 self._unhandled(message, reply)
-            if not lane and not mb.queue:
+            if not mb.system and not mb.queue:
                 await mb.wait()
 
     async def _handle(self, event: Any) -> Exit | None:
@@ -481,9 +480,9 @@ class SupervisorSlot(Slot):
 
     def _fail_requests(self) -> None:
         lane = self.mailbox.system
-        for event in list(lane):
+        for event in list(lane or ()):
             if isinstance(event, _Request):
-                lane.remove(event)
+                lane.remove(event)  # type: ignore[union-attr]
                 settle(event.reply, exc=ActorStopped(f"supervisor {self.path} stopped"))
 
 

@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import threading
 from collections import defaultdict
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .ref import ActorRef
 
 A = TypeVar("A", bound=Actor)
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -128,6 +130,17 @@ class ActorSystem:
             mailbox_overflow=mailbox_overflow,
         )
 
+    async def on_system_loop(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await `coro` on the system's loop, hopping there from another thread's loop.
+
+        Registry changes, starts and stops always run on the system loop, so
+        the futures they wait on belong to one loop whoever asked.
+        """
+        loop = self._loop
+        if loop is None or asyncio.get_running_loop() is loop:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
     async def _spawn_under(
         self,
         parent: Slot | None,
@@ -136,6 +149,10 @@ class ActorSystem:
         kwargs: dict[str, Any],
         **options: Any,
     ) -> ActorRef[Any]:
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            return await self.on_system_loop(
+                self._spawn_under(parent, actor_class, args, kwargs, **options)
+            )
         slot = self.new_slot(parent, actor_class, args, kwargs, **options)
         try:
             await slot.start()
@@ -229,7 +246,7 @@ class ActorSystem:
         starter = getattr(spec, "start_root", None)
         if starter is None:
             raise TypeError(f"system.start() takes a Supervisor spec, not {spec!r}")
-        ref: ActorRef[Any] = await starter(self)
+        ref: ActorRef[Any] = await self.on_system_loop(starter(self))
         return ref
 
     def _supervisor_at(self, path: str) -> Any:
@@ -242,7 +259,8 @@ class ActorSystem:
 
     async def start_child(self, supervisor_path: str, child: Any) -> ActorRef[Any]:
         """Add `child` (a `Child` or `Supervisor` spec) to a running supervisor, last."""
-        ref: ActorRef[Any] = await self._supervisor_at(supervisor_path).start_child(child)
+        supervisor = self._supervisor_at(supervisor_path)
+        ref: ActorRef[Any] = await self.on_system_loop(supervisor.start_child(child))
         return ref
 
     async def terminate_child(self, path: str) -> None:
@@ -250,22 +268,26 @@ class ActorSystem:
         slot = self._slots.get(path)
         if slot is None or slot.owner is None:
             raise MyceliumError(f"no supervised child at {path}")
-        await slot.owner.terminate(slot)
+        await self.on_system_loop(slot.owner.terminate(slot))
 
     async def restart_child(self, path: str) -> ActorRef[Any]:
         """Start again a supervised child that was stopped for good."""
         slot = self._slots.get(path)
         if slot is None or slot.owner is None:
             raise MyceliumError(f"no supervised child at {path}")
-        await slot.owner.restart_stopped(slot)
+        await self.on_system_loop(slot.owner.restart_stopped(slot))
         return slot.ref
 
     async def _stop_from_outside(self, slot: Slot) -> None:
         if slot.task is not None and slot.task is asyncio.current_task():
             # An actor stopping itself through its ref: it cannot wait for itself.
-            self.run_in_background(self._stop_from_outside_task(slot))
+            coro = self._stop_from_outside_task(slot)
+            if self._loop is None or asyncio.get_running_loop() is self._loop:
+                self.run_in_background(coro)
+            else:
+                self._loop.call_soon_threadsafe(self.run_in_background, coro)
             return
-        await self._stop_from_outside_task(slot)
+        await self.on_system_loop(self._stop_from_outside_task(slot))
 
     async def _stop_from_outside_task(self, slot: Slot) -> None:
         if slot.owner is not None:
