@@ -91,6 +91,40 @@ async def wait_done(system: ActorSystem, fut: asyncio.Future[Any], timeout: floa
 class Slot:
     """A logical actor: stable path, ref and mailbox across incarnations."""
 
+    # Slots keep an idle actor small; the last four are the supervisor's
+    # bookkeeping for its children (SupervisorSlot adds a __dict__ of its own).
+    __slots__ = (
+        "_done",
+        "_driven",
+        "_final",
+        "_generation",
+        "_starting",
+        "actor_class",
+        "args",
+        "children",
+        "context",
+        "executor",
+        "instance",
+        "kwargs",
+        "mailbox",
+        "name",
+        "owner",
+        "parent",
+        "path",
+        "ref",
+        "restarts",
+        "runner",
+        "shutdown",
+        "status",
+        "system",
+        "task",
+        "watchers",
+        "backoff_n",
+        "dynamic",
+        "spec",
+        "started_at",
+    )
+
     def __init__(
         self,
         system: ActorSystem,
@@ -136,6 +170,11 @@ class Slot:
         self._generation = 0
         self._driven = False
         self._final: asyncio.Future[None] | None = None
+        self._starting: asyncio.Future[None] | None = None
+        self.spec: Any = None
+        self.dynamic = False
+        self.backoff_n = 0
+        self.started_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<Slot {self.path} {self.status}>"
@@ -171,7 +210,8 @@ class Slot:
         loop = asyncio.get_running_loop()
         started: asyncio.Future[None] = loop.create_future()
         started.add_done_callback(_mark_retrieved)
-        done = self.runner.submit(self._run(started))
+        self._starting = started
+        done = self.runner.submit(self._run())
         self._done = done  # type: ignore[assignment]
         done.add_done_callback(self._incarnation_done)
         try:
@@ -196,7 +236,13 @@ class Slot:
         else:
             self.finalize(exit)
 
-    async def _run(self, started: asyncio.Future[None]) -> Exit:
+    def _start_finished(self, exc: BaseException | None) -> None:
+        """Tell the starter how `on_start` ended (once per incarnation)."""
+        started, self._starting = self._starting, None
+        if started is not None:
+            settle(started, exc=exc)
+
+    async def _run(self) -> Exit:
         self.task = asyncio.current_task()
         ctx = ActorContext(self)
         self.context = ctx
@@ -208,10 +254,11 @@ class Slot:
                 self.instance = instance
             finally:
                 constructing.reset(token)
-            return await self._live(instance, ctx, started)
+            del token
+            return await self._live(instance, ctx)
         except asyncio.CancelledError:
-            exit = Exit("killed", in_start=not started.done())
-            _resolve_started(started, ActorStopped(f"{self.path} was killed while starting"))
+            exit = Exit("killed", in_start=self._starting is not None)
+            self._start_finished(ActorStopped(f"{self.path} was killed while starting"))
             try:
                 await self.stop_children()
             except (Exception, asyncio.CancelledError) as exc:  # a second cancel
@@ -220,26 +267,26 @@ class Slot:
             return exit
         except Exception as exc:  # the constructor raised
             self.system.log_crash(self.path, exc, during="init")
-            _resolve_started(started, exc)
+            self._start_finished(exc)
             return Exit("crash", exc, in_start=True)
         finally:
             ctx.cancel_all()
             self.task = None
 
-    async def _live(self, instance: Actor, ctx: ActorContext, started: Any) -> Exit:
+    async def _live(self, instance: Actor, ctx: ActorContext) -> Exit:
         try:
             await instance.on_start()
         except Exception as exc:
             self.system.log_crash(self.path, exc, during="on_start")
             await self._call_hook(instance.on_failure, exc)
             await self.stop_children()
-            _resolve_started(started, exc)
+            self._start_finished(exc)
             return Exit("crash", exc, in_start=True)
         if self.status == "restarting":
             self.restarts += 1  # before any message, so tree() never lags behind
         self.status = "running"
         self.system.log_event("actor.started", self.path)
-        _resolve_started(started, None)
+        self._start_finished(None)
         exit = await self._serve(instance)
         if exit.kind == "crash":
             assert exit.exc is not None
@@ -427,10 +474,6 @@ def _mark_retrieved(fut: asyncio.Future[Any]) -> None:
     # The starter may have been cancelled and never read the outcome: not an error.
     if not fut.cancelled():
         fut.exception()
-
-
-def _resolve_started(started: asyncio.Future[None], exc: BaseException | None) -> None:
-    settle(started, exc=exc)
 
 
 def _exit_of(fut: asyncio.Future[Any]) -> Exit:

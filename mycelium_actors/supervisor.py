@@ -83,7 +83,7 @@ class _Request:
 
 
 def _spec_of(slot: Slot) -> Child | Supervisor:
-    spec: Child | Supervisor = slot.spec  # type: ignore[attr-defined]
+    spec: Child | Supervisor = slot.spec
     return spec
 
 
@@ -111,11 +111,11 @@ def make_child_slot(system: ActorSystem, parent: SupervisorSlot, spec: Child | S
             mailbox_capacity=spec.mailbox_capacity,
             mailbox_overflow=spec.mailbox_overflow,
         )
-    slot.spec = spec  # type: ignore[attr-defined]
+    slot.spec = spec
     slot.owner = parent
-    slot.dynamic = False  # type: ignore[attr-defined]
-    slot.backoff_n = 0  # type: ignore[attr-defined]
-    slot.started_at = None  # type: ignore[attr-defined]
+    slot.dynamic = False
+    slot.backoff_n = 0
+    slot.started_at = None
     return slot
 
 
@@ -129,7 +129,7 @@ async def start_root(system: ActorSystem, spec: Supervisor) -> Any:
         shutdown=spec.shutdown,
         slot_class=SupervisorSlot,
     )
-    slot.spec = spec  # type: ignore[attr-defined]
+    slot.spec = spec
     try:
         await slot.start()
     except BaseException as exc:
@@ -151,7 +151,7 @@ class SupervisorSlot(Slot):
 
     @property
     def sup(self) -> Supervisor:
-        spec: Supervisor = self.spec  # type: ignore[attr-defined]
+        spec: Supervisor = self.spec
         return spec
 
     # -- the owner interface (called by children and the system) -----------
@@ -190,19 +190,19 @@ class SupervisorSlot(Slot):
 
     # -- one incarnation -----------------------------------------------------
 
-    async def _live(self, instance: Actor, ctx: Any, started: Any) -> Exit:
+    async def _live(self, instance: Actor, ctx: Any) -> Exit:
         self._plans: list[_Plan] = []
         self._history: deque[float] = deque()
         try:
             await self._start_children()
         except Exception as exc:
-            settle(started, exc=exc)
+            self._start_finished(exc)
             return Exit("crash", exc, in_start=True)
         if self.status == "restarting":
             self.restarts += 1
         self.status = "running"
         self.system.log_event("actor.started", self.path, kind="supervisor")
-        settle(started)
+        self._start_finished(None)
         exit = await self._serve(instance)
         self.system.log_event("actor.stopped", self.path, reason=exit.kind, kind="supervisor")
         return exit
@@ -210,7 +210,7 @@ class SupervisorSlot(Slot):
     async def _start_children(self) -> None:
         """Start the static children in order; on failure stop them in reverse and raise."""
         for slot in list(self.children):
-            if slot.dynamic:  # type: ignore[attr-defined]
+            if slot.dynamic:
                 self.system.unregister(slot)  # added at run time: not recreated
         existing = {slot.name: slot for slot in self.children}
         started: list[Slot] = []
@@ -230,7 +230,7 @@ class SupervisorSlot(Slot):
                 if isinstance(exc, StartFailed):
                     raise StartFailed(exc.path, exc.__cause__ or exc) from exc.__cause__
                 raise StartFailed(slot.path if slot else self.path, exc) from exc
-            slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]
+            slot.started_at = self.system.clock.now()
             started.append(slot)
 
     async def _serve(self, instance: Actor) -> Exit:
@@ -326,13 +326,13 @@ class SupervisorSlot(Slot):
         backoff = self.sup.backoff
         if backoff is None:
             return 0.0
-        started_at = slot.started_at  # type: ignore[attr-defined]
+        started_at = slot.started_at
         now = self.system.clock.now()
         if started_at is not None and now - started_at >= backoff.reset_seconds:
-            slot.backoff_n = 0  # type: ignore[attr-defined]
-        slot.started_at = None  # type: ignore[attr-defined]  # set again on a good start
-        delay = backoff.delay(slot.backoff_n)  # type: ignore[attr-defined]
-        slot.backoff_n += 1  # type: ignore[attr-defined]
+            slot.backoff_n = 0
+        slot.started_at = None  # set again on a good start
+        delay = backoff.delay(slot.backoff_n)
+        slot.backoff_n += 1
         return delay
 
     # -- plans: ordered starts -------------------------------------------------
@@ -384,7 +384,7 @@ class SupervisorSlot(Slot):
             return None
         plan.task = None
         if event.exc is None:
-            slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]
+            slot.started_at = self.system.clock.now()
             self.system.log_event("actor.restarted", slot.path, restarts=slot.restarts)
             if plan.todo and plan.todo[0] is slot:
                 plan.todo.pop(0)
@@ -437,20 +437,20 @@ class SupervisorSlot(Slot):
             raise MyceliumError(f"{slot.path} is {slot.status}; only a stopped child restarts")
         _revive(slot)
         await slot.start()
-        slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]
+        slot.started_at = self.system.clock.now()
 
     async def _do_start_child(self, spec: Child | Supervisor) -> Any:
         if any(child.name == spec.name for child in self.children):
             raise MyceliumError(f"{self.path}/{spec.name} is already started")
         slot = make_child_slot(self.system, self, spec)
-        slot.dynamic = True  # type: ignore[attr-defined]
+        slot.dynamic = True
         try:
             await slot.start()
         except BaseException as exc:
             await slot.abort_start(exc)
             self.system.unregister(slot)
             raise
-        slot.started_at = self.system.clock.now()  # type: ignore[attr-defined]
+        slot.started_at = self.system.clock.now()
         return slot.ref
 
     # -- ending ------------------------------------------------------------------
