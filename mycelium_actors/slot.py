@@ -91,8 +91,8 @@ async def wait_done(system: ActorSystem, fut: asyncio.Future[Any], timeout: floa
 class Slot:
     """A logical actor: stable path, ref and mailbox across incarnations."""
 
-    # Slots keep an idle actor small; the last four are the supervisor's
-    # bookkeeping for its children (SupervisorSlot adds a __dict__ of its own).
+    # Slots keep an idle actor small; backoff_n, dynamic, spec and started_at are
+    # a supervisor's bookkeeping for its children (SupervisorSlot has a __dict__).
     __slots__ = (
         "_done",
         "_driven",
@@ -101,8 +101,10 @@ class Slot:
         "_starting",
         "actor_class",
         "args",
+        "backoff_n",
         "children",
         "context",
+        "dynamic",
         "executor",
         "instance",
         "kwargs",
@@ -115,14 +117,12 @@ class Slot:
         "restarts",
         "runner",
         "shutdown",
+        "spec",
+        "started_at",
         "status",
         "system",
         "task",
         "watchers",
-        "backoff_n",
-        "dynamic",
-        "spec",
-        "started_at",
     )
 
     def __init__(
