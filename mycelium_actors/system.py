@@ -66,7 +66,7 @@ class ActorSystem:
         self.gave_up: SupervisorGaveUp | None = None
         self._log = structlog.get_logger("mycelium_actors").bind(system=name)
         self._slots: dict[str, Slot] = {}
-        self._top: list[Slot] = []
+        self._top: dict[Slot, None] = {}  # top-level slots in start order (O(1) removal)
         self._subscribers: dict[type, list[Slot]] = {}
         self._names: defaultdict[str, itertools.count[int]] = defaultdict(
             lambda: itertools.count(1)
@@ -212,15 +212,23 @@ class ActorSystem:
 
     def register(self, slot: Slot) -> None:
         self._slots[slot.path] = slot
-        (slot.parent.children if slot.parent is not None else self._top).append(slot)
+        if slot.parent is not None:
+            slot.parent.children.append(slot)
+        else:
+            self._top[slot] = None
         self._subscribers.clear()
 
     def unregister(self, slot: Slot) -> None:
         if self._slots.get(slot.path) is slot:
             del self._slots[slot.path]
-        siblings = slot.parent.children if slot.parent is not None else self._top
-        if slot in siblings:
-            siblings.remove(slot)
+        if slot.parent is None:
+            self._top.pop(slot, None)
+        else:
+            siblings = slot.parent.children
+            if siblings and siblings[-1] is slot:  # the usual case: newest first
+                siblings.pop()
+            elif slot in siblings:
+                siblings.remove(slot)
         self._subscribers.clear()
 
     def slot_stopped(self, slot: Slot) -> None:
@@ -413,13 +421,12 @@ class ActorSystem:
         self._state = "stopping"
         try:
             while self._top:
-                slot = self._top[-1]
+                slot = next(reversed(self._top))
                 try:
                     await slot.stop_for_good()
                 except Exception as exc:
                     self.log_crash(slot.path, exc, during="shutdown")
-                if self._top and self._top[-1] is slot:
-                    self.unregister(slot)
+                self.unregister(slot)
             me = asyncio.current_task()
             closing = [t for t in self._background if t is not me and t.get_name() == "close"]
             if closing:  # let executor threads finish (each bounded by its own join timeout)

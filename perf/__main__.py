@@ -1,0 +1,77 @@
+"""`python -m perf`: measure, print the table, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from . import report, runner
+from .workloads import BY_NAME, WORKLOADS
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m perf", description=__doc__)
+    p.add_argument("--repeats", type=int, default=3, help="runs per measurement (median kept)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply every size (e.g. 0.001)")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=list(BY_NAME),
+        metavar="WORKLOAD",
+        help=f"run only this workload (repeatable): {', '.join(BY_NAME)}",
+    )
+    p.add_argument("--pin", action="store_true", help="run every worker under `taskset -c 0`")
+    p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
+    args = p.parse_args(argv)
+    if args.repeats < 1 or args.scale <= 0:
+        p.error("--repeats must be >= 1 and --scale > 0")
+    return args
+
+
+def _commit() -> str | None:
+    """The checked-out commit, "+dirty" if the package has local changes; None without git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=runner.ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        dirty = git("status", "--porcelain", "--", "mycelium_actors")
+        return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    workloads = [w for w in WORKLOADS if not args.only or w.name in args.only]
+    started = time.monotonic()
+    results = runner.run(workloads, args.repeats, args.scale, args.pin)
+    meta = {
+        "repeats": args.repeats,
+        "scale": args.scale,
+        "pinned": args.pin,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": _commit(),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    doc = report.document(results, meta)
+    print(report.table(doc))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

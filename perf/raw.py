@@ -1,0 +1,111 @@
+"""The floor: the same workloads on hand-written asyncio tasks and queues.
+
+An "actor" here is a task consuming a bounded `asyncio.Queue` of the same
+capacity as our default mailbox; nothing else (no dispatch, no timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from .meter import Meter
+from .workloads import RING_SIZE, ring_links
+
+CAPACITY = 1000
+STOP = object()
+Queue = asyncio.Queue[Any]
+
+
+async def _count(q: Queue, n: int, done: asyncio.Future[None]) -> None:
+    for _ in range(n):
+        await q.get()
+    done.set_result(None)
+
+
+async def _echo(q: Queue) -> None:
+    while (item := await q.get()) is not STOP:
+        msg, fut = item
+        fut.set_result(msg)
+
+
+async def _hop(q: Queue, nxt: Queue, done: asyncio.Future[None]) -> None:
+    while (token := await q.get()) is not STOP:
+        if token:
+            await nxt.put(token - 1)
+        else:
+            done.set_result(None)
+
+
+async def _idle(q: Queue, started: asyncio.Future[None]) -> None:
+    started.set_result(None)
+    while await q.get() is not STOP:
+        pass
+
+
+def _start(consumer: Any, *args: Any) -> tuple[Queue, asyncio.Task[None]]:
+    q: Queue = asyncio.Queue(CAPACITY)
+    return q, asyncio.get_running_loop().create_task(consumer(q, *args))
+
+
+async def _spawn_idle() -> tuple[Queue, asyncio.Task[None]]:
+    started = asyncio.get_running_loop().create_future()
+    actor = _start(_idle, started)
+    await started
+    return actor
+
+
+async def _stop(actor: tuple[Queue, asyncio.Task[None]]) -> None:
+    q, task = actor
+    await q.put(STOP)
+    await task
+
+
+async def tell(n: int, meter: Meter) -> None:
+    done = asyncio.get_running_loop().create_future()
+    q, _ = _start(_count, n, done)
+    with meter:
+        for i in range(n):
+            await q.put(i)
+        await done
+
+
+async def ask(n: int, meter: Meter) -> None:
+    loop = asyncio.get_running_loop()
+    actor = _start(_echo)
+    q = actor[0]
+    with meter:
+        for i in range(n):
+            fut = loop.create_future()
+            await q.put((i, fut))
+            await fut
+    await _stop(actor)
+
+
+async def ring(n: int, meter: Meter) -> None:
+    done = asyncio.get_running_loop().create_future()
+    queues: list[Queue] = [asyncio.Queue(CAPACITY) for _ in range(RING_SIZE)]
+    tasks = [asyncio.create_task(_hop(q, nxt, done)) for q, nxt in ring_links(queues)]
+    with meter:
+        await queues[0].put(n)
+        await done
+    for q, task in zip(queues, tasks, strict=True):
+        await _stop((q, task))
+
+
+async def spawn_one(n: int, meter: Meter) -> None:
+    with meter:
+        for _ in range(n):
+            await _stop(await _spawn_idle())
+
+
+async def spawn_batch(n: int, meter: Meter) -> None:
+    with meter:
+        actors = [await _spawn_idle() for _ in range(n)]
+        await asyncio.gather(*(_stop(actor) for actor in actors))
+
+
+async def memory(n: int, meter: Meter) -> None:
+    with meter:
+        actors = [await _spawn_idle() for _ in range(n)]
+    await asyncio.gather(*(_stop(actor) for actor in actors))

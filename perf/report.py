@@ -1,0 +1,106 @@
+"""Turn measurements into ratios, target verdicts, a table and a JSON document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .workloads import BY_NAME, Target, Workload
+
+# Share of all CPUs taken by other processes above which a workload's figures are
+# flagged as disturbed.
+BUSY = 0.05
+COLUMNS = ("workload", "unit", "ours", "raw asyncio", "pykka", "ours/raw", "ours/pykka", "target")
+
+
+def judge(workload: Workload, figures: dict[str, Any], pinned: bool) -> dict[str, Any]:
+    """Ratios of our median to the others', and each target's verdict."""
+    ours = figures["ours"]["median"]
+    ratios = {other: ours / figures[other]["median"] for other in ("raw", "pykka")}
+    verdicts = []
+    for target in workload.targets:
+        bound = target.bound(pinned)
+        value = ours if target.against == "abs" else ratios[target.against]
+        verdicts.append(
+            {
+                "target": _describe(workload, target, bound),
+                "value": value,
+                "ok": workload.better(value, bound),
+            }
+        )
+    return {"ratios": ratios, "targets": verdicts}
+
+
+def document(results: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The JSON written to disk: run settings, then per workload figures and verdicts."""
+    workloads = {}
+    for name, measured in results.items():
+        workload = BY_NAME[name]
+        workloads[name] = {
+            "title": workload.title,
+            "unit": workload.unit,
+            **measured,
+            **judge(workload, measured["figures"], meta["pinned"]),
+        }
+    return {"meta": meta, "workloads": workloads}
+
+
+def table(doc: dict[str, Any]) -> str:
+    """A plain-text table of the document, with notes on unequal sizes and noise."""
+    rows = [COLUMNS]
+    notes = []
+    busy = []
+    for name, entry in doc["workloads"].items():
+        figures = entry["figures"]
+        rows.append(
+            (
+                name,
+                entry["unit"],
+                *(
+                    _figure(figures[impl]["median"], entry["unit"])
+                    for impl in ("ours", "raw", "pykka")
+                ),
+                *(f"{entry['ratios'][other]:.2f}x" for other in ("raw", "pykka")),
+                ", ".join(
+                    f"{v['target']} {'pass' if v['ok'] else 'MISS'}" for v in entry["targets"]
+                ),
+            )
+        )
+        sizes = {impl: f["size"] for impl, f in figures.items()}
+        if len(set(sizes.values())) > 1:
+            notes.append(f"{name}: n = " + ", ".join(f"{i} {s:,}" for i, s in sizes.items()))
+        if entry["foreign_cpu"] > BUSY:
+            busy.append(f"{name} {entry['foreign_cpu']:.0%}")
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    meta = doc["meta"]
+    header = (
+        f"mycelium-actors perf: medians of {meta['repeats']} runs, scale {meta['scale']}, "
+        f"{'pinned to CPU 0' if meta['pinned'] else 'unpinned'}, "
+        f"{meta['cpus']} CPUs, Python {meta['python']}, commit {meta['commit']}"
+    )
+    if busy:
+        notes.append(
+            "other processes took this share of the CPUs meanwhile, so these figures "
+            f"are noisy: {', '.join(busy)}"
+        )
+    return "\n".join([header, "", *lines, *(f"  note: {n}" for n in notes)])
+
+
+def _describe(workload: Workload, target: Target, bound: float) -> str:
+    op = ">=" if workload.timed else "<="
+    if target.against == "abs":
+        return f"{op} {_figure(bound, workload.unit)}"
+    return f"{op} {bound:g}x {target.against}"
+
+
+def _figure(value: float, unit: str) -> str:
+    if unit.startswith("bytes"):
+        return f"{value / 1024:.2f} KiB"
+    for limit, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.3g}"

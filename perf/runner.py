@@ -1,0 +1,63 @@
+"""Run every (implementation, workload) measurement in its own subprocess.
+
+Implementations alternate within each workload (ours, raw, pykka, ours, ...)
+so slow drift of the machine spreads evenly; the median of the repeats is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import meter
+from .workloads import IMPLEMENTATIONS, Workload
+
+ROOT = Path(__file__).resolve().parent.parent  # where `python -m perf.worker` resolves
+
+
+def run_worker(impl: str, workload: Workload, size: int, pin: bool) -> float:
+    """One measurement in a fresh interpreter; the meter's delta."""
+    cmd = [sys.executable, "-m", "perf.worker", impl, workload.name, str(size)]
+    if pin:
+        cmd = ["taskset", "-c", "0", *cmd]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
+    delta: float = json.loads(done.stdout.splitlines()[-1])["delta"]
+    return delta
+
+
+def run(workloads: Iterable[Workload], repeats: int, scale: float, pin: bool) -> dict[str, Any]:
+    """Measure everything: per workload, each implementation's size, figures and median,
+    and `foreign_cpu`, the share of all CPUs that other processes took meanwhile."""
+    results: dict[str, Any] = {}
+    for workload in workloads:
+        sizes = {impl: workload.size_for(impl, scale) for impl in IMPLEMENTATIONS}
+        figures: dict[str, list[float]] = {impl: [] for impl in IMPLEMENTATIONS}
+        with meter.stopwatch() as wall, meter.foreign_cpu() as foreign:
+            for round_ in range(1, repeats + 1):
+                for impl, size in sizes.items():
+                    _progress(f"{workload.name} {round_}/{repeats} {impl} n={size}")
+                    delta = run_worker(impl, workload, size, pin)
+                    figures[impl].append(workload.figure(size, delta))
+        assert wall.delta is not None and foreign.delta is not None
+        results[workload.name] = {
+            "figures": {
+                impl: {"size": sizes[impl], "runs": runs, "median": statistics.median(runs)}
+                for impl, runs in figures.items()
+            },
+            "foreign_cpu": max(0.0, foreign.delta / (wall.delta * (os.cpu_count() or 1))),
+        }
+    _progress("")
+    return results
+
+
+def _progress(text: str) -> None:
+    if sys.stderr.isatty():
+        print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)

@@ -1,0 +1,27 @@
+"""The benchmark harness still runs end to end (a tiny scale; nothing is timed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from perf.workloads import IMPLEMENTATIONS, WORKLOADS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_runner_writes_positive_figures_for_every_workload(tmp_path: Path) -> None:
+    out = tmp_path / "perf.json"
+    cmd = [sys.executable, "-m", "perf", "--scale", "0.001", "--repeats", "1", "--json", str(out)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=50)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert set(doc["workloads"]) == {w.name for w in WORKLOADS}
+    for name, entry in doc["workloads"].items():
+        for impl in IMPLEMENTATIONS:
+            assert entry["figures"][impl]["median"] > 0, (name, impl)
+        assert all(ratio > 0 for ratio in entry["ratios"].values()), name
+        assert entry["targets"] and all(isinstance(t["ok"], bool) for t in entry["targets"])
+    assert "ours/pykka" in done.stdout
