@@ -19,7 +19,7 @@ import structlog
 
 from .errors import MyceliumError
 from .loader import LoadError, load_target
-from .render import render_live_tree, render_spec
+from .render import render_live_tree, render_spec, rich_spec
 from .spec import Supervisor
 from .system import ActorSystem
 
@@ -187,5 +187,14 @@ def run(
 @_factory
 @_app_dir
 def tree(target: str, factory: bool, app_dir: str) -> None:
-    """Print the declared tree TARGET without starting it."""
-    click.echo(render_spec(load_tree(target, factory, app_dir)))
+    """Print the declared tree TARGET without starting it (with rich on a terminal)."""
+    spec = load_tree(target, factory, app_dir)
+    if sys.stdout.isatty():
+        try:
+            from rich.console import Console
+        except ImportError:
+            pass
+        else:
+            Console().print(rich_spec(spec))
+            return
+    click.echo(render_spec(spec))

@@ -70,3 +70,20 @@ def _node_label(node: TreeNode) -> str:
 def render_live_tree(nodes: Sequence[TreeNode]) -> str:
     """The running tree: status, restarts, mailbox depth, pinned CPUs."""
     return _draw(list(nodes), _node_label, lambda n: n.children)
+
+
+def rich_spec(tree: Supervisor) -> Any:
+    """The declared tree as a `rich.tree.Tree`; ImportError when rich is not installed."""
+    from rich.tree import Tree
+
+    def grow(branch: Any, spec: Child | Supervisor) -> None:
+        style = "bold cyan" if isinstance(spec, Supervisor) else "green"
+        node = branch.add(f"[{style}]{_spec_label(spec)}[/]")
+        if isinstance(spec, Supervisor):
+            for child in spec.children:
+                grow(node, child)
+
+    root = Tree(f"[bold cyan]{_spec_label(tree)}[/]")
+    for child in tree.children:
+        grow(root, child)
+    return root

@@ -300,3 +300,16 @@ def test_tree_prints_names_strategies_and_restart_types_without_starting() -> No
         (2, "fourth", "temporary"),
     ]
     assert "actor.started" not in result.stderr
+
+
+def test_tree_on_a_terminal_draws_a_rich_tree_with_the_same_labels() -> None:
+    from rich.console import Console
+
+    from mycelium_actors.render import render_spec, rich_spec
+    from supervisors.bank import tree
+
+    console = Console(record=True, width=200, color_system=None)
+    console.print(rich_spec(tree))
+    drawn = console.export_text()
+    for line in render_spec(tree).splitlines():
+        assert line.lstrip("│├└─ ") in drawn
