@@ -7,47 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
-import attrs
-
-from mycelium_actors import Actor, ActorStopped, ActorSystem, handler
-
-
-@attrs.frozen
-class Deposit:
-    amount: int
-
-
-@attrs.frozen
-class GetBalance:
-    pass
-
-
-@attrs.frozen
-class Audit:
-    """Broadcast to every actor that handles it."""
-
-
-class Account(Actor):
-    mailbox_capacity = 64
-
-    def __init__(self, owner: str) -> None:
-        super().__init__()
-        self.owner, self.balance = owner, 0
-
-    @handler
-    def deposit(self, msg: Deposit) -> int:
-        if msg.amount < 0:
-            raise ValueError(f"negative deposit for {self.owner}")
-        self.balance += msg.amount
-        return self.balance
-
-    @handler
-    def balance_of(self, msg: GetBalance) -> int:
-        return self.balance
-
-    @handler
-    def audit(self, msg: Audit) -> None:
-        self.context.log.info("audit", owner=self.owner, balance=self.balance)
+from mycelium_actors import ActorStopped, ActorSystem
+from supervisors.bank import Account, Audit, Deposit, GetBalance
 
 
 async def main() -> dict[str, object]:

@@ -26,6 +26,11 @@ class Tick:
     pass
 
 
+@attrs.frozen
+class Audit:
+    """Broadcast with `system.publish` to every actor that handles it."""
+
+
 class Account(Actor):
     def __init__(self, owner: str) -> None:
         super().__init__()
@@ -41,6 +46,10 @@ class Account(Actor):
     @handler
     def balance_of(self, msg: GetBalance) -> int:
         return self.balance
+
+    @handler
+    def audit(self, msg: Audit) -> None:
+        self.context.log.info("audit", owner=self.owner, balance=self.balance)
 
 
 class Auditor(Actor):
