@@ -209,7 +209,6 @@ class Slot:
             self.status = "starting"
         loop = asyncio.get_running_loop()
         started: asyncio.Future[None] = loop.create_future()
-        started.add_done_callback(_mark_retrieved)
         self._starting = started
         done = self.runner.submit(self._run())
         self._done = done  # type: ignore[assignment]
@@ -468,12 +467,6 @@ class Slot:
         """Stop this incarnation's spawned children, newest first."""
         for child in reversed(list(self.children)):
             await self.system.on_system_loop(child.stop_for_good())
-
-
-def _mark_retrieved(fut: asyncio.Future[Any]) -> None:
-    # The starter may have been cancelled and never read the outcome: not an error.
-    if not fut.cancelled():
-        fut.exception()
 
 
 def _exit_of(fut: asyncio.Future[Any]) -> Exit:
