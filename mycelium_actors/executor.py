@@ -34,6 +34,10 @@ class Runner(abc.ABC):
         """(thread name, native thread id, cpus) for `system.tree()`."""
         return None, None, None
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) of the runner's own thread, or None."""
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """The actor stopped for good: release the thread, if any."""
 
@@ -146,11 +150,10 @@ class _ThreadRunner(Runner):
     def describe(self) -> tuple[str | None, int | None, list[int] | None]:
         return self.name, self.native_id, list(self.cpus) if self.cpus is not None else None
 
-    def cpu_times(self) -> tuple[float, float] | None:
-        """(user, system) CPU seconds of this thread, from psutil."""
+    def cpu_seconds(self) -> float | None:
         for thread in psutil.Process().threads():
             if thread.id == self.native_id:
-                return thread.user_time, thread.system_time
+                return float(thread.user_time + thread.system_time)
         return None
 
     async def aclose(self) -> None:

@@ -64,6 +64,8 @@ def _node_label(node: TreeNode) -> str:
         text += f"  mailbox={node.mailbox}"
     if node.thread is not None:
         text += f"  thread={node.thread} cpus={node.cpus}"
+        if node.cpu_seconds is not None:
+            text += f" cpu={node.cpu_seconds:.2f}s"
     return text
 
 

@@ -46,6 +46,7 @@ class TreeNode:
     thread_id: int | None
     cpus: list[int] | None
     children: list[TreeNode]
+    cpu_seconds: float | None = None  # CPU time of the actor's own thread (PinnedThread)
 
 
 class ActorSystem:
@@ -473,4 +474,5 @@ def _node(slot: Slot) -> TreeNode:
         thread_id=thread_id,
         cpus=cpus,
         children=[_node(child) for child in slot.children],
+        cpu_seconds=runner.cpu_seconds() if runner is not None else None,
     )

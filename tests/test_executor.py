@@ -1054,3 +1054,13 @@ def test_the_docs_code_is_copied_verbatim_from_the_example() -> None:
         assert marker == "<!-- from examples/pinned.py -->", code
         assert caption == "*File: [examples/pinned.py](../examples/pinned.py)*", code
         assert code in example, f"not in examples/pinned.py verbatim:\n{code}"
+
+
+async def test_tree_reads_the_cpu_time_of_a_pinned_thread_only(system) -> None:
+    pinned = await system.spawn(Probe, executor=PinnedThread(cpus=[0]), name="busy")
+    plain = await system.spawn(Probe, name="plain")
+    await pinned.ask(Where())
+    nodes = {node.path: node for node in system.tree()}
+    assert isinstance(nodes[pinned.path].cpu_seconds, float)
+    assert nodes[pinned.path].cpu_seconds >= 0.0
+    assert nodes[plain.path].cpu_seconds is None
