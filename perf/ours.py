@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import hashlib
+import statistics
+import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
-from mycelium_actors import Actor, ActorRef, ActorSystem, handler
+from mycelium_actors import (
+    Actor,
+    ActorRef,
+    ActorSystem,
+    Child,
+    Executor,
+    PinnedThread,
+    Supervisor,
+    handler,
+)
 
 from .meter import Meter
-from .workloads import RING_SIZE, ring_links
+from .workloads import CRASH_STORM_CHILDREN, RING_SIZE, TELLS_PER_CRASH, Extras, ring_links
 
 
 class Counter(Actor):
-    def __init__(self, n: int, done: asyncio.Future[None]) -> None:
+    def __init__(self, n: int, done: concurrent.futures.Future[None]) -> None:
         super().__init__()
         self.left, self.done = n, done
 
@@ -53,40 +66,118 @@ class Idle(Actor):
     pass
 
 
-Workload = Callable[[ActorSystem, int, Meter], Awaitable[None]]
+class Crash:
+    """The message that makes a `Fragile` actor crash."""
 
 
-def in_system(workload: Workload) -> Callable[[int, Meter], Awaitable[None]]:
+class Fragile(Actor):
+    """Echoes ints, crashes on `Crash`; counts what it handled in `tally` (which
+    outlives its restarts)."""
+
+    def __init__(self, tally: list[int] | None = None) -> None:
+        super().__init__()
+        self.tally = tally
+
+    @handler
+    def crash(self, msg: Crash) -> None:
+        raise RuntimeError("crash on purpose")
+
+    @handler
+    def echo(self, msg: int) -> int:
+        if self.tally is not None:
+            self.tally[0] += 1
+        return msg
+
+
+class Timer(Actor):
+    """Times sequential asks to `target`, from wherever this actor runs."""
+
+    def __init__(self, target: ActorRef[Echo]) -> None:
+        super().__init__()
+        self.target = target
+
+    @handler
+    async def time_asks(self, n: int) -> list[float]:
+        return await _latencies(self.target, n)
+
+
+Workload = Callable[[ActorSystem, int, Meter], Awaitable[Extras | None]]
+
+
+def in_system(workload: Workload) -> Callable[[int, Meter], Awaitable[Extras | None]]:
     """Run the workload inside a fresh `ActorSystem`."""
 
     @wraps(workload)
-    async def run(n: int, meter: Meter) -> None:
+    async def run(n: int, meter: Meter) -> Extras | None:
         async with ActorSystem("perf") as system:
-            await workload(system, n, meter)
+            return await workload(system, n, meter)
 
     return run
+
+
+async def _latencies(ref: ActorRef[Echo], n: int) -> list[float]:
+    """Seconds each of n sequential asks took."""
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        await ref.ask(i)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _percentiles_us(times: list[float]) -> tuple[float, float]:
+    """p50 and p99 in microseconds."""
+    if len(times) < 2:
+        return times[0] * 1e6, times[0] * 1e6
+    cuts = statistics.quantiles(times, n=100)
+    return cuts[49] * 1e6, cuts[98] * 1e6
+
+
+async def _supervised(system: ActorSystem, *children: Child) -> list[ActorRef[Any]]:
+    """Start the children under one_for_one with a limit never reached; their refs."""
+    tree = Supervisor("root", max_restarts=10**9, within=1.0, children=list(children))
+    await system.start(tree)
+    return [system.lookup(f"/root/{child.name}") for child in children]  # type: ignore[misc]
 
 
 def _future() -> asyncio.Future[Any]:
     return asyncio.get_running_loop().create_future()
 
 
-@in_system
-async def tell(system: ActorSystem, n: int, meter: Meter) -> None:
-    done = _future()
-    ref = await system.spawn(Counter, n, done)
+async def _tells(system: ActorSystem, n: int, meter: Meter, executor: Executor | None) -> None:
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()  # set from any thread
+    ref = await system.spawn(Counter, n, done, executor=executor)
     with meter:
         for i in range(n):
             await ref.tell(i)
-        await done
+        await asyncio.wrap_future(done)
+
+
+async def _asks(system: ActorSystem, n: int, meter: Meter, executor: Executor | None) -> None:
+    ref = await system.spawn(Echo, executor=executor)
+    with meter:
+        for i in range(n):
+            await ref.ask(i)
+
+
+@in_system
+async def tell(system: ActorSystem, n: int, meter: Meter) -> None:
+    await _tells(system, n, meter, None)
 
 
 @in_system
 async def ask(system: ActorSystem, n: int, meter: Meter) -> None:
-    ref = await system.spawn(Echo)
-    with meter:
-        for i in range(n):
-            await ref.ask(i)
+    await _asks(system, n, meter, None)
+
+
+@in_system
+async def xthread_tell(system: ActorSystem, n: int, meter: Meter) -> None:
+    await _tells(system, n, meter, PinnedThread(cpus=None))
+
+
+@in_system
+async def xthread_ask(system: ActorSystem, n: int, meter: Meter) -> None:
+    await _asks(system, n, meter, PinnedThread(cpus=None))
 
 
 @in_system
@@ -120,3 +211,69 @@ async def memory(system: ActorSystem, n: int, meter: Meter) -> None:
     with meter:
         for _ in range(n):
             await system.spawn(Idle)
+
+
+@in_system
+async def restart(system: ActorSystem, n: int, meter: Meter) -> Extras:
+    (ref,) = await _supervised(system, Child(Fragile, name="w"))
+    times = []
+    with meter:
+        for i in range(n):
+            start = time.perf_counter()
+            await ref.tell(Crash())
+            await ref.ask(i)
+            times.append(time.perf_counter() - start)
+    return {"median_us": statistics.median(times) * 1e6}
+
+
+@in_system
+async def crash_storm(system: ActorSystem, n: int, meter: Meter) -> Extras:
+    tally = [0]
+    children = [Child(Fragile, tally, name=f"c{i}") for i in range(CRASH_STORM_CHILDREN)]
+    refs = await _supervised(system, *children)
+    sent = 0
+    with meter:
+        for crash in range(n):
+            await refs[crash % len(refs)].tell(Crash())
+            for _ in range(TELLS_PER_CRASH):
+                await refs[sent % len(refs)].tell(sent)
+                sent += 1
+        for ref in refs:  # mailboxes are FIFO: once each answers, all before it was handled
+            await ref.ask(-1)
+    return {"sent": sent, "lost": sent + len(refs) - tally[0]}
+
+
+def _sha_chunk(buffer: bytes = bytes(8 << 20)) -> None:
+    hashlib.sha256(buffer)  # ~10 ms, without the GIL
+
+
+def _python_chunk() -> None:
+    total = 0
+    for i in range(200_000):  # ~10 ms of bytecode, holding the GIL
+        total += i * i
+
+
+async def _hog(chunk: Callable[[], None]) -> None:
+    while True:
+        chunk()
+        await asyncio.sleep(0)  # share the loop between chunks
+
+
+@in_system
+async def isolation(system: ActorSystem, n: int, meter: Meter) -> Extras:
+    pool = PinnedThread(cpus=None, shared=True)
+    pinned = await system.spawn(Timer, await system.spawn(Echo, executor=pool), executor=pool)
+    on_loop = await system.spawn(Echo)
+    extras: Extras = {}
+    with meter:
+        for hog_name, chunk in (("sha", _sha_chunk), ("python", _python_chunk)):
+            hog = asyncio.create_task(_hog(chunk))
+            pinned_times = await pinned.ask(n, timeout=60.0)
+            main_times = await _latencies(on_loop, n)
+            hog.cancel()
+            for where, times in (("pinned", pinned_times), ("main", main_times)):
+                p50, p99 = _percentiles_us(times)
+                extras |= {f"{hog_name}_{where}_p50_us": p50, f"{hog_name}_{where}_p99_us": p99}
+            ratio = extras[f"{hog_name}_main_p99_us"] / extras[f"{hog_name}_pinned_p99_us"]
+            extras[f"p99_ratio_{hog_name}"] = ratio
+    return extras

@@ -110,3 +110,8 @@ def memory(n: int, meter: Meter) -> None:
     with meter:
         for _ in range(n):
             Idle.start()
+
+
+# pykka's actors always run on their own thread: the cross-thread workloads are the plain ones.
+xthread_tell = tell
+xthread_ask = ask

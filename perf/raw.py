@@ -7,6 +7,10 @@ capacity as our default mailbox; nothing else (no dispatch, no timeout).
 from __future__ import annotations
 
 import asyncio
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .meter import Meter
@@ -61,6 +65,20 @@ async def _stop(actor: tuple[Queue, asyncio.Task[None]]) -> None:
     await task
 
 
+@contextmanager
+def _loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in its own thread for the duration of the block."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+
+
 async def tell(n: int, meter: Meter) -> None:
     done = asyncio.get_running_loop().create_future()
     q, _ = _start(_count, n, done)
@@ -109,3 +127,32 @@ async def memory(n: int, meter: Meter) -> None:
     with meter:
         actors = [await _spawn_idle() for _ in range(n)]
     await asyncio.gather(*(_stop(actor) for actor in actors))
+
+
+async def xthread_ask(n: int, meter: Meter) -> None:
+    caller = asyncio.get_running_loop()
+
+    def echo(msg: int, fut: asyncio.Future[int]) -> None:
+        caller.call_soon_threadsafe(fut.set_result, msg)
+
+    with _loop_thread() as server, meter:
+        for i in range(n):
+            fut = caller.create_future()
+            server.call_soon_threadsafe(echo, i, fut)
+            await fut
+
+
+def xthread_tell(n: int, meter: Meter) -> None:
+    q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def consume() -> None:
+        while q.get() is not STOP:
+            pass
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    with meter:
+        for i in range(n):
+            q.put(i)
+        q.put(STOP)
+        consumer.join()

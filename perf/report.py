@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from .workloads import BY_NAME, Target, Workload
@@ -10,21 +11,23 @@ from .workloads import BY_NAME, Target, Workload
 # flagged as disturbed.
 BUSY = 0.05
 COLUMNS = ("workload", "unit", "ours", "raw asyncio", "pykka", "ours/raw", "ours/pykka", "target")
+OTHERS = ("raw", "pykka")
 
 
 def judge(workload: Workload, figures: dict[str, Any], pinned: bool) -> dict[str, Any]:
-    """Ratios of our median to the others', and each target's verdict."""
+    """Ratios of our median to the others' (those that ran), and each target's verdict."""
     ours = figures["ours"]["median"]
-    ratios = {other: ours / figures[other]["median"] for other in ("raw", "pykka")}
+    ratios = {o: ours / figures[o]["median"] for o in OTHERS if o in figures}
+    values = {"abs": ours, **ratios, **figures["ours"].get("extras", {})}
     verdicts = []
     for target in workload.targets:
         bound = target.bound(pinned)
-        value = ours if target.against == "abs" else ratios[target.against]
+        value = values[target.against]
         verdicts.append(
             {
-                "target": _describe(workload, target, bound),
+                "target": _describe(workload, target, bound, value),
                 "value": value,
-                "ok": workload.better(value, bound),
+                "ok": workload.better(target)(value, bound),
             }
         )
     return {"ratios": ratios, "targets": verdicts}
@@ -56,10 +59,10 @@ def table(doc: dict[str, Any]) -> str:
                 name,
                 entry["unit"],
                 *(
-                    _figure(figures[impl]["median"], entry["unit"])
-                    for impl in ("ours", "raw", "pykka")
+                    _figure(figures[impl]["median"], entry["unit"]) if impl in figures else "-"
+                    for impl in ("ours", *OTHERS)
                 ),
-                *(f"{entry['ratios'][other]:.2f}x" for other in ("raw", "pykka")),
+                *(f"{entry['ratios'][o]:.2f}x" if o in entry["ratios"] else "-" for o in OTHERS),
                 ", ".join(
                     f"{v['target']} {'pass' if v['ok'] else 'MISS'}" for v in entry["targets"]
                 ),
@@ -68,6 +71,12 @@ def table(doc: dict[str, Any]) -> str:
         sizes = {impl: f["size"] for impl, f in figures.items()}
         if len(set(sizes.values())) > 1:
             notes.append(f"{name}: n = " + ", ".join(f"{i} {s:,}" for i, s in sizes.items()))
+        if note := BY_NAME[name].note:
+            notes.append(note)
+        for impl, f in figures.items():
+            if "extras" in f:
+                extras = ", ".join(f"{k} {_figure(v, '')}" for k, v in f["extras"].items())
+                notes.append(f"{name} {impl}: {extras}")
         if entry["foreign_cpu"] > BUSY:
             busy.append(f"{name} {entry['foreign_cpu']:.0%}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
@@ -90,11 +99,13 @@ def table(doc: dict[str, Any]) -> str:
     return "\n".join([header, "", *lines, *(f"  note: {n}" for n in notes)])
 
 
-def _describe(workload: Workload, target: Target, bound: float) -> str:
-    op = ">=" if workload.timed else "<="
+def _describe(workload: Workload, target: Target, bound: float, value: float) -> str:
+    op = "<=" if workload.better(target) is operator.le else ">="
     if target.against == "abs":
         return f"{op} {_figure(bound, workload.unit)}"
-    return f"{op} {bound:g}x {target.against}"
+    if target.against in OTHERS:
+        return f"{op} {bound:g}x {target.against}"
+    return f"{target.against} {_figure(value, '')} {op} {bound:g}"
 
 
 def _figure(value: float, unit: str) -> str:

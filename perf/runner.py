@@ -6,6 +6,7 @@ so slow drift of the machine spreads evenly; the median of the repeats is kept.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import statistics
@@ -21,41 +22,57 @@ from .workloads import IMPLEMENTATIONS, Workload
 ROOT = Path(__file__).resolve().parent.parent  # where `python -m perf.worker` resolves
 
 
-def run_worker(impl: str, workload: Workload, size: int, pin: bool) -> float:
-    """One measurement in a fresh interpreter; the meter's delta."""
+def run_worker(impl: str, workload: Workload, size: int, pin: bool) -> dict[str, Any]:
+    """One measurement in a fresh interpreter: the worker's record (delta, extras)."""
     cmd = [sys.executable, "-m", "perf.worker", impl, workload.name, str(size)]
     if pin:
         cmd = ["taskset", "-c", "0", *cmd]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
-    delta: float = json.loads(done.stdout.splitlines()[-1])["delta"]
-    return delta
+    record: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return record
+
+
+def implementations(workload: Workload) -> list[str]:
+    """The implementations that have this workload."""
+    return [
+        impl
+        for impl, module in IMPLEMENTATIONS.items()
+        if hasattr(importlib.import_module(module), workload.name)
+    ]
 
 
 def run(workloads: Iterable[Workload], repeats: int, scale: float, pin: bool) -> dict[str, Any]:
-    """Measure everything: per workload, each implementation's size, figures and median,
-    and `foreign_cpu`, the share of all CPUs that other processes took meanwhile."""
+    """Measure everything: per workload, each implementation's size, figures and median
+    (and the median of each extra), and `foreign_cpu`, the share of all CPUs that
+    other processes took meanwhile."""
     results: dict[str, Any] = {}
     for workload in workloads:
-        sizes = {impl: workload.size_for(impl, scale) for impl in IMPLEMENTATIONS}
-        figures: dict[str, list[float]] = {impl: [] for impl in IMPLEMENTATIONS}
+        sizes = {impl: workload.size_for(impl, scale) for impl in implementations(workload)}
+        records: dict[str, list[dict[str, Any]]] = {impl: [] for impl in sizes}
         with meter.stopwatch() as wall, meter.foreign_cpu() as foreign:
             for round_ in range(1, repeats + 1):
                 for impl, size in sizes.items():
                     _progress(f"{workload.name} {round_}/{repeats} {impl} n={size}")
-                    delta = run_worker(impl, workload, size, pin)
-                    figures[impl].append(workload.figure(size, delta))
+                    records[impl].append(run_worker(impl, workload, size, pin))
         assert wall.delta is not None and foreign.delta is not None
         results[workload.name] = {
             "figures": {
-                impl: {"size": sizes[impl], "runs": runs, "median": statistics.median(runs)}
-                for impl, runs in figures.items()
+                impl: _summary(workload, sizes[impl], runs) for impl, runs in records.items()
             },
             "foreign_cpu": max(0.0, foreign.delta / (wall.delta * (os.cpu_count() or 1))),
         }
     _progress("")
     return results
+
+
+def _summary(workload: Workload, size: int, records: list[dict[str, Any]]) -> dict[str, Any]:
+    runs = [workload.figure(size, r["delta"], r["extras"]) for r in records]
+    summary = {"size": size, "runs": runs, "median": statistics.median(runs)}
+    if extras := [r["extras"] for r in records if r["extras"]]:
+        summary["extras"] = {k: statistics.median(e[k] for e in extras) for k in extras[0]}
+    return summary
 
 
 def _progress(text: str) -> None:

@@ -3,11 +3,14 @@
 An *implementation* is a module (`ours`, `raw`, `pykka_threads`) with one
 function per workload, named after it:
 
-    def tell(n: int, meter: Meter) -> None | Awaitable[None]
+    def tell(n: int, meter: Meter) -> None | Extras | Awaitable[None | Extras]
 
 It sets the workload up, runs exactly the measured part inside `with meter:`,
 then tears down; a coroutine function is run with `asyncio.run`. The meter is
-a stopwatch (figure: n / seconds) or an RSS probe (figure: bytes / n).
+a stopwatch (figure: n / seconds) or an RSS probe (figure: bytes / n). It may
+return *extras*, named figures beyond the meter's (latency percentiles, a
+loss count); a workload's `headline` extra, if set, replaces the meter's
+figure. An implementation without an equivalent has no such function.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from .meter import Meter
 
 IMPLEMENTATIONS = {"ours": "perf.ours", "raw": "perf.raw", "pykka": "perf.pykka_threads"}
 RING_SIZE = 100
+CRASH_STORM_CHILDREN = 100
+TELLS_PER_CRASH = 10  # crash_storm: normal tells between two crashes
 T = TypeVar("T")
+Extras = dict[str, float]
 
 
 def ring_links(members: Sequence[T]) -> Iterator[tuple[T, T]]:
@@ -33,11 +39,13 @@ def ring_links(members: Sequence[T]) -> Iterator[tuple[T, T]]:
 
 @attrs.frozen
 class Target:
-    """Ours against `against` ("raw", "pykka", or "abs" for the figure itself)."""
+    """Ours against `against`: "raw", "pykka", "abs" (the figure itself), or the
+    name of one of our extras."""
 
     against: str
     value: float
     pinned: float | None = None  # a different bound when every process runs on one CPU
+    most: bool = False  # an upper bound (else the workload's own direction)
 
     def bound(self, pinned: bool) -> float:
         return self.pinned if pinned and self.pinned is not None else self.value
@@ -53,6 +61,9 @@ class Workload:
     pykka_size: int | None = None  # pykka runs a thread per actor: fewer where that matters
     timed: bool = True  # a stopwatch, figure n/s (higher is better); else RSS, bytes/n
     teardown: bool = True  # False: the worker exits as soon as the meter is read
+    headline: str | None = None  # an extra shown as the figure instead of the meter's
+    crashes: bool = False  # its actors crash on purpose: drop error logs too
+    note: str | None = None
 
     def size_for(self, impl: str, scale: float) -> int:
         base = self.pykka_size if impl == "pykka" and self.pykka_size else self.size
@@ -61,13 +72,14 @@ class Workload:
     def new_meter(self) -> Meter:
         return meter.stopwatch() if self.timed else meter.rss()
 
-    def figure(self, size: int, delta: float) -> float:
+    def figure(self, size: int, delta: float, extras: Extras | None) -> float:
+        if self.headline:
+            return (extras or {})[self.headline]
         return size / delta if self.timed else delta / size
 
-    @property
-    def better(self) -> Callable[[float, float], bool]:
-        """`better(x, bound)`: does figure or ratio x meet the bound."""
-        return operator.ge if self.timed else operator.le
+    def better(self, target: Target) -> Callable[[float, float], bool]:
+        """`better(x, bound)`: does figure, ratio or extra x meet the target's bound."""
+        return operator.le if target.most or not self.timed else operator.ge
 
 
 WORKLOADS = (
@@ -117,6 +129,50 @@ WORKLOADS = (
         # Stopping 100k actors measures nothing here and can take minutes (it
         # was quadratic in the number of top-level actors at b3c069d).
         teardown=False,
+    ),
+    Workload(
+        "restart",
+        "crash, then ask: one_for_one restarts",
+        "restarts/s",
+        2_000,
+        (Target("median_us", 300.0, most=True),),
+        crashes=True,
+        note="restart: ours only, pykka has no supervision; median_us is crash-to-next-reply",
+    ),
+    Workload(
+        "crash_storm",
+        f"1k crashes over {CRASH_STORM_CHILDREN} children, among tells",
+        "restarts/s",
+        1_000,
+        (Target("lost", 0.0, most=True),),
+        crashes=True,
+        note="crash_storm: ours only; lost = tells sent minus handled, crashing ones excluded",
+    ),
+    Workload(
+        "xthread_ask",
+        "ask round trips, caller loop -> actor thread",
+        "round trips/s",
+        20_000,
+        (Target("raw", 0.8),),
+        note="xthread_ask: raw = two loops, call_soon_threadsafe both ways",
+    ),
+    Workload(
+        "xthread_tell",
+        "tell throughput, caller loop -> actor thread",
+        "msgs/s",
+        500_000,
+        (Target("abs", 1_000_000.0),),
+        note="xthread_tell: raw = queue.SimpleQueue drained by a plain consumer thread",
+    ),
+    Workload(
+        "isolation",
+        "ask latency beside a hog on the main loop",
+        "x p99 main/pinned",
+        200,
+        (Target("abs", 5.0),),
+        headline="p99_ratio_sha",
+        note="isolation: ours only; p50/p99 in us, pinned thread vs main loop, "
+        "beside a sha256 (GIL-releasing) or pure-Python hog; the figure is the sha ratio",
     ),
 )
 BY_NAME = {w.name: w for w in WORKLOADS}

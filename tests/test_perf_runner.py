@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from perf.workloads import IMPLEMENTATIONS, WORKLOADS
+from perf.workloads import WORKLOADS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,8 +20,9 @@ def test_runner_writes_positive_figures_for_every_workload(tmp_path: Path) -> No
     doc = json.loads(out.read_text())
     assert set(doc["workloads"]) == {w.name for w in WORKLOADS}
     for name, entry in doc["workloads"].items():
-        for impl in IMPLEMENTATIONS:
-            assert entry["figures"][impl]["median"] > 0, (name, impl)
+        assert "ours" in entry["figures"], name  # the others only where they have an equivalent
+        for impl, figures in entry["figures"].items():
+            assert figures["median"] > 0, (name, impl)
         assert all(ratio > 0 for ratio in entry["ratios"].values()), name
         assert entry["targets"] and all(isinstance(t["ok"], bool) for t in entry["targets"])
     assert "ours/pykka" in done.stdout
