@@ -197,18 +197,28 @@ class Mailbox:
         self._granted -= 1
         return self._put_local(item, foreign=False)
 
-    async def _put_from_foreign_thread(
-        self, item: Item, clock: Clock, timeout: float | None
-    ) -> bool:
-        loop = self._loop
-        assert loop is not None
+    def try_put_foreign(self, item: Item) -> bool:
+        """From another thread: enqueue (or apply the policy) unless it must wait.
+
+        False means "block" policy and no space: the caller has to `put()`.
+        """
         with _LOCKS[id(self) >> 4 & 63]:
             if (
                 self.policy is not BLOCK
                 or self.closed
                 or (len(self.queue) + self._granted < self.capacity)
             ):
-                return self._put_local(item, foreign=True)
+                self._put_local(item, foreign=True)
+                return True
+        return False
+
+    async def _put_from_foreign_thread(
+        self, item: Item, clock: Clock, timeout: float | None
+    ) -> bool:
+        if self.try_put_foreign(item):
+            return True
+        loop = self._loop
+        assert loop is not None
         try:
             cf = asyncio.run_coroutine_threadsafe(self.put(item, clock, timeout), loop)
         except RuntimeError:

@@ -62,6 +62,8 @@ class ActorRef(Generic[A]):
             if mb._waiter is not None:
                 mb._wake()
             return
+        if get_ident() != mb._tid and mb.try_put_foreign((message, None)):
+            return  # another thread's actor: one locked append, no coroutine hop
         await mb.put((message, None), self._clock)
 
     def tell_nowait(self, message: Any) -> None:
