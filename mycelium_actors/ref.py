@@ -93,6 +93,8 @@ class ActorRef(Generic[A]):
             q.append(item)
             if mb._waiter is not None:
                 mb._wake()
+        elif get_ident() != mb._tid and mb.try_put_foreign(item):
+            pass  # another thread's actor: one locked append, no coroutine hop
         else:
             clock = self._clock
             started = clock.now()
