@@ -22,6 +22,7 @@ Two faults are injected on purpose, and supervisors repair them:
 
 from __future__ import annotations
 
+import abc
 import random
 from collections import Counter
 from typing import Any
@@ -231,7 +232,7 @@ class Normalizer(Stage):
             await subscriber.ask(msg, timeout=30.0)
 
 
-class Strategy(Stage):
+class Strategy(Stage, abc.ABC):
     """Turns ticks into order requests and asks risk to clear each one."""
 
     mailbox_capacity = 4096
@@ -244,9 +245,9 @@ class Strategy(Stage):
         await super().on_start()
         self.risk = self.find(OrderRequest)
 
+    @abc.abstractmethod
     def decide(self, tick: Tick) -> str | None:
         """The side to trade on this tick ("buy" or "sell"), or None."""
-        raise NotImplementedError
 
     @handler
     async def on_tick(self, tick: Tick) -> None:
