@@ -87,8 +87,8 @@ def _spec_of(slot: Slot) -> Child | Supervisor:
     return spec
 
 
-def make_child_slot(system: ActorSystem, parent: SupervisorSlot, spec: Child | Supervisor) -> Slot:
-    """Create and register the slot for `spec` below `parent` (not started)."""
+def _new_slot(system: ActorSystem, parent: Slot | None, spec: Child | Supervisor) -> Slot:
+    """Create and register the (unstarted) slot for `spec`, below `parent` or at the top."""
     if isinstance(spec, Supervisor):
         slot = system.new_slot(
             parent,
@@ -112,24 +112,18 @@ def make_child_slot(system: ActorSystem, parent: SupervisorSlot, spec: Child | S
             mailbox_overflow=spec.mailbox_overflow,
         )
     slot.spec = spec
+    return slot
+
+
+def make_child_slot(system: ActorSystem, parent: SupervisorSlot, spec: Child | Supervisor) -> Slot:
+    """Create and register the slot for `spec` below `parent` (not started)."""
+    slot = _new_slot(system, parent, spec)
     slot.owner = parent
-    slot.dynamic = False
-    slot.backoff_n = 0
-    slot.started_at = None
     return slot
 
 
 async def start_root(system: ActorSystem, spec: Supervisor) -> Any:
-    slot = system.new_slot(
-        None,
-        _SupervisorActor,
-        (),
-        {},
-        name=spec.name,
-        shutdown=spec.shutdown,
-        slot_class=SupervisorSlot,
-    )
-    slot.spec = spec
+    slot = _new_slot(system, None, spec)
     try:
         await slot.start()
     except BaseException as exc:
