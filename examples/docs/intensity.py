@@ -9,20 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-import attrs
-
 from mycelium_actors import Actor, ActorSystem, Child, Supervisor, handler
 from mycelium_actors.testing import FakeClock
 
-
-@attrs.frozen
-class Crash:
-    pass
-
-
-@attrs.frozen
-class Ping:
-    pass
+from .supervision_tree import Crash, Ping
 
 
 class Flaky(Actor):

@@ -4,36 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-import attrs
 import structlog
 
-from mycelium_actors import Actor, ActorSystem, Child, Supervisor, handler
+from mycelium_actors import ActorSystem, Child, Supervisor
 
-
-@attrs.frozen
-class Crash:
-    pass
-
-
-@attrs.frozen
-class Ping:
-    pass
-
-
-class Fragile(Actor):
-    @handler
-    def crash(self, msg: Crash) -> None:
-        raise RuntimeError("boom")
-
-    @handler
-    def ping(self, msg: Ping) -> str:
-        return "pong"
+from .intensity import Crash, Flaky, Ping
 
 
 async def main() -> list[tuple[str, str, str]]:
     with structlog.testing.capture_logs() as logs:
         async with ActorSystem("events") as system:
-            await system.start(Supervisor("root", children=[Child(Fragile, name="f")]))
+            await system.start(Supervisor("root", children=[Child(Flaky, name="f")]))
             f = system.lookup("/root/f")
             assert f is not None
             await f.tell(Crash())
