@@ -289,6 +289,8 @@ class Mailbox:
 
     def close(self) -> None:
         """Refuse new messages: tells become dead letters, asks get ActorStopped."""
+        if self.closed:
+            return  # a stop closes early and finalize closes again: once is enough
         self.closed = True
         putters, self._putters = self._putters or (), None
         for fut in putters:
