@@ -6,12 +6,17 @@ future or None for a tell.
 
 Hot path: a put appends to a deque and wakes the consumer only when it is
 parked (one wake-up per burst). The consumer drains many items per wake-up.
-Puts from a thread other than the owner loop's take a lock for the capacity
-check and wake the owner loop with one `call_soon_threadsafe` per burst.
+Puts from a thread other than the owner loop's take no lock either (a deque
+append is atomic) and wake the owner loop with one `call_soon_threadsafe`
+per burst. The price: the capacity check and the append are two steps, so
+producers on *other* threads can overshoot the capacity by at most one
+message each; producers on the owner loop never do.
 
-Blocked senders ("block" policy) queue FIFO; freed space is *granted* to the
-oldest one, which then appends, so a cancelled sender enqueues nothing and
-newcomers cannot overtake the queue.
+Blocked senders ("block" policy) queue FIFO as `_Handoff`s: as space frees,
+the consumer appends their items for them, oldest first, and wakes each
+sender's loop. Newcomers cannot overtake the queue; a sender that timed out
+or was cancelled before its turn enqueues nothing. A sender on another thread
+is woken while the consumer is still draining rather than after it.
 """
 
 from __future__ import annotations
@@ -30,10 +35,8 @@ DeadLetterSink = Callable[[Any, str], None]
 
 BLOCK, DROP_NEW, DROP_OLD, FAIL = "block", "drop_new", "drop_old", "fail"
 
-# Cross-thread puts lock the capacity check. Striped locks shared by all
-# mailboxes keep an idle mailbox small (a Lock per mailbox costs 88 bytes).
-_LOCKS = tuple(threading.Lock() for _ in range(64))
 _POLICIES = {p: p for p in (BLOCK, DROP_NEW, DROP_OLD, FAIL)}
+_NEW_PUTTERS = threading.Lock()  # guards only the lazy creation of a putter queue
 
 
 def settle(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
@@ -64,7 +67,6 @@ class Mailbox:
     """A bounded FIFO of user messages plus an unbounded system lane."""
 
     __slots__ = (
-        "_granted",
         "_loop",
         "_putters",
         "_tid",
@@ -77,6 +79,7 @@ class Mailbox:
         "path",
         "policy",
         "queue",
+        "swept",
         "system",
     )
 
@@ -95,9 +98,9 @@ class Mailbox:
         self.queue: deque[Item] = deque()
         self.system: deque[Any] | None = None  # created on first use: most stay empty
         self.closed = False
+        self.swept = False  # finished for good: whatever is appended now gets rejected
         self.dropped = 0
-        self._granted = 0
-        self._putters: deque[asyncio.Future[None]] | None = None
+        self._putters: deque[_Handoff] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -126,16 +129,15 @@ class Mailbox:
         `MailboxFull` under "block" and "fail" when full.
         """
         if threading.get_ident() != self._tid:
-            with _LOCKS[id(self) >> 4 & 63]:
-                return self._put_local(item, foreign=True)
-        return self._put_local(item, foreign=False)
+            return self._put_foreign(item)
+        return self._put_local(item)
 
-    def _put_local(self, item: Item, foreign: bool) -> bool:
+    def _put_local(self, item: Item) -> bool:
         q = self.queue
         if self.closed:
             self._reject(item, "stopped")
             return False
-        if len(q) + self._granted < self.capacity:
+        if len(q) < self.capacity:
             q.append(item)
         elif self.policy is DROP_OLD:
             old = q.popleft()
@@ -147,84 +149,108 @@ class Mailbox:
         else:
             raise MailboxFull(f"mailbox of {self.path} is full ({self.capacity})")
         if self._waiter is not None:
-            if foreign:
-                self._wake_threadsafe()
-            else:
-                self._wake()
+            self._wake()
         return True
+
+    def _put_foreign(self, item: Item) -> bool:
+        """`put_nowait` from another thread: the same rules, no lock."""
+        if self.closed:
+            self._reject(item, "stopped")
+            return False
+        q = self.queue
+        if len(q) < self.capacity and not self._putters:
+            self._append_foreign(item)
+            return True
+        if self.policy is DROP_OLD:
+            try:
+                old = q.popleft()
+            except IndexError:  # the consumer emptied it meanwhile
+                old = None
+            self._append_foreign(item)
+            if old is not None:
+                self._drop(old)
+            return True
+        if self.policy is DROP_NEW:
+            self._drop(item)
+            return False
+        raise MailboxFull(f"mailbox of {self.path} is full ({self.capacity})")
+
+    def _append_foreign(self, item: Item) -> None:
+        self.queue.append(item)
+        if self.swept:
+            self.reject_all()  # finished while we appended: nobody will read it
+        elif self._waiter is not None:
+            self._wake_threadsafe()
 
     async def put(self, item: Item, clock: Clock, timeout: float | None = None) -> bool:
         """Enqueue, waiting for space under "block" (FIFO among waiters).
 
-        Raises `AskTimeout` if `timeout` passes first, `ActorStopped` if the
-        mailbox closes while waiting, `MailboxFull` under "fail".
+        A waiting sender queues a `_Handoff`; as space frees, the consumer
+        appends the waiting items in order. Raises `AskTimeout` if `timeout`
+        passes first and `MailboxFull` under "fail". Returns False when the item
+        was dropped or rejected (mailbox closed before or while waiting).
         """
-        if threading.get_ident() != self._tid:
-            return await self._put_from_foreign_thread(item, clock, timeout)
-        if (
+        foreign = threading.get_ident() != self._tid
+        if foreign:
+            if self.try_put_foreign(item):
+                return True
+        elif (
             self.policy is not BLOCK
             or self.closed
-            or (len(self.queue) + self._granted < self.capacity and not self._putters)
+            or (len(self.queue) < self.capacity and not self._putters)
         ):
-            return self._put_local(item, foreign=False)
-        loop = self._loop
-        assert loop is not None
-        grant: asyncio.Future[None] = loop.create_future()
-        if self._putters is None:
-            self._putters = deque()
-        self._putters.append(grant)
+            return self._put_local(item)
+        handoff = _Handoff(item, asyncio.get_running_loop().create_future())
+        putters = self._putter_queue()
+        putters.append(handoff)
+        if foreign and not self._check_in(putters, handoff):
+            self._reject(item, "stopped")
+            return False
         timer = None
         if timeout is not None:
-            timer = clock.call_later(timeout, _expire_grant, grant, self.path, timeout)
+            timer = clock.call_later(timeout, _expire_grant, handoff.done, self.path, timeout)
         try:
-            await grant
-        except ActorStopped:
-            self._reject(item, "stopped")  # closed while waiting: a dead letter, not an error
-            return False
+            return await handoff.done
         except BaseException:
-            if grant.done() and not grant.cancelled() and grant.exception() is None:
-                self._granted -= 1  # we were granted space but won't use it
-                self._grant()
-            else:
-                try:
-                    self._putters.remove(grant)  # type: ignore[union-attr]
-                except (ValueError, AttributeError):
-                    pass
+            _take_back(putters, handoff)  # if it was dequeued, its taker handled the item
             raise
         finally:
             if timer is not None:
                 timer.cancel()
-        self._granted -= 1
-        return self._put_local(item, foreign=False)
+
+    def _check_in(self, putters: deque[_Handoff], handoff: _Handoff) -> bool:
+        """After a foreign sender queued `handoff`: False if it must give up at once."""
+        if self.closed:  # close() may have drained the putters before our append
+            return not _take_back(putters, handoff)
+        if len(self.queue) < self.capacity and self._loop is not None:
+            # Space freed after our check: the consumer may be parked, so ask it to grant.
+            try:
+                self._loop.call_soon_threadsafe(self._grant_if_open)
+            except RuntimeError:  # the owner loop is closed: nobody will ever grant
+                return not _take_back(putters, handoff)
+        return True
 
     def try_put_foreign(self, item: Item) -> bool:
         """From another thread: enqueue (or apply the policy) unless it must wait.
 
         False means "block" policy and no space: the caller has to `put()`.
         """
-        with _LOCKS[id(self) >> 4 & 63]:
-            if (
-                self.policy is not BLOCK
-                or self.closed
-                or (len(self.queue) + self._granted < self.capacity)
-            ):
-                self._put_local(item, foreign=True)
-                return True
+        if self.policy is not BLOCK or self.closed:
+            self._put_foreign(item)
+            return True
+        if len(self.queue) < self.capacity and not self._putters:
+            self._append_foreign(item)
+            return True
         return False
 
-    async def _put_from_foreign_thread(
-        self, item: Item, clock: Clock, timeout: float | None
-    ) -> bool:
-        if self.try_put_foreign(item):
-            return True
-        loop = self._loop
-        assert loop is not None
-        try:
-            cf = asyncio.run_coroutine_threadsafe(self.put(item, clock, timeout), loop)
-        except RuntimeError:
-            self._reject(item, "stopped")
-            return False
-        return await asyncio.wrap_future(cf)
+    def _putter_queue(self) -> deque[_Handoff]:
+        putters = self._putters
+        if putters is None:
+            with _NEW_PUTTERS:  # two threads must not each create one
+                putters = self._putters
+                if putters is None:
+                    putters = self._putters = deque()
+        return putters
 
     def put_system(self, signal: Any) -> None:
         """Append to the system lane: never bounded, never blocked."""
@@ -263,11 +289,24 @@ class Mailbox:
     def _grant(self) -> None:
         putters = self._putters
         assert putters is not None
-        while putters and len(self.queue) + self._granted < self.capacity:
-            fut = putters.popleft()
-            if not fut.done():
-                self._granted += 1
-                fut.set_result(None)
+        q = self.queue
+        handed = False
+        while putters and len(q) < self.capacity:
+            try:
+                putter = putters.popleft()
+            except IndexError:  # a sender on another thread took itself back
+                break
+            if putter.done.done():
+                continue  # it timed out or was cancelled: it enqueues nothing
+            q.append(putter.item)
+            settle(putter.done, True)
+            handed = True
+        if handed and self._waiter is not None:
+            self._wake()
+
+    def _grant_if_open(self) -> None:
+        if self._putters and not self.closed:
+            self._grant()
 
     def _wake(self) -> None:
         self._wake_pending = False
@@ -292,15 +331,37 @@ class Mailbox:
         if self.closed:
             return  # a stop closes early and finalize closes again: once is enough
         self.closed = True
-        putters, self._putters = self._putters or (), None
-        for fut in putters:
-            if not fut.done():
-                fut.set_exception(ActorStopped(f"{self.path} stopped"))
+        putters = self._putters
+        while putters:  # popleft, not a for loop: other threads may append meanwhile
+            try:
+                putter = putters.popleft()
+            except IndexError:
+                break
+            self._reject(putter.item, "stopped")
+            settle(putter.done, False)
         self.wake_consumer()
+
+    def finish(self) -> None:
+        """Closed for good: fail what is queued now and what racing producers add later."""
+        self.close()
+        self.swept = True
+        self.reject_all()
+        if self._loop is not None and threading.get_ident() != self._tid:
+            # A put on the owner thread that saw `closed` still False may append
+            # after our sweep; the owner loop sweeps once more after it.
+            try:
+                self._loop.call_soon_threadsafe(self._sweep_again)
+            except RuntimeError:
+                pass  # the owner loop is closed: no put can come from it
+
+    def _sweep_again(self) -> None:
+        if self.swept:
+            self.reject_all()
 
     def reopen(self) -> None:
         """Accept messages again (a stopped supervised slot that is restarted)."""
         self.closed = False
+        self.swept = False
 
     def reject_all(self, reason: str = "stopped") -> int:
         """Fail every queued ask with ActorStopped, dead-letter every tell."""
@@ -334,6 +395,28 @@ class Mailbox:
             self.dead_letter(msg, "mailbox_full")
 
 
-def _expire_grant(grant: asyncio.Future[None], path: str, timeout: float) -> None:
-    if not grant.done():
-        grant.set_exception(AskTimeout(f"no mailbox space at {path} within {timeout}s"))
+class _Handoff:
+    """A sender waiting for space. Whoever dequeues it (the consumer granting
+    space, or `close`) takes over its item; `done` then tells the sender True
+    (enqueued) or False (rejected). Equality is identity, so `deque.remove`
+    runs no Python code and is atomic against other threads."""
+
+    __slots__ = ("done", "item")
+
+    def __init__(self, item: Item, done: asyncio.Future[bool]) -> None:
+        self.item = item
+        self.done = done
+
+
+def _take_back(putters: deque[Any], handoff: _Handoff) -> bool:
+    """Remove our own handoff; False if the consumer or `close` dequeued it first."""
+    try:
+        putters.remove(handoff)
+    except ValueError:
+        return False
+    return True
+
+
+def _expire_grant(done: asyncio.Future[bool], path: str, timeout: float) -> None:
+    if not done.done():
+        done.set_exception(AskTimeout(f"no mailbox space at {path} within {timeout}s"))

@@ -57,13 +57,17 @@ class ActorRef(Generic[A]):
         """
         mb = self._mailbox
         q = mb.queue
-        if not mb.closed and len(q) + mb._granted < mb.capacity and get_ident() == mb._tid:
-            q.append((message, None))
-            if mb._waiter is not None:
-                mb._wake()
-            return
+        if not mb.closed and len(q) < mb.capacity:
+            if get_ident() == mb._tid:
+                q.append((message, None))
+                if mb._waiter is not None:
+                    mb._wake()
+                return
+            if not mb._putters:
+                mb._append_foreign((message, None))  # another thread's actor: no lock, no hop
+                return
         if get_ident() != mb._tid and mb.try_put_foreign((message, None)):
-            return  # another thread's actor: one locked append, no coroutine hop
+            return
         await mb.put((message, None), self._clock)
 
     def tell_nowait(self, message: Any) -> None:
@@ -89,12 +93,12 @@ class ActorRef(Generic[A]):
         item = (message, fut)
         mb = self._mailbox
         q = mb.queue
-        if not mb.closed and len(q) + mb._granted < mb.capacity and get_ident() == mb._tid:
+        if not mb.closed and len(q) < mb.capacity and get_ident() == mb._tid:
             q.append(item)
             if mb._waiter is not None:
                 mb._wake()
         elif get_ident() != mb._tid and mb.try_put_foreign(item):
-            pass  # another thread's actor: one locked append, no coroutine hop
+            pass  # another thread's actor: one lock-free append, no coroutine hop
         else:
             clock = self._clock
             started = clock.now()

@@ -449,8 +449,7 @@ class Slot:
             return
         self.status = "stopped"
         self._driven = True
-        self.mailbox.close()
-        self.mailbox.reject_all()
+        self.mailbox.finish()
         watchers, self.watchers = self.watchers, []
         for watcher in watchers:
             watcher.deliver(Terminated(self.ref, exit.kind))

@@ -1,0 +1,186 @@
+"""The mailbox protocol between threads (docs/design.md, "Mailboxes").
+
+The mailbox under test is owned by an event loop in its own thread (the
+"owner"), as a pinned actor's is; the test loop plays a sender on another
+thread. The owner's side (pop, grant, finish) runs on the owner loop through
+`on_owner`, so every step is ordered and no test depends on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from mycelium_actors import ActorStopped, AskTimeout
+from mycelium_actors.clock import Clock
+from mycelium_actors.mailbox import Mailbox
+from mycelium_actors.testing import eventually
+
+CLOCK = Clock()
+
+
+@pytest.fixture
+def owner() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running in its own thread."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="owner")
+    thread.start()
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+
+
+@pytest.fixture
+def dead() -> list[Any]:
+    return []
+
+
+@pytest.fixture
+def mailbox(owner: asyncio.AbstractEventLoop, dead: list[Any]) -> Mailbox:
+    """Capacity 1, "block", owned by `owner`, holding the message "first"."""
+    mb = Mailbox("/m", 1, "block", lambda message, reason: dead.append((message, reason)))
+    ready = threading.Event()
+
+    def bind() -> None:
+        mb.bind(owner, threading.get_ident())
+        ready.set()
+
+    owner.call_soon_threadsafe(bind)
+    assert ready.wait(5)
+    assert mb.try_put_foreign(("first", None))
+    return mb
+
+
+async def on_owner(owner: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> Any:
+    """Run `fn()` on the owner loop and return its result."""
+
+    async def call() -> Any:
+        return fn()
+
+    return await asyncio.wait_for(
+        asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), owner)), 5
+    )
+
+
+def pop(mb: Mailbox) -> Any:
+    """What the consumer does: take the oldest message and hand freed space on."""
+    message, _ = mb.queue.popleft()
+    mb.grant()
+    return message
+
+
+def messages(mb: Mailbox) -> list[Any]:
+    return [message for message, _ in mb.queue]
+
+
+async def blocked_tell(
+    mb: Mailbox, message: Any, timeout: float | None = None
+) -> asyncio.Task[bool]:
+    """Start a tell that must wait for space; return once it is queued."""
+    before = mb.blocked
+    task = asyncio.create_task(mb.put((message, None), CLOCK, timeout))
+    await eventually(lambda: mb.blocked == before + 1)
+    return task
+
+
+async def test_senders_on_another_thread_enter_in_the_order_they_blocked(owner, mailbox) -> None:
+    second, third = await blocked_tell(mailbox, "second"), await blocked_tell(mailbox, "third")
+    assert await on_owner(owner, lambda: pop(mailbox)) == "first"
+    assert await asyncio.wait_for(second, 5) is True
+    assert not third.done() and messages(mailbox) == ["second"]
+    assert await on_owner(owner, lambda: pop(mailbox)) == "second"
+    assert await asyncio.wait_for(third, 5) is True
+    assert messages(mailbox) == ["third"]
+
+
+@pytest.mark.parametrize("ending", ["cancelled", "timed_out"])
+async def test_a_sender_that_gives_up_before_its_turn_enqueues_nothing(
+    owner, mailbox, ending
+) -> None:
+    quitter = await blocked_tell(
+        mailbox, "quitter", timeout=0.05 if ending == "timed_out" else None
+    )
+    kept = await blocked_tell(mailbox, "kept")
+    if ending == "cancelled":
+        quitter.cancel()
+    with pytest.raises(asyncio.CancelledError if ending == "cancelled" else AskTimeout):
+        await asyncio.wait_for(quitter, 5)
+    await on_owner(owner, lambda: pop(mailbox))
+    assert await asyncio.wait_for(kept, 5) is True
+    assert messages(mailbox) == ["kept"] and mailbox.blocked == 0
+
+
+@pytest.mark.parametrize("send", ["tell", "ask"])
+async def test_a_sender_waiting_when_the_mailbox_finishes_is_rejected(
+    owner, mailbox, dead, send
+) -> None:
+    reply = asyncio.get_running_loop().create_future() if send == "ask" else None
+    task = asyncio.create_task(mailbox.put(("late", reply), CLOCK))
+    await eventually(lambda: mailbox.blocked == 1)
+    await on_owner(owner, mailbox.finish)
+    assert await asyncio.wait_for(task, 5) is False
+    if reply is None:
+        assert sorted(dead) == [("first", "stopped"), ("late", "stopped")]
+    else:
+        with pytest.raises(ActorStopped):
+            await asyncio.wait_for(reply, 5)
+
+
+async def test_a_message_appended_after_the_final_sweep_is_still_rejected(
+    owner, mailbox, dead
+) -> None:
+    """A sender that checked `closed` just before `finish` appends after the sweep."""
+    await on_owner(owner, mailbox.finish)
+    reply = asyncio.get_running_loop().create_future()
+    mailbox._append_foreign(("raced", reply))
+    with pytest.raises(ActorStopped):
+        await asyncio.wait_for(reply, 5)
+    assert messages(mailbox) == [] and dead == [("first", "stopped")]
+
+
+async def test_a_sender_that_saw_a_full_mailbox_just_before_it_emptied_gets_in(
+    owner, mailbox, monkeypatch
+) -> None:
+    """The consumer popped and parked between the sender's check and its queueing:
+    nobody would grant it, so the sender asks the owner loop to."""
+    await on_owner(owner, lambda: pop(mailbox))
+    monkeypatch.setattr(Mailbox, "try_put_foreign", lambda self, item: False)  # the stale check
+    assert await asyncio.wait_for(mailbox.put(("second", None), CLOCK), 5) is True
+    assert messages(mailbox) == ["second"]
+
+
+async def test_many_threads_telling_through_a_tiny_mailbox_lose_and_reorder_nothing(
+    owner, mailbox
+) -> None:
+    senders, each = 4, 200
+    got: list[Any] = []
+    done = asyncio.Event()
+    test_loop = asyncio.get_running_loop()
+
+    async def consume() -> None:
+        while len(got) < 1 + senders * each:
+            if mailbox.queue:
+                got.append(pop(mailbox))
+            else:
+                await mailbox.wait()
+        test_loop.call_soon_threadsafe(done.set)
+
+    asyncio.run_coroutine_threadsafe(consume(), owner)
+
+    def send(sender: int) -> None:
+        async def tells() -> None:
+            for i in range(each):
+                await mailbox.put(((sender, i), None), CLOCK)
+
+        asyncio.run(tells())
+
+    await asyncio.gather(*(asyncio.to_thread(send, s) for s in range(senders)))
+    await asyncio.wait_for(done.wait(), 10)
+    assert got[0] == "first"
+    for sender in range(senders):
+        assert [i for s, i in got[1:] if s == sender] == list(range(each))
