@@ -36,7 +36,8 @@ DeadLetterSink = Callable[[Any, str], None]
 BLOCK, DROP_NEW, DROP_OLD, FAIL = "block", "drop_new", "drop_old", "fail"
 
 _POLICIES = {p: p for p in (BLOCK, DROP_NEW, DROP_OLD, FAIL)}
-_NEW_PUTTERS = threading.Lock()  # guards only the lazy creation of a putter queue
+_NEW_PUTTERS = threading.Lock()
+_current_task = asyncio.current_task  # guards only the lazy creation of a putter queue
 
 
 def settle(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
@@ -57,10 +58,32 @@ def settle(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
 
 def _settle_here(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
     if not fut.done():
+        resume(fut, result, exc)
+
+
+def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
+    """Complete `fut`; called from a plain loop callback, also run its waiter now.
+
+    Completing a future only schedules the step of the task awaiting it, one
+    loop pass later: one more `select()`, which lets go of the GIL, and with a
+    thread on the other side of a cross-thread message that is a GIL hand-off
+    each way. From a callback, with no task running, that step can run right
+    here instead. Anything else (no task awaiting, several callbacks, a task
+    running) takes the ordinary path.
+    """
+    callbacks = fut._callbacks  # type: ignore[attr-defined]
+    if callbacks is not None and len(callbacks) == 1 and _current_task() is None:
+        step, context = callbacks[0]
+        fut.remove_done_callback(step)
         if exc is None:
             fut.set_result(result)
         else:
             fut.set_exception(exc)
+        context.run(step, fut)  # the waiting task's own context, as the loop would
+    elif exc is None:
+        fut.set_result(result)
+    else:
+        fut.set_exception(exc)
 
 
 class Mailbox:
@@ -316,11 +339,19 @@ class Mailbox:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def _wake_from_callback(self) -> None:
+        self._wake_pending = False
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                resume(waiter)  # the consumer serves right now, in this loop pass
+
     def _wake_threadsafe(self) -> None:
         if not self._wake_pending and self._loop is not None:
             self._wake_pending = True
             try:
-                self._loop.call_soon_threadsafe(self._wake)
+                self._loop.call_soon_threadsafe(self._wake_from_callback)
             except RuntimeError:
                 self._wake_pending = False  # loop closed: nobody to wake
 

@@ -92,21 +92,27 @@ class ActorRef(Generic[A]):
         fut = _get_running_loop().create_future()
         item = (message, fut)
         mb = self._mailbox
-        q = mb.queue
-        if not mb.closed and len(q) < mb.capacity and get_ident() == mb._tid:
-            q.append(item)
-            if mb._waiter is not None:
-                mb._wake()
-        elif get_ident() != mb._tid and mb.try_put_foreign(item):
-            pass  # another thread's actor: one lock-free append, no coroutine hop
-        else:
-            clock = self._clock
-            started = clock.now()
-            await mb.put(item, clock, timeout)
-            if timeout is not None:
-                timeout = max(0.0, timeout - (clock.now() - started))
+        if not mb.closed and len(mb.queue) < mb.capacity:
+            # Arm the deadline before the message goes in: the wake-up is the
+            # last thing done, so a consumer on another thread that wakes at
+            # once does not have to wait for this thread to let go of the GIL.
+            if get_ident() == mb._tid:
+                if timeout is not None:
+                    self._clock.expire(fut, timeout, self._what)
+                mb.queue.append(item)
+                if mb._waiter is not None:
+                    mb._wake()
+                return await fut
+            if not mb._putters:
+                if timeout is not None:
+                    self._clock.expire(fut, timeout, self._what)
+                mb._append_foreign(item)  # another thread's actor: no lock, no hop
+                return await fut
+        clock = self._clock
+        started = clock.now()
+        await mb.put(item, clock, timeout)  # waits for space, or rejects into `fut`
         if timeout is not None:
-            self._clock.expire(fut, timeout, self._what)
+            self._clock.expire(fut, max(0.0, timeout - (clock.now() - started)), self._what)
         return await fut
 
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:

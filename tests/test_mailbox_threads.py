@@ -9,6 +9,7 @@ thread. The owner's side (pop, grant, finish) runs on the owner loop through
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from mycelium_actors import ActorStopped, AskTimeout
 from mycelium_actors.clock import Clock
-from mycelium_actors.mailbox import Mailbox
+from mycelium_actors.mailbox import Mailbox, resume
 from mycelium_actors.testing import eventually
 
 CLOCK = Clock()
@@ -184,3 +185,49 @@ async def test_many_threads_telling_through_a_tiny_mailbox_lose_and_reorder_noth
     assert got[0] == "first"
     for sender in range(senders):
         assert [i for s, i in got[1:] if s == sender] == list(range(each))
+
+
+# -- resume: the waiting task's step runs in the same loop pass -----------------
+
+WHERE = contextvars.ContextVar("where", default="callback")
+
+
+async def waiting_task(fut: asyncio.Future[int]) -> asyncio.Task[tuple[int, str]]:
+    """A task that sets a context variable, then waits for `fut`."""
+
+    async def wait() -> tuple[int, str]:
+        WHERE.set("task")
+        return await fut, WHERE.get()
+
+    task = asyncio.create_task(wait())
+    await asyncio.sleep(0)
+    return task
+
+
+@pytest.mark.parametrize(("from_callback", "done_at_once"), [(True, True), (False, False)])
+async def test_resume_runs_the_waiter_at_once_only_from_a_plain_callback(
+    from_callback, done_at_once
+) -> None:
+    fut = asyncio.get_running_loop().create_future()
+    task = await waiting_task(fut)
+    done_right_after: list[bool] = []
+
+    def complete() -> None:
+        resume(fut, 7)
+        done_right_after.append(task.done())
+
+    if from_callback:
+        asyncio.get_running_loop().call_soon(complete)
+    else:
+        complete()  # from inside a task (this test's): the ordinary path
+    assert await asyncio.wait_for(task, 5) == (7, "task")  # in the task's own context
+    assert done_right_after == [done_at_once]
+
+
+async def test_resume_with_several_waiters_wakes_them_all() -> None:
+    fut = asyncio.get_running_loop().create_future()
+    tasks = [await waiting_task(fut) for _ in range(2)]
+    asyncio.get_running_loop().call_soon(resume, fut, None, KeyError("gone"))
+    for task in tasks:
+        with pytest.raises(KeyError):
+            await asyncio.wait_for(task, 5)
