@@ -36,8 +36,8 @@ DeadLetterSink = Callable[[Any, str], None]
 BLOCK, DROP_NEW, DROP_OLD, FAIL = "block", "drop_new", "drop_old", "fail"
 
 _POLICIES = {p: p for p in (BLOCK, DROP_NEW, DROP_OLD, FAIL)}
-_NEW_PUTTERS = threading.Lock()
-_current_task = asyncio.current_task  # guards only the lazy creation of a putter queue
+_NEW_PUTTERS = threading.Lock()  # guards only the lazy creation of a putter queue
+_current_task = asyncio.current_task
 
 
 def settle(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
@@ -48,15 +48,16 @@ def settle(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
     except RuntimeError:
         running = None
     if running is loop:
-        _settle_here(fut, result, exc)
+        settle_here(fut, result, exc)
     else:
         try:
-            loop.call_soon_threadsafe(_settle_here, fut, result, exc)
+            loop.call_soon_threadsafe(settle_here, fut, result, exc)
         except RuntimeError:
             pass  # the asker's loop is closed: nobody is waiting any more
 
 
-def _settle_here(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+def settle_here(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    """Complete `fut` on its own loop's thread; a no-op if it is already done."""
     if not fut.done():
         resume(fut, result, exc)
 
@@ -72,7 +73,9 @@ def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
     running) takes the ordinary path.
     """
     callbacks = fut._callbacks  # type: ignore[attr-defined]
-    if callbacks is not None and len(callbacks) == 1 and _current_task() is None:
+    # current_task(loop), not current_task(): no get_running_loop(), which on
+    # 3.11 makes a getpid() system call.
+    if callbacks is not None and len(callbacks) == 1 and _current_task(fut.get_loop()) is None:
         step, context = callbacks[0]
         fut.remove_done_callback(step)
         if exc is None:

@@ -86,10 +86,11 @@ class ActorRef(Generic[A]):
         or stops for good before replying; `UnhandledMessage` if nothing
         handles it. An actor asking itself gets `MyceliumError` at once.
         """
+        loop = _get_running_loop()
         task = self._slot.task
-        if task is not None and task is _current_task():
+        if task is not None and task is _current_task(loop):
             raise MyceliumError(f"{self.path} asked itself; that would deadlock (use tell)")
-        fut = _get_running_loop().create_future()
+        fut = loop.create_future()
         item = (message, fut)
         mb = self._mailbox
         if not mb.closed and len(mb.queue) < mb.capacity:

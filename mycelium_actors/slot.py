@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .actor import Actor, Unhandled, constructing
 from .context import ActorContext
 from .errors import ActorStopped, UnhandledMessage
-from .mailbox import Mailbox, settle
+from .mailbox import Mailbox, settle, settle_here
 from .messages import Terminated
 
 if TYPE_CHECKING:
@@ -359,11 +359,15 @@ class Slot:
                     settle(reply, exc=ActorStopped(f"{self.path} was killed while handling it"))
                 raise
             if reply is not None:
-                if reply.get_loop() is loop:
+                asker = reply.get_loop()
+                if asker is loop:
                     if not reply.done():
                         reply.set_result(result)
-                else:
-                    settle(reply, result)
+                else:  # another loop is another thread: no need to ask settle()
+                    try:
+                        asker.call_soon_threadsafe(settle_here, reply, result, None)
+                    except RuntimeError:
+                        pass  # the asker's loop is closed: nobody is waiting any more
 
     def _unhandled(self, message: Any, reply: asyncio.Future[Any] | None) -> None:
         if reply is not None:
