@@ -205,7 +205,7 @@ class Mailbox:
         self.queue.append(item)
         if self.swept:
             self.reject_all()  # finished while we appended: nobody will read it
-        elif self._waiter is not None:
+        elif self._waiter is not None and not self._wake_pending:
             self._wake_threadsafe()
 
     async def put(self, item: Item, clock: Clock, timeout: float | None = None) -> bool:
