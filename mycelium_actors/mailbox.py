@@ -69,14 +69,19 @@ def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
     loop pass later: one more `select()`, which lets go of the GIL, and with a
     thread on the other side of a cross-thread message that is a GIL hand-off
     each way. From a callback, with no task running, that step can run right
-    here instead. Anything else (no task awaiting, several callbacks, a task
-    running) takes the ordinary path.
+    here instead. Anything else (no task awaiting, a plain done-callback,
+    several callbacks, a task running) takes the ordinary path.
     """
     callbacks = fut._callbacks  # type: ignore[attr-defined]
     # current_task(loop), not current_task(): no get_running_loop(), which on
     # 3.11 makes a getpid() system call.
-    if callbacks is not None and len(callbacks) == 1 and _current_task(fut.get_loop()) is None:
-        step, context = callbacks[0]
+    if (
+        callbacks is not None
+        and len(callbacks) == 1
+        and isinstance(getattr(callbacks[0][0], "__self__", None), asyncio.Task)
+        and _current_task(fut.get_loop()) is None
+    ):
+        step, context = callbacks[0]  # a task's wake-up method: only those run early
         fut.remove_done_callback(step)
         if exc is None:
             fut.set_result(result)

@@ -231,3 +231,14 @@ async def test_resume_with_several_waiters_wakes_them_all() -> None:
     for task in tasks:
         with pytest.raises(KeyError):
             await asyncio.wait_for(task, 5)
+
+
+async def test_resume_leaves_a_plain_done_callback_to_the_loop() -> None:
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    called: list[int] = []
+    fut.add_done_callback(lambda f: called.append(f.result()))
+    loop.call_soon(resume, fut, 3)
+    loop.call_soon(lambda: called.append(-1))  # runs in the same pass as resume()
+    await eventually(lambda: len(called) == 2)
+    assert called == [-1, 3]  # the done-callback waited for the next pass, as always
