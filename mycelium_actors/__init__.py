@@ -2,7 +2,7 @@
 
 Layers (each imports only the ones above it in this list):
 
-    kernel       errors, clock, messages, mailbox, actor, context, ref, slot,
+    kernel       errors, clock, messages, replies, mailbox, actor, context, ref, slot,
                  executor, system    -- actors, refs, bounded mailboxes, discovery
     supervision  spec, supervisor    -- OTP trees built on slots and the system lane
     tools        testing, cli        -- test helpers and the command line

@@ -29,6 +29,7 @@ from typing import Any
 
 from .clock import Clock
 from .errors import ActorStopped, AskTimeout, MailboxFull
+from .replies import resume, settle
 
 Item = tuple[Any, "asyncio.Future[Any] | None"]
 DeadLetterSink = Callable[[Any, str], None]
@@ -37,61 +38,6 @@ BLOCK, DROP_NEW, DROP_OLD, FAIL = "block", "drop_new", "drop_old", "fail"
 
 _POLICIES = {p: p for p in (BLOCK, DROP_NEW, DROP_OLD, FAIL)}
 _NEW_PUTTERS = threading.Lock()  # guards only the lazy creation of a putter queue
-_current_task = asyncio.current_task
-
-
-def settle(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
-    """Complete a reply future from any thread; a no-op if it is already done."""
-    loop = fut.get_loop()
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        settle_here(fut, result, exc)
-    else:
-        try:
-            loop.call_soon_threadsafe(settle_here, fut, result, exc)
-        except RuntimeError:
-            pass  # the asker's loop is closed: nobody is waiting any more
-
-
-def settle_here(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
-    """Complete `fut` on its own loop's thread; a no-op if it is already done."""
-    if not fut.done():
-        resume(fut, result, exc)
-
-
-def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
-    """Complete `fut`; called from a plain loop callback, also run its waiter now.
-
-    Completing a future only schedules the step of the task awaiting it, one
-    loop pass later: one more `select()`, which lets go of the GIL, and with a
-    thread on the other side of a cross-thread message that is a GIL hand-off
-    each way. From a callback, with no task running, that step can run right
-    here instead. Anything else (no task awaiting, a plain done-callback,
-    several callbacks, a task running) takes the ordinary path.
-    """
-    callbacks = fut._callbacks  # type: ignore[attr-defined]
-    # current_task(loop), not current_task(): no get_running_loop(), which on
-    # 3.11 makes a getpid() system call.
-    if (
-        callbacks is not None
-        and len(callbacks) == 1
-        and isinstance(getattr(callbacks[0][0], "__self__", None), asyncio.Task)
-        and _current_task(fut.get_loop()) is None
-    ):
-        step, context = callbacks[0]  # a task's wake-up method: only those run early
-        fut.remove_done_callback(step)
-        if exc is None:
-            fut.set_result(result)
-        else:
-            fut.set_exception(exc)
-        context.run(step, fut)  # the waiting task's own context, as the loop would
-    elif exc is None:
-        fut.set_result(result)
-    else:
-        fut.set_exception(exc)
 
 
 class Mailbox:

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .actor import Actor, Unhandled, constructing
 from .context import ActorContext
 from .errors import ActorStopped, UnhandledMessage
-from .mailbox import Mailbox, settle, settle_here
+from .mailbox import Mailbox
 from .messages import Terminated
+from .replies import outbox_of, settle
 
 if TYPE_CHECKING:
     from .executor import Executor, Runner
@@ -315,6 +316,7 @@ class Slot:
         dispatch = cls._dispatch
         miss = cls.dispatch_miss
         loop = asyncio.get_running_loop()
+        last_asker, outbox = None, None  # the last foreign asker's loop and its outbox
         draining = False
         while True:
             if mb.system:
@@ -363,11 +365,10 @@ class Slot:
                 if asker is loop:
                     if not reply.done():
                         reply.set_result(result)
-                else:  # another loop is another thread: no need to ask settle()
-                    try:
-                        asker.call_soon_threadsafe(settle_here, reply, result, None)
-                    except RuntimeError:
-                        pass  # the asker's loop is closed: nobody is waiting any more
+                else:  # another loop is another thread: one wake-up per burst of replies
+                    if asker is not last_asker:
+                        last_asker, outbox = asker, outbox_of(asker)
+                    outbox.post(reply, result, None)
 
     def _unhandled(self, message: Any, reply: asyncio.Future[Any] | None) -> None:
         if reply is not None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .actor import Actor
 from .errors import ActorStopped, MyceliumError, SupervisorGaveUp
-from .mailbox import settle
+from .replies import settle
 from .slot import SHUTDOWN, STOP_DRAIN, STOP_NOW, Exit, Slot
 from .spec import Child, Supervisor
 from .system import ActorSystem

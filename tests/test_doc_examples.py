@@ -179,6 +179,7 @@ KERNEL = {
     "clock",
     "messages",
     "mailbox",
+    "replies",
     "actor",
     "context",
     "ref",

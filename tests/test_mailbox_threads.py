@@ -18,7 +18,8 @@ import pytest
 
 from mycelium_actors import ActorStopped, AskTimeout
 from mycelium_actors.clock import Clock
-from mycelium_actors.mailbox import Mailbox, resume
+from mycelium_actors.mailbox import Mailbox
+from mycelium_actors.replies import outbox_of, resume
 from mycelium_actors.testing import eventually
 
 CLOCK = Clock()
@@ -242,3 +243,35 @@ async def test_resume_leaves_a_plain_done_callback_to_the_loop() -> None:
     loop.call_soon(lambda: called.append(-1))  # runs in the same pass as resume()
     await eventually(lambda: len(called) == 2)
     assert called == [-1, 3]  # the done-callback waited for the next pass, as always
+
+
+# -- outboxes: replies to another loop, one wake-up per burst -------------------
+
+
+async def test_a_burst_of_replies_from_another_thread_wakes_the_asker_loop_once(
+    owner, monkeypatch
+) -> None:
+    loop = asyncio.get_running_loop()
+    wakeups: list[object] = []
+    schedule = loop.call_soon_threadsafe
+    monkeypatch.setattr(loop, "call_soon_threadsafe", lambda *a: wakeups.append(a) or schedule(*a))
+    futures = [loop.create_future() for _ in range(100)]
+    posted = threading.Event()
+
+    def reply_all() -> None:
+        for i, fut in enumerate(futures):
+            outbox_of(loop).post(fut, i, None)
+        posted.set()
+
+    owner.call_soon_threadsafe(reply_all)
+    assert posted.wait(5)  # this loop is blocked meanwhile: every reply lands in one burst
+    assert await asyncio.wait_for(asyncio.gather(*futures), 5) == list(range(100))
+    assert len(wakeups) == 1
+
+
+async def test_replies_to_a_closed_loop_are_dropped_without_error(owner) -> None:
+    closed = asyncio.new_event_loop()
+    fut = closed.create_future()
+    closed.close()
+    await on_owner(owner, lambda: outbox_of(closed).post(fut, 1, None))
+    assert not fut.done()

@@ -1,0 +1,125 @@
+"""Completing futures from any thread: replies, admissions, wake-ups.
+
+A future belongs to one event loop and may only be completed on it. `settle`
+does that from anywhere: directly on the future's own loop, otherwise through
+that loop's *outbox*. An outbox is the reply-side twin of a mailbox: a deque
+that other threads append to, and one `call_soon_threadsafe` per burst (a
+pending flag suppresses the rest) that drains it on the owning loop. An actor
+answering a hundred asks from another loop in one drain wakes that loop once.
+
+`resume` completes a future from a plain loop callback and runs the task
+waiting on it right away instead of one loop pass later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import weakref
+from collections import deque
+from typing import Any
+
+_current_task = asyncio.current_task
+_get_running_loop = asyncio.get_running_loop
+
+Reply = tuple["asyncio.Future[Any]", Any, "BaseException | None"]
+
+
+def settle(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
+    """Complete `fut` from any thread; a no-op if it is already done."""
+    loop = fut.get_loop()
+    try:
+        running = _get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        if not fut.done():
+            if exc is None:
+                fut.set_result(result)
+            else:
+                fut.set_exception(exc)
+    else:
+        outbox_of(loop).post(fut, result, exc)
+
+
+def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
+    """Complete `fut`; called from a plain loop callback, also run its waiter now.
+
+    Completing a future only schedules the step of the task awaiting it, one
+    loop pass later: one more `select()`, which lets go of the GIL, and with a
+    thread on the other side of a cross-thread message that is a GIL hand-off
+    each way. From a callback, with no task running, that step can run right
+    here instead. Anything else (no task awaiting, a plain done-callback,
+    several callbacks, a task running) takes the ordinary path.
+    """
+    callbacks = fut._callbacks  # type: ignore[attr-defined]
+    # current_task(loop), not current_task(): no get_running_loop(), which on
+    # 3.11 makes a getpid() system call.
+    if (
+        callbacks is not None
+        and len(callbacks) == 1
+        and isinstance(getattr(callbacks[0][0], "__self__", None), asyncio.Task)
+        and _current_task(fut.get_loop()) is None
+    ):
+        step, context = callbacks[0]  # a task's wake-up method: only those run early
+        fut.remove_done_callback(step)
+        if exc is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(exc)
+        context.run(step, fut)  # the waiting task's own context, as the loop would
+    elif exc is None:
+        fut.set_result(result)
+    else:
+        fut.set_exception(exc)
+
+
+class Outbox:
+    """Completions for one loop, posted from other threads, drained on that loop."""
+
+    __slots__ = ("_items", "_loop", "_pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # weak: the outbox must not keep its loop alive
+        self._items: deque[Reply] = deque()
+        self._pending = False
+
+    def post(self, fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+        """From a thread other than the loop's: queue a completion, wake the loop once."""
+        self._items.append((fut, result, exc))
+        if not self._pending:
+            self._pending = True
+            loop = self._loop()
+            try:
+                if loop is None:
+                    raise RuntimeError("loop is gone")
+                loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                self._items.clear()
+
+    def _drain(self) -> None:
+        # Clear the flag first: a post that saw it set appended before this
+        # point, so the loop below sees it; a later one schedules a new drain.
+        self._pending = False
+        items = self._items
+        while items:
+            fut, result, exc = items.popleft()
+            if not fut.done():
+                resume(fut, result, exc)
+
+
+_OUTBOXES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Outbox] = (
+    weakref.WeakKeyDictionary()
+)
+_NEW_OUTBOX = threading.Lock()
+
+
+def outbox_of(loop: asyncio.AbstractEventLoop) -> Outbox:
+    """The outbox of `loop` (one per loop, made on first use)."""
+    outbox = _OUTBOXES.get(loop)
+    if outbox is None:
+        with _NEW_OUTBOX:  # two threads must not each make one
+            outbox = _OUTBOXES.get(loop)
+            if outbox is None:
+                outbox = _OUTBOXES[loop] = Outbox(loop)
+    return outbox
