@@ -1,9 +1,11 @@
-"""The mailbox protocol between threads (docs/design.md, "Mailboxes").
+"""Delivery between threads (docs/design.md, "Mailboxes").
 
-The mailbox under test is owned by an event loop in its own thread (the
+Most mailboxes here are owned by an event loop in its own thread (the
 "owner"), as a pinned actor's is; the test loop plays a sender on another
 thread. The owner's side (pop, grant, finish) runs on the owner loop through
-`on_owner`, so every step is ordered and no test depends on timing.
+`on_owner`, so every step is ordered and no test depends on timing. Then
+`resume` (a task woken in the same loop pass), reply outboxes (one wake-up per
+burst), and a whole actor stopped under blocked senders on several threads.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from mycelium_actors import ActorStopped, AskTimeout
+from mycelium_actors import Actor, ActorStopped, AskTimeout, PinnedThread, handler
 from mycelium_actors.clock import Clock
 from mycelium_actors.mailbox import Mailbox
 from mycelium_actors.replies import outbox_of, resume
@@ -275,3 +277,45 @@ async def test_replies_to_a_closed_loop_are_dropped_without_error(owner) -> None
     closed.close()
     await on_owner(owner, lambda: outbox_of(closed).post(fut, 1, None))
     assert not fut.done()
+
+
+# -- an actor stopping while senders on several threads are blocked ------------
+
+
+class Tally(Actor):
+    """Records every int it handles; a tiny "block" mailbox keeps senders waiting."""
+
+    mailbox_capacity = 2
+
+    def __init__(self, seen: list[int]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    @handler
+    def record(self, msg: int) -> None:
+        self.seen.append(msg)
+
+
+@pytest.mark.parametrize("executor", [None, PinnedThread()], ids=["system_loop", "pinned"])
+async def test_stopping_under_blocked_senders_on_many_threads_loses_and_repeats_nothing(
+    system, executor
+) -> None:
+    """Each message is handled once or becomes a dead letter once; no sender hangs."""
+    senders, each = 3, 300
+    seen: list[int] = []
+    ref = await system.spawn(Tally, seen, executor=executor)
+    before = system.dead_letters
+
+    def send(sender: int) -> None:
+        async def tells() -> None:
+            for i in range(each):
+                await ref.tell(sender * each + i)
+
+        asyncio.run(tells())
+
+    sending = asyncio.gather(*(asyncio.to_thread(send, s) for s in range(senders)))
+    await eventually(lambda: len(seen) >= each)  # well under way, senders blocking
+    await ref.stop()
+    await asyncio.wait_for(sending, 10)
+    assert len(set(seen)) == len(seen)
+    assert len(seen) + system.dead_letters - before == senders * each
