@@ -37,7 +37,7 @@ DeadLetterSink = Callable[[Any, str], None]
 BLOCK, DROP_NEW, DROP_OLD, FAIL = "block", "drop_new", "drop_old", "fail"
 
 _POLICIES = {p: p for p in (BLOCK, DROP_NEW, DROP_OLD, FAIL)}
-_NEW_PUTTERS = threading.Lock()  # guards only the lazy creation of a putter queue
+_NEW_DEQUE = threading.Lock()  # guards only the lazy creation of a system lane or putter queue
 
 
 class Mailbox:
@@ -223,7 +223,7 @@ class Mailbox:
     def _putter_queue(self) -> deque[_Handoff]:
         putters = self._putters
         if putters is None:
-            with _NEW_PUTTERS:  # two threads must not each create one
+            with _NEW_DEQUE:  # two threads must not each create one
                 putters = self._putters
                 if putters is None:
                     putters = self._putters = deque()
@@ -231,9 +231,13 @@ class Mailbox:
 
     def put_system(self, signal: Any) -> None:
         """Append to the system lane: never bounded, never blocked."""
-        if self.system is None:
-            self.system = deque()
-        self.system.append(signal)
+        lane = self.system
+        if lane is None:
+            with _NEW_DEQUE:  # a stop from the system loop may race the actor's own
+                lane = self.system
+                if lane is None:
+                    lane = self.system = deque()
+        lane.append(signal)
         if self._waiter is not None:
             if threading.get_ident() != self._tid:
                 self._wake_threadsafe()
