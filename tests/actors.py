@@ -3,17 +3,20 @@
 Messages live at module level so handler annotations resolve. `Worker` is the
 general-purpose actor: it records what it handles and what its hooks did in a
 journal the test owns (so the journal outlives the actor), and its `Hold`
-handler parks on a `Gate` the test opens, which is how tests fill a mailbox.
+handler parks on a `Gate` the test opens (from any thread: the executor tests
+subclass `Worker` for actors on pinned threads), which is how tests fill a mailbox.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import attrs
 
 from mycelium_actors import Actor, ActorRef, Scheduled, Terminated, handler
+from mycelium_actors.testing import eventually
 
 # -- messages ---------------------------------------------------------------
 
@@ -165,21 +168,45 @@ class Crash(Exception):
 
 
 class Gate:
-    """An actor-side wait the test controls: `entered` is set on arrival, `open()` lets it go."""
+    """A wait the test controls, for an actor on any loop or thread.
+
+    `entered` is set when a handler arrives; `open()` (from any thread) lets
+    every waiter through, each on its own loop.
+    """
 
     def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
+        self.entered = threading.Event()
+        self._lock = threading.Lock()
+        self._open = False
+        self._waiters: list[asyncio.Future[None]] = []
 
     async def pass_through(self) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        with self._lock:
+            if self._open:
+                fut.set_result(None)
+            else:
+                self._waiters.append(fut)
         self.entered.set()
-        await self.release.wait()
+        await fut
 
     def open(self) -> None:
-        self.release.set()
+        with self._lock:
+            self._open = True
+            waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            try:
+                fut.get_loop().call_soon_threadsafe(_resolve, fut)
+            except RuntimeError:
+                pass  # that loop is closed
 
     async def wait_entered(self, timeout: float = 5.0) -> None:
-        await asyncio.wait_for(self.entered.wait(), timeout)
+        await eventually(self.entered.is_set, timeout, message="the handler never reached the gate")
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 async def park(ref: ActorRef[Any], gate: Gate, *queued: Any) -> None:

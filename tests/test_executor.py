@@ -36,6 +36,7 @@ from typing import Any
 import attrs
 import psutil
 import pytest
+from actors import BOXED, Boom, Crash, Gate, GetSeen, Hold, Record, StopSelf, Worker
 
 import mycelium_actors.executor
 from mycelium_actors import (
@@ -81,31 +82,6 @@ class Place:
 
 
 @attrs.frozen
-class Record:
-    value: Any
-
-
-@attrs.frozen
-class GetSeen:
-    pass
-
-
-@attrs.frozen
-class Hold:
-    """Parks the handler on the actor's `ThreadGate`."""
-
-
-@attrs.frozen
-class Boom:
-    pass
-
-
-@attrs.frozen
-class StopSelf:
-    """`context.stop()`."""
-
-
-@attrs.frozen
 class StopViaRef:
     """`await self_ref.stop()` from inside the handler."""
 
@@ -118,7 +94,9 @@ class Run:
 
 
 @attrs.frozen
-class SpawnChild:
+class SpawnOn:
+    """Spawns a `Probe` child on `executor`."""
+
     name: str
     executor: PinnedThread | None = attrs.field(eq=False)
 
@@ -133,10 +111,6 @@ class SpinSwallowing:
     """An async loop around `time.sleep` that swallows `CancelledError`."""
 
 
-class Crash(Exception):
-    pass
-
-
 # -- helpers ------------------------------------------------------------------
 
 
@@ -145,44 +119,6 @@ def here() -> Place:
     me = threading.current_thread()
     native_id = threading.get_native_id()
     return Place(me.name, native_id, sorted(psutil.Process(native_id).cpu_affinity()), me.daemon)
-
-
-class ThreadGate:
-    """A gate an actor on any loop parks on; `open()` and `entered` work from any thread."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self._lock = threading.Lock()
-        self._open = False
-        self._waiters: list[asyncio.Future[None]] = []
-
-    async def pass_through(self) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        with self._lock:
-            if self._open:
-                fut.set_result(None)
-            else:
-                self._waiters.append(fut)
-        self.entered.set()
-        await fut
-
-    def open(self) -> None:
-        with self._lock:
-            self._open = True
-            waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            try:
-                fut.get_loop().call_soon_threadsafe(_resolve, fut)
-            except RuntimeError:
-                pass  # that loop is closed
-
-    async def wait_entered(self) -> None:
-        await eventually(self.entered.is_set, message="the handler never reached the gate")
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 def thread_names() -> Counter[str]:
@@ -223,47 +159,13 @@ async def run_in_thread(fn: Callable[[], Any]) -> Any:
 # -- actors -------------------------------------------------------------------
 
 
-class Probe(Actor):
-    """Says where it runs, records what it handles, parks on a gate, crashes on demand."""
-
-    def __init__(self, journal: list[Any] | None = None, gate: ThreadGate | None = None) -> None:
-        super().__init__()
-        self.journal = journal if journal is not None else []
-        self.gate = gate if gate is not None else ThreadGate()
-        self.seen: list[Any] = []
-
-    async def on_start(self) -> None:
-        self.journal.append("on_start")
-
-    async def on_stop(self) -> None:
-        self.journal.append("on_stop")
+class Probe(Worker):
+    """A `Worker` (tests/actors.py) that also says where it runs, runs callables
+    on its loop, stops through its own ref and spawns children on executors."""
 
     @handler
     def where(self, msg: Where) -> Place:
         return here()
-
-    @handler
-    def record(self, msg: Record) -> None:
-        self.seen.append(msg.value)
-        self.journal.append(msg.value)
-
-    @handler
-    def get_seen(self, msg: GetSeen) -> list[Any]:
-        return list(self.seen)
-
-    @handler
-    async def hold(self, msg: Hold) -> str:
-        await self.gate.pass_through()
-        return "released"
-
-    @handler
-    def boom(self, msg: Boom) -> None:
-        raise Crash("boom")
-
-    @handler
-    def stop_self(self, msg: StopSelf) -> str:
-        self.context.stop()
-        return "stopping"
 
     @handler
     async def stop_via_ref(self, msg: StopViaRef) -> None:
@@ -277,16 +179,13 @@ class Probe(Actor):
             return "err", exc
 
     @handler
-    async def spawn_child(self, msg: SpawnChild) -> ActorRef[Probe]:
+    async def spawn_on(self, msg: SpawnOn) -> ActorRef[Probe]:
         return await self.context.spawn(Probe, self.journal, name=msg.name, executor=msg.executor)
 
-    # for ref.proxy()
-    def native_id(self) -> int:
-        return threading.get_native_id()
-
-    async def add(self, a: int, b: int) -> int:
+    # for ref.proxy(): an async method across threads
+    async def native_id(self) -> int:
         await asyncio.sleep(0)
-        return a + b
+        return threading.get_native_id()
 
 
 class ClassPinned(Probe):
@@ -295,11 +194,7 @@ class ClassPinned(Probe):
     executor = PinnedThread(cpus=[CPU])
 
 
-class Boxed(Probe):
-    """A small "block" mailbox, for backpressure."""
-
-    mailbox_capacity = 2
-    mailbox_overflow = "block"
+Boxed = BOXED["block"]  # a Worker with a capacity-2 "block" mailbox, for backpressure
 
 
 class Stuck(Actor):
@@ -409,9 +304,9 @@ def before() -> Counter[str]:
 
 
 @pytest.fixture
-def gates() -> Iterator[list[ThreadGate]]:
+def gates() -> Iterator[list[Gate]]:
     """Gates the test creates; all opened at teardown so no handler stays parked."""
-    made: list[ThreadGate] = []
+    made: list[Gate] = []
     yield made
     for gate in made:
         gate.open()
@@ -466,7 +361,7 @@ async def test_tree_tells_where_a_default_child_of_a_pinned_actor_runs(
 ) -> None:
     """`context.spawn` without an executor: tree() must match where the child really runs."""
     parent = await start_pinned(system, "spawn", "p")
-    kid = await parent.ask(SpawnChild("kid", None))
+    kid = await parent.ask(SpawnOn("kid", None))
     place = await kid.ask(Where())
     n = node(system, "/p/kid")
     if place.native_id == MAIN_NATIVE_ID:  # on the system loop
@@ -613,11 +508,11 @@ async def test_block_backpressure_across_threads_is_fifo(
     system: ActorSystem,
     make_sender: Any,
     target_executor: PinnedThread | None,
-    gates: list[ThreadGate],
+    gates: list[Gate],
     second: str,
 ) -> None:
     """Two senders on different threads block on a full mailbox and enter in order."""
-    gate = ThreadGate()
+    gate = Gate()
     gates.append(gate)
     target = await system.spawn(Boxed, None, gate, name="target", executor=target_executor)
     other = await make_sender(second)
@@ -759,7 +654,7 @@ async def _supervisor_gives_up(system: ActorSystem) -> list[ActorRef[Any]]:
 
 async def _parent_stops_with_pinned_child(system: ActorSystem) -> list[ActorRef[Any]]:
     parent = await start_pinned(system, "spawn", "a")
-    child = await parent.ask(SpawnChild("kid", PinnedThread(cpus=[OTHER])))
+    child = await parent.ask(SpawnOn("kid", PinnedThread(cpus=[OTHER])))
     assert (await child.ask(Where())).thread == "mycelium:/a/kid"
     await parent.stop()
     return [parent, child]
@@ -797,9 +692,9 @@ async def test_stopping_for_good_ends_the_thread(
 
 
 async def test_system_exit_joins_every_pinned_thread(
-    before: Counter[str], gates: list[ThreadGate]
+    before: Counter[str], gates: list[Gate]
 ) -> None:
-    gate = ThreadGate()
+    gate = Gate()
     gates.append(gate)
     async with ActorSystem("exit", kill_grace=0.5) as system:
         await system.start(
@@ -815,7 +710,7 @@ async def test_system_exit_joins_every_pinned_thread(
         await system.spawn(Probe, name="p1", executor=pool)
         await system.spawn(Probe, name="p2", executor=pool)
         parent = await start_pinned(system, "spawn", "parent")
-        await parent.ask(SpawnChild("kid", PinnedThread(cpus=[OTHER])))
+        await parent.ask(SpawnOn("kid", PinnedThread(cpus=[OTHER])))
         # parked in a handler that cancellation does reach: killed after shutdown=0.3
         parked = await start_pinned(system, "spawn", "parked", gate=gate, shutdown=0.3)
         await parked.tell(Hold())
