@@ -111,7 +111,13 @@ class ActorRef(Generic[A]):
                 return await fut
         clock = self._clock
         started = clock.now()
-        await mb.put(item, clock, timeout)  # waits for space, or rejects into `fut`
+        try:
+            await mb.put(item, clock, timeout)  # waits for space, or rejects into `fut`
+        except BaseException:
+            # Gave up waiting (timeout, cancellation): if the item went in after
+            # all, its reply finds `fut` done and is dropped, not left unread.
+            fut.cancel()
+            raise
         if timeout is not None:
             self._clock.expire(fut, max(0.0, timeout - (clock.now() - started)), self._what)
         return await fut

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 
 import pytest
-from actors import BOXED, GetSeen, Ping, Record, Worker, park
+from actors import BOXED, Boom, GetSeen, Ping, Record, Worker, park
 
 from mycelium_actors import Actor, ActorStopped, AskTimeout, MailboxFull
 from mycelium_actors.testing import eventually, settle
@@ -141,6 +141,24 @@ async def test_a_cancelled_blocked_tell_enqueues_nothing(full, gate, journal) ->
     assert await handled(gate, journal, 3) == [1, 2, 4]
     await asyncio.wait_for(kept, 5)
     assert cancelled.cancelled()
+
+
+async def test_an_ask_that_gives_up_just_after_its_turn_leaves_no_reply_to_fail_unread(
+    full, gate
+) -> None:
+    """Its message went in as it was cancelled: the reply future is cancelled
+    too, so the handler's outcome is dropped instead of left unread."""
+    ref = await full("block")
+    mailbox = ref._slot.mailbox  # the consumer's side, driven by hand
+    asking = asyncio.create_task(ref.ask(Boom()))
+    await eventually(lambda: mailbox.blocked == 1)
+    mailbox.queue.popleft()
+    mailbox.grant()  # its turn: Boom goes in...
+    asking.cancel()  # ...as the asker gives up, in the same instant
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    assert [type(m) for m, _ in mailbox.queue] == [Record, Boom]
+    assert mailbox.queue[-1][1].cancelled()
 
 
 async def test_block_ask_timeout_bounds_the_wait_for_space(fake_system, clock, gate) -> None:
