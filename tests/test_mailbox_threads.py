@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
+import logging
+import random
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -319,3 +322,58 @@ async def test_stopping_under_blocked_senders_on_many_threads_loses_and_repeats_
     await asyncio.wait_for(sending, 10)
     assert len(set(seen)) == len(seen)
     assert len(seen) + system.dead_letters - before == senders * each
+
+
+class Doubler(Actor):
+    """Doubles ints; every 7th takes a loop pass longer, every 97th raises."""
+
+    mailbox_capacity = 4
+
+    @handler
+    async def double(self, msg: int) -> int:
+        if msg % 7 == 0:
+            await asyncio.sleep(0.001)
+        if msg % 97 == 0:
+            raise ValueError(msg)
+        return msg * 2
+
+
+ASK_ENDINGS = {int, ValueError, AskTimeout, ActorStopped, asyncio.CancelledError}
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_asks_from_many_threads_racing_timeouts_cancels_and_a_stop_all_end_cleanly(
+    system, caplog, seed
+) -> None:
+    """Each ask ends in a reply, the handler's error, a timeout, ActorStopped or its
+    own cancellation; no ask hangs and no failed reply is left unread."""
+    rnd = random.Random(seed)
+    ref = await system.spawn(Doubler, executor=PinnedThread())
+
+    def client(first: int) -> list[type]:
+        async def asks() -> list[type]:
+            tasks = []
+            for i in range(first, first + 300):
+                timeout = rnd.choice([0.005, 0.05, 1.0])
+                tasks.append(asyncio.create_task(ref.ask(i, timeout=timeout)))
+                if i % 10 == 0:
+                    await asyncio.sleep(0)
+                if i % 50 == 25:
+                    tasks[-2].cancel()
+            ends = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+            return [type(end) for end in ends]
+
+        return asyncio.run(asks())
+
+    async def stop_soon() -> list[type]:
+        await asyncio.sleep(rnd.uniform(0.01, 0.2))
+        await ref.stop()
+        return []
+
+    ends = await asyncio.wait_for(
+        asyncio.gather(stop_soon(), *(asyncio.to_thread(client, k * 1000) for k in range(3))), 20
+    )
+    gc.collect()  # unread failed futures complain when they are collected
+    assert {end for each in ends for end in each} <= ASK_ENDINGS
+    assert sum(map(len, ends)) == 900
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "asyncio"]
