@@ -214,11 +214,25 @@ class Slot:
         done = self.runner.submit(self._run())
         self._done = done  # type: ignore[assignment]
         done.add_done_callback(self._incarnation_done)
+        limit = getattr(self.spec, "start_timeout", None)
+        timer = None
+        if limit is not None:
+            timer = self.system.clock.call_later(limit, self._start_timed_out, started, limit)
         try:
             await started  # cancelling our wait cancels `started`, which _run tolerates
         except asyncio.CancelledError:
             self.cancel_task()
             raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _start_timed_out(self, started: asyncio.Future[None], limit: float) -> None:
+        if not started.done():
+            started.set_exception(
+                TimeoutError(f"{self.path}: on_start did not finish within {limit}s")
+            )
+            self.cancel_task()
 
     def _incarnation_done(self, fut: asyncio.Future[Exit]) -> None:
         if fut is not self._done or self._driven:

@@ -64,7 +64,12 @@ class Backoff:
 
 @attrs.frozen(init=False)
 class Child:
-    """One supervised actor: `Child(cls, *args, name=, restart=, shutdown=, ...)`."""
+    """One supervised actor: `Child(cls, *args, name=, restart=, shutdown=, ...)`.
+
+    `start_timeout` (seconds, default None: wait, as in OTP) bounds each
+    `on_start`: when it runs out, the start fails with `TimeoutError` and the
+    starting incarnation is cancelled.
+    """
 
     actor_class: type[Actor]
     args: tuple[Any, ...]
@@ -75,6 +80,7 @@ class Child:
     executor: Executor | None
     mailbox_capacity: int | None
     mailbox_overflow: str | None
+    start_timeout: float | None
 
     def __init__(
         self,
@@ -86,6 +92,7 @@ class Child:
         executor: Executor | None = None,
         mailbox_capacity: int | None = None,
         mailbox_overflow: str | None = None,
+        start_timeout: float | None = None,
         **kwargs: Any,
     ) -> None:
         if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
@@ -105,6 +112,12 @@ class Child:
             not isinstance(mailbox_capacity, int) or mailbox_capacity < 1
         ):
             raise ValueError(f"{where}: mailbox_capacity must be an int >= 1")
+        if start_timeout is not None and (
+            isinstance(start_timeout, bool)
+            or not isinstance(start_timeout, int | float)
+            or start_timeout <= 0
+        ):
+            raise ValueError(f"{where}: start_timeout must be None or a number > 0")
         self.__attrs_init__(  # type: ignore[attr-defined]
             actor_class,
             args,
@@ -115,6 +128,7 @@ class Child:
             executor,
             mailbox_capacity,
             mailbox_overflow,
+            start_timeout,
         )
 
 

@@ -1,4 +1,4 @@
-"""supervision.md section 2, cases 20, 23, 26: failures at start and in restarts."""
+"""supervision.md section 2, cases 20, 21, 23, 26: failures at start and in restarts."""
 
 from __future__ import annotations
 
@@ -33,6 +33,29 @@ async def test_failure_during_tree_start_stops_started_children(
     assert journal.count("start:bad") == 1
     assert journal.count("start:c") == 0
     assert events_named(events, "actor.restarted") == []
+    assert system.lookup("/root/a") is None or not system.lookup("/root/a").is_alive
+
+
+@pytest.mark.parametrize("how", ["tree_start", "start_child"])
+async def test_an_on_start_that_hangs_fails_the_start_at_its_start_timeout(
+    system, journal, w, sup, how
+):
+    """Case 21 [EXT start_timeout]: a's on_start sleeps "forever", start_timeout=0.3: the
+    start fails within about 0.4 s (asserted with a 5x margin) with a TimeoutError naming
+    /root/a (as the cause of the tree start's error, or raised by start_child as in
+    case 23), and a is stopped (its on_start cancelled, no on_stop)."""
+    hanging = w("a", start_delay=3600, start_timeout=0.3)
+    if how == "start_child":
+        await start(system, sup(w("b")))
+    with Stopwatch() as sw, pytest.raises(Exception) as info:
+        if how == "tree_start":
+            await system.start(sup(hanging))
+        else:
+            await system.start_child("/root", hanging)
+    assert sw.elapsed < 2.0
+    timeout = info.value if how == "start_child" else info.value.__cause__
+    assert isinstance(timeout, TimeoutError) and "/root/a" in str(timeout)
+    assert journal.count("start:a") == 1 and journal.count("stop:a") == 0
     assert system.lookup("/root/a") is None or not system.lookup("/root/a").is_alive
 
 

@@ -1,0 +1,55 @@
+"""Bad tree specs fail when they are built, before anything starts (case 41, the
+checks that apply without significant children)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mycelium_actors import Backoff, Child, Supervisor
+
+from .workers import Worker
+
+CHILD_ERRORS = [
+    ({"name": ""}, ValueError, "name"),
+    ({"name": "a/b"}, ValueError, "name"),
+    ({"restart": "sometimes"}, ValueError, "restart"),
+    ({"shutdown": -1}, ValueError, "shutdown"),
+    ({"shutdown": True}, ValueError, "shutdown"),
+    ({"mailbox_capacity": 0}, ValueError, "mailbox_capacity"),
+    ({"mailbox_overflow": "spill"}, ValueError, "mailbox_overflow"),
+    ({"start_timeout": 0}, ValueError, "start_timeout"),
+    ({"start_timeout": "1"}, ValueError, "start_timeout"),
+]
+
+SUPERVISOR_ERRORS = [
+    ({"children": [Child(Worker, "a", name="a"), Child(Worker, "b", name="a")]}, "duplicate"),
+    ({"strategy": "one_for_some"}, "strategy"),
+    ({"max_restarts": -1}, "max_restarts"),
+    ({"within": 0}, "within"),
+    ({"shutdown": -0.5}, "shutdown"),
+    ({"backoff": 1.0}, "backoff"),
+]
+
+
+@pytest.mark.parametrize(("options", "error", "names"), CHILD_ERRORS)
+def test_a_bad_child_option_fails_when_the_child_is_built(
+    options: dict[str, Any], error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error, match=names):
+        Child(Worker, "x", **{"name": "x", **options})
+
+
+@pytest.mark.parametrize(("options", "names"), SUPERVISOR_ERRORS)
+def test_a_bad_supervisor_option_fails_when_the_supervisor_is_built(
+    options: dict[str, Any], names: str
+) -> None:
+    with pytest.raises((ValueError, TypeError), match=names):
+        Supervisor("root", **{"children": [], **options})
+
+
+def test_good_options_build() -> None:
+    child = Child(Worker, "x", name="x", start_timeout=0.5, shutdown=None, mailbox_capacity=8)
+    tree = Supervisor("root", [child], strategy="rest_for_one", backoff=Backoff(min=0.1, max=1))
+    assert tree.children == (child,) and child.start_timeout == 0.5
