@@ -371,7 +371,14 @@ class Mailbox:
     def _reject(self, item: Item, reason: str) -> None:
         msg, reply = item
         if reply is not None:
-            settle(reply, exc=ActorStopped(f"{self.path} is stopped"))
+            settle(
+                reply,
+                exc=ActorStopped(
+                    f"{self.path} is stopped"
+                    if reason == "stopped"
+                    else f"{self.path} dropped its queued messages ({reason})"
+                ),
+            )
         else:
             self.dead_letter(msg, reason)
 

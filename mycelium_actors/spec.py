@@ -68,7 +68,10 @@ class Child:
 
     `start_timeout` (seconds, default None: wait, as in OTP) bounds each
     `on_start`: when it runs out, the start fails with `TimeoutError` and the
-    starting incarnation is cancelled.
+    starting incarnation is cancelled. `on_restart_mailbox="drop"` empties the
+    mailbox when the child is restarted (OTP's behaviour: queued asks fail with
+    `ActorStopped`, tells become dead letters); the default "keep" hands what
+    is queued to the new instance.
     """
 
     actor_class: type[Actor]
@@ -81,6 +84,7 @@ class Child:
     mailbox_capacity: int | None
     mailbox_overflow: str | None
     start_timeout: float | None
+    on_restart_mailbox: str
 
     def __init__(
         self,
@@ -93,6 +97,7 @@ class Child:
         mailbox_capacity: int | None = None,
         mailbox_overflow: str | None = None,
         start_timeout: float | None = None,
+        on_restart_mailbox: str = "keep",
         **kwargs: Any,
     ) -> None:
         if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
@@ -118,6 +123,10 @@ class Child:
             or start_timeout <= 0
         ):
             raise ValueError(f"{where}: start_timeout must be None or a number > 0")
+        if on_restart_mailbox not in ("keep", "drop"):
+            raise ValueError(
+                f"{where}: on_restart_mailbox must be 'keep' or 'drop', not {on_restart_mailbox!r}"
+            )
         self.__attrs_init__(  # type: ignore[attr-defined]
             actor_class,
             args,
@@ -129,6 +138,7 @@ class Child:
             mailbox_capacity,
             mailbox_overflow,
             start_timeout,
+            on_restart_mailbox,
         )
 
 

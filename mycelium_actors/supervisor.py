@@ -300,6 +300,9 @@ class SupervisorSlot(Slot):
         for slot in reversed(group):
             if slot is not failed:
                 await self._stop_for_restart(slot)
+        for slot in group:
+            if getattr(_spec_of(slot), "on_restart_mailbox", "keep") == "drop":
+                slot.mailbox.reject_all("restart")
         failed.status = "restarting"
         plan = _Plan([s for s in group if s in self.children and s.status != "stopped"])
         self._launch(plan, self._backoff_delay(failed))

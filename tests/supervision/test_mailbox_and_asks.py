@@ -27,10 +27,12 @@ async def test_ask_that_crashes_gets_the_original_exception(system, journal, w, 
     assert await refs["a"].ask(Ping()) == ("pong", "a")
 
 
-async def test_restart_keeps_queued_asks(system, journal, w, sup):
+@pytest.mark.parametrize("on_restart_mailbox", ["keep", "drop"])
+async def test_restart_keeps_or_drops_queued_asks(system, journal, w, sup, on_restart_mailbox):
     """Case 46 [unhandled message retention during restart]: tell_nowait(Crash()) then 5
-    queued asks: the new instance answers all 5 in order, with start:a x2."""
-    refs = await start(system, sup(w("a")))
+    queued asks: the new instance answers all 5 in order, with start:a x2. With [EXT]
+    on_restart_mailbox="drop" the 5 fail with ActorStopped instead, and a is restarted."""
+    refs = await start(system, sup(w("a", on_restart_mailbox=on_restart_mailbox)))
     a = refs["a"]
     gate = asyncio.Event()
     a.tell_nowait(Crash(gate))
@@ -39,10 +41,17 @@ async def test_restart_keeps_queued_asks(system, journal, w, sup):
     await settle()
     gate.set()
 
-    assert await asyncio.wait_for(asyncio.gather(*asks), 5) == [0, 1, 2, 3, 4]
-    assert journal.got("a") == [0, 1, 2, 3, 4]
+    ends = await asyncio.wait_for(asyncio.gather(*asks, return_exceptions=True), 5)
+    await wait_lines(journal, "start:a", 2)
+    if on_restart_mailbox == "keep":
+        assert ends == [0, 1, 2, 3, 4]
+        assert journal.got("a") == [0, 1, 2, 3, 4]
+        assert journal.lines.index("got:a:0") > journal.lines.index("start:a", 1)
+    else:
+        assert [type(end) for end in ends] == [ActorStopped] * 5
+        assert journal.got("a") == []
     assert journal.count("start:a") == 2
-    assert journal.lines.index("got:a:0") > journal.lines.index("start:a", 1)
+    assert await a.ask(Record(9), timeout=5) == 9
 
 
 async def test_queued_asks_fail_fast_when_the_actor_stops_for_good(events, system, journal, w, sup):

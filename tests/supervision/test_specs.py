@@ -21,6 +21,7 @@ CHILD_ERRORS = [
     ({"mailbox_overflow": "spill"}, ValueError, "mailbox_overflow"),
     ({"start_timeout": 0}, ValueError, "start_timeout"),
     ({"start_timeout": "1"}, ValueError, "start_timeout"),
+    ({"on_restart_mailbox": "flush"}, ValueError, "on_restart_mailbox"),
 ]
 
 SUPERVISOR_ERRORS = [
