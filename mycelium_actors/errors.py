@@ -56,8 +56,11 @@ class RemoteError(MyceliumError):
 class SupervisorGaveUp(MyceliumError):
     """A supervisor exceeded its restart intensity and stopped its children."""
 
-    def __init__(self, path: str, max_restarts: int, within: float) -> None:
-        super().__init__(f"{path} gave up: more than {max_restarts} restarts within {within}s")
+    def __init__(
+        self, path: str, max_restarts: int, within: float, reason: str | None = None
+    ) -> None:
+        reason = reason or f"more than {max_restarts} restarts within {within}s"
+        super().__init__(f"{path} gave up: {reason}")
         self.path = path
         self.max_restarts = max_restarts
         self.within = within

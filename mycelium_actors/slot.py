@@ -38,12 +38,19 @@ STOP_SELF = "stop_self"  # context.stop(): end after the current message, reason
 class Exit:
     """Why an incarnation ended: normal, shutdown, crash, killed or gave_up."""
 
-    __slots__ = ("exc", "in_start", "kind")
+    __slots__ = ("escalate", "exc", "in_start", "kind")
 
-    def __init__(self, kind: str, exc: BaseException | None = None, in_start: bool = False):
+    def __init__(
+        self,
+        kind: str,
+        exc: BaseException | None = None,
+        in_start: bool = False,
+        escalate: bool = False,
+    ):
         self.kind = kind
         self.exc = exc
         self.in_start = in_start
+        self.escalate = escalate  # the owner should give up at once (a directive)
 
     @property
     def abnormal(self) -> bool:
@@ -369,7 +376,19 @@ class Slot:
             except Exception as exc:
                 if reply is not None:
                     settle(reply, exc=exc)
-                return Exit("crash", exc)
+                decide = getattr(self.spec, "directive_for", None)  # a supervised Child's
+                directive = decide(exc) if decide is not None else None
+                if directive is None:
+                    return Exit("crash", exc)
+                if directive == "resume":  # keep the instance and its state
+                    self.system.log_event(
+                        "actor.resumed", self.path, level="warning", error=repr(exc)
+                    )
+                    continue
+                if directive == "stop":
+                    self.system.log_crash(self.path, exc, during="handler")
+                    return NORMAL
+                return Exit("crash", exc, escalate=True)
             except asyncio.CancelledError:
                 if reply is not None:  # killed mid-message: the asker must not hang
                     settle(reply, exc=ActorStopped(f"{self.path} was killed while handling it"))

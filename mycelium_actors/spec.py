@@ -25,6 +25,14 @@ def _check_shutdown(owner: str, shutdown: Any) -> None:
         raise ValueError(f"{owner}: shutdown must be None or a number >= 0, not {shutdown!r}")
 
 
+def _exception_classes(owner: str, option: str, value: Any) -> tuple[type[Exception], ...]:
+    classes = tuple(value) if isinstance(value, tuple | list) else (value,)
+    for cls in classes:
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            raise TypeError(f"{owner}: {option} takes Exception subclasses, not {cls!r}")
+    return classes
+
+
 def _check_restart(owner: str, restart: Any) -> None:
     if restart not in RESTART_TYPES:
         raise ValueError(f"{owner}: restart must be one of {RESTART_TYPES}, not {restart!r}")
@@ -71,7 +79,11 @@ class Child:
     starting incarnation is cancelled. `on_restart_mailbox="drop"` empties the
     mailbox when the child is restarted (OTP's behaviour: queued asks fail with
     `ActorStopped`, tells become dead letters); the default "keep" hands what
-    is queued to the new instance.
+    is queued to the new instance. `resume_on`, `stop_on` and `escalate_on`
+    (tuples of exception classes, the most specific match wins) turn a
+    handler exception into Akka's directives instead of a crash: resume (keep
+    the instance and its state, drop the message), stop (exit as normal), or
+    escalate (the supervisor gives up at once).
     """
 
     actor_class: type[Actor]
@@ -85,6 +97,9 @@ class Child:
     mailbox_overflow: str | None
     start_timeout: float | None
     on_restart_mailbox: str
+    resume_on: tuple[type[Exception], ...]
+    stop_on: tuple[type[Exception], ...]
+    escalate_on: tuple[type[Exception], ...]
 
     def __init__(
         self,
@@ -98,6 +113,9 @@ class Child:
         mailbox_overflow: str | None = None,
         start_timeout: float | None = None,
         on_restart_mailbox: str = "keep",
+        resume_on: tuple[type[Exception], ...] = (),
+        stop_on: tuple[type[Exception], ...] = (),
+        escalate_on: tuple[type[Exception], ...] = (),
         **kwargs: Any,
     ) -> None:
         if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
@@ -127,6 +145,17 @@ class Child:
             raise ValueError(
                 f"{where}: on_restart_mailbox must be 'keep' or 'drop', not {on_restart_mailbox!r}"
             )
+        directives = {
+            "resume_on": _exception_classes(where, "resume_on", resume_on),
+            "stop_on": _exception_classes(where, "stop_on", stop_on),
+            "escalate_on": _exception_classes(where, "escalate_on", escalate_on),
+        }
+        seen: dict[type, str] = {}
+        for option, classes in directives.items():
+            for cls in classes:
+                if cls in seen:
+                    raise ValueError(f"{where}: {cls.__name__} is in both {seen[cls]} and {option}")
+                seen[cls] = option
         self.__attrs_init__(  # type: ignore[attr-defined]
             actor_class,
             args,
@@ -139,7 +168,24 @@ class Child:
             mailbox_overflow,
             start_timeout,
             on_restart_mailbox,
+            directives["resume_on"],
+            directives["stop_on"],
+            directives["escalate_on"],
         )
+
+    def directive_for(self, exc: Exception) -> str | None:
+        """What a handler exception means: "resume", "stop", "escalate", or None (a
+        crash). The most specific class wins: the first of `exc`'s MRO listed."""
+        if not (self.resume_on or self.stop_on or self.escalate_on):
+            return None
+        for cls in type(exc).__mro__:
+            if cls in self.resume_on:
+                return "resume"
+            if cls in self.stop_on:
+                return "stop"
+            if cls in self.escalate_on:
+                return "escalate"
+        return None
 
 
 @attrs.frozen(init=False)

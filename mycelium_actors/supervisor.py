@@ -266,6 +266,11 @@ class SupervisorSlot(Slot):
         if slot.status != "running":
             return None
         exit = event.exit
+        if exit.escalate:
+            assert exit.exc is not None
+            return await self._give_up(
+                f"{slot.path} escalated {type(exit.exc).__name__}: {exit.exc}"
+            )
         restart = _spec_of(slot).restart
         if restart == "temporary" or (restart == "transient" and not exit.abnormal):
             self._drop_or_keep(slot, exit)
@@ -468,9 +473,9 @@ class SupervisorSlot(Slot):
                 self.system.unregister(slot)
         self._fail_requests()
 
-    async def _give_up(self) -> Exit:
+    async def _give_up(self, reason: str | None = None) -> Exit:
         sup = self.sup
-        error = SupervisorGaveUp(self.path, sup.max_restarts, sup.within)
+        error = SupervisorGaveUp(self.path, sup.max_restarts, sup.within, reason)
         self.system.log_event("supervisor.gave_up", self.path, level="error", reason=str(error))
         await self._stop_all(drain=False)
         return Exit("gave_up", error)

@@ -22,6 +22,9 @@ CHILD_ERRORS = [
     ({"start_timeout": 0}, ValueError, "start_timeout"),
     ({"start_timeout": "1"}, ValueError, "start_timeout"),
     ({"on_restart_mailbox": "flush"}, ValueError, "on_restart_mailbox"),
+    ({"resume_on": (ValueError, "oops")}, TypeError, "resume_on"),
+    ({"stop_on": KeyboardInterrupt}, TypeError, "stop_on"),
+    ({"resume_on": KeyError, "escalate_on": (KeyError,)}, ValueError, "both"),
 ]
 
 SUPERVISOR_ERRORS = [

@@ -95,9 +95,21 @@ class Ping:
 
 @attrs.frozen
 class Record:
-    """Journals `got:<label>:<n>` and answers `n`."""
+    """Journals `got:<label>:<n>`, counts it in the instance's state, answers `n`."""
 
     n: int
+
+
+@attrs.frozen
+class Count:
+    """Answered with how many `Record`s this instance (not the slot) handled."""
+
+
+@attrs.frozen
+class Raise:
+    """The handler raises `exc` (a fresh instance of that class)."""
+
+    exc: type[Exception]
 
 
 @attrs.frozen
@@ -150,6 +162,7 @@ class Worker(Actor):
         self.stop_raises = stop_raises
         self.ignore_cancel = ignore_cancel
         self.stop_gate = stop_gate
+        self.count = 0
 
     async def on_start(self) -> None:
         j, x = self.journal, self.label
@@ -203,7 +216,16 @@ class Worker(Actor):
     @handler
     def record(self, msg: Record) -> int:
         self.journal.write(f"got:{self.label}:{msg.n}")
+        self.count += 1
         return msg.n
+
+    @handler
+    def count_records(self, msg: Count) -> int:
+        return self.count
+
+    @handler
+    def raise_(self, msg: Raise) -> None:
+        raise msg.exc(f"{self.label} raised on request")
 
     @handler
     def who_am_i(self, msg: WhoAmI) -> asyncio.Task[Any] | None:
