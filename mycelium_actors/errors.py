@@ -68,3 +68,13 @@ class SupervisorGaveUp(MyceliumError):
 
 class ContractError(MyceliumError):
     """A message contract is malformed, or two contracts claim the same wire id."""
+
+
+class Ignore(Exception):
+    """Raise in `on_start` to decline to start (OTP's `ignore`).
+
+    Under a supervisor the start counts as neither a success nor a failure: a
+    temporary child is dropped, any other is kept in the tree as stopped (it
+    can be started later with `restart_child`), and the tree goes on starting.
+    A plain `spawn` raises it to the caller.
+    """

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .actor import Actor, Unhandled, constructing
 from .context import ActorContext
-from .errors import ActorStopped, UnhandledMessage
+from .errors import ActorStopped, Ignore, UnhandledMessage
 from .mailbox import Mailbox
 from .messages import Terminated
 from .replies import outbox_of, settle
@@ -296,6 +296,11 @@ class Slot:
     async def _live(self, instance: Actor, ctx: ActorContext) -> Exit:
         try:
             await instance.on_start()
+        except Ignore as exc:  # declined to start: no crash, no on_failure
+            await self.stop_children()
+            self.system.log_event("actor.ignored", self.path)
+            self._start_finished(exc)
+            return Exit("normal", in_start=True)
         except Exception as exc:
             self.system.log_crash(self.path, exc, during="on_start")
             await self._call_hook(instance.on_failure, exc)

@@ -20,9 +20,9 @@ from collections import deque
 from typing import Any
 
 from .actor import Actor
-from .errors import ActorStopped, MyceliumError, SupervisorGaveUp
+from .errors import ActorStopped, Ignore, MyceliumError, SupervisorGaveUp
 from .replies import settle
-from .slot import SHUTDOWN, STOP_DRAIN, STOP_NOW, Exit, Slot
+from .slot import NORMAL, SHUTDOWN, STOP_DRAIN, STOP_NOW, Exit, Slot
 from .spec import Child, Supervisor
 from .system import ActorSystem
 
@@ -216,6 +216,9 @@ class SupervisorSlot(Slot):
                 else:
                     _revive(slot)
                 await slot.start()
+            except Ignore:
+                await self._ignored(slot)
+                continue
             except Exception as exc:
                 for done in reversed(started):
                     await done.stop_for_good()
@@ -385,6 +388,12 @@ class SupervisorSlot(Slot):
         if plan not in self._plans:
             return None
         plan.task = None
+        if isinstance(event.exc, Ignore):  # the restart declined: kept stopped, plan goes on
+            await self._ignored(slot)
+            if plan.todo and plan.todo[0] is slot:
+                plan.todo.pop(0)
+            self._advance(plan)
+            return None
         if event.exc is None:
             slot.started_at = self.system.clock.now()
             self.system.log_event("actor.restarted", slot.path, restarts=slot.restarts)
@@ -438,7 +447,11 @@ class SupervisorSlot(Slot):
         if slot.status != "stopped":
             raise MyceliumError(f"{slot.path} is {slot.status}; only a stopped child restarts")
         _revive(slot)
-        await slot.start()
+        try:
+            await slot.start()
+        except Ignore:
+            await self._ignored(slot)  # declined again: still stopped
+            return
         slot.started_at = self.system.clock.now()
 
     async def _do_start_child(self, spec: Child | Supervisor) -> Any:
@@ -448,12 +461,23 @@ class SupervisorSlot(Slot):
         slot.dynamic = True
         try:
             await slot.start()
+        except Ignore:
+            await self._ignored(slot)
+            return None
         except BaseException as exc:
             await slot.abort_start(exc)
             self.system.unregister(slot)
             raise
         slot.started_at = self.system.clock.now()
         return slot.ref
+
+    async def _ignored(self, slot: Slot) -> None:
+        """`on_start` raised `Ignore`: not started, not failed. A temporary child is
+        dropped; any other stays listed as stopped, for `restart_child`."""
+        await slot.stop_incarnation(STOP_NOW, slot.shutdown)
+        slot.finalize(NORMAL)
+        if _spec_of(slot).restart == "temporary":
+            self.system.unregister(slot)
 
     # -- ending ------------------------------------------------------------------
 

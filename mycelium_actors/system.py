@@ -266,10 +266,13 @@ class ActorSystem:
             raise MyceliumError(f"{path} is not a supervisor")
         return slot
 
-    async def start_child(self, supervisor_path: str, child: Any) -> ActorRef[Any]:
-        """Add `child` (a `Child` or `Supervisor` spec) to a running supervisor, last."""
+    async def start_child(self, supervisor_path: str, child: Any) -> ActorRef[Any] | None:
+        """Add `child` (a `Child` or `Supervisor` spec) to a running supervisor, last.
+
+        Returns None if its `on_start` raised `Ignore` (it is then listed as
+        stopped, or not at all if temporary)."""
         supervisor = self._supervisor_at(supervisor_path)
-        ref: ActorRef[Any] = await self.on_system_loop(supervisor.start_child(child))
+        ref: ActorRef[Any] | None = await self.on_system_loop(supervisor.start_child(child))
         return ref
 
     async def terminate_child(self, path: str) -> None:
@@ -280,7 +283,8 @@ class ActorSystem:
         await self.on_system_loop(slot.owner.terminate(slot))
 
     async def restart_child(self, path: str) -> ActorRef[Any]:
-        """Start again a supervised child that was stopped for good."""
+        """Start again a supervised child that was stopped for good (if its
+        `on_start` raises `Ignore`, it stays stopped)."""
         slot = self._slots.get(path)
         if slot is None or slot.owner is None:
             raise MyceliumError(f"no supervised child at {path}")

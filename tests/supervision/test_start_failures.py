@@ -1,4 +1,4 @@
-"""supervision.md section 2, cases 20, 21, 23, 26: failures at start and in restarts."""
+"""supervision.md section 2, cases 20-23, 26: failures (and refusals) at start and in restarts."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from mycelium_actors import MyceliumError
+from mycelium_actors import Ignore, MyceliumError
 from mycelium_actors.testing import events_named, eventually
 
 from .helpers import Stopwatch, node, start, status, wait_lines
-from .workers import Crash, Ping
+from .workers import Crash, Ping, Worker
 
 
 @pytest.mark.parametrize("max_restarts", [3, 0])
@@ -57,6 +57,47 @@ async def test_an_on_start_that_hangs_fails_the_start_at_its_start_timeout(
     assert isinstance(timeout, TimeoutError) and "/root/a" in str(timeout)
     assert journal.count("start:a") == 1 and journal.count("stop:a") == 0
     assert system.lookup("/root/a") is None or not system.lookup("/root/a").is_alive
+
+
+async def test_a_child_that_ignores_its_start_neither_starts_nor_fails(
+    events, system, journal, w, sup
+):
+    """Case 22 [sup_start_ignore_child / sup_start_ignore_temporary_child] [EXT]: on_start
+    raises Ignore. The tree starts; a permanent child that ignored is listed as stopped
+    (restart_child leaves it so while it keeps ignoring), a temporary one is absent; a
+    start_child that ignores returns None. No crash is logged."""
+    a, b = w("a", ignore_start="always"), w("b", ignore_start="always", restart="temporary")
+    await start(system, sup(a, b, w("c")))
+    assert [status(system, f"/root/{x}") for x in "abc"] == ["stopped", None, "running"]
+    assert journal.count("start:a") == journal.count("start:b") == 1
+    assert journal.count("stop:a") == 0
+
+    assert await system.start_child("/root", w("d", ignore_start="always")) is None
+    await system.restart_child("/root/a")
+    assert status(system, "/root/d") == status(system, "/root/a") == "stopped"
+    assert journal.count("start:a") == 2
+    assert len(events_named(events, "actor.ignored")) == 4
+    assert events_named(events, "actor.crashed") == []
+
+
+async def test_a_restart_that_ignores_leaves_the_child_stopped_and_goes_on(
+    events, system, journal, w, sup
+):
+    """[EXT] Ignore during a restart: one_for_all [a, b], a crashes and its restart
+    ignores: a stays stopped, b is restarted after it, nothing counts as a failure."""
+    refs = await start(system, sup(w("a", ignore_start="restarts"), w("b"), strategy="one_for_all"))
+    await refs["a"].tell(Crash())
+    await wait_lines(journal, "start:b", 2)
+    await eventually(lambda: status(system, "/root/b") == "running")
+    assert status(system, "/root/a") == "stopped"
+    assert await refs["b"].ask(Ping()) == ("pong", "b")
+    assert system.gave_up is None and events_named(events, "actor.ignored")
+
+
+async def test_a_plain_spawn_that_ignores_raises_it_to_the_caller(system, journal):
+    with pytest.raises(Ignore):
+        await system.spawn(Worker, "x", journal=journal, ignore_start="always", name="x")
+    assert journal.count("start:x") == 1 and system.lookup("/x") is None
 
 
 async def test_start_child_failures_leave_the_tree_unchanged(system, journal, w, sup):

@@ -11,6 +11,7 @@
 
 Options (all keyword-only, none of them reserved by `Child`):
 `fail_start` ("always" | "restarts" | a set of 1-based attempt numbers),
+`ignore_start` (the same values as `fail_start`: `on_start` raises `Ignore`),
 `start_delay` (seconds `on_start` sleeps first), `stop_delay` (seconds `on_stop`
 sleeps), `stop_raises` (`on_stop` raises after journaling), `ignore_cancel`
 (`on_stop` swallows the kill and waits until `journal.release` is set),
@@ -25,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from mycelium_actors import Actor, Terminated, handler
+from mycelium_actors import Actor, Ignore, Terminated, handler
 
 
 class Journal:
@@ -152,6 +153,7 @@ class Worker(Actor):
         stop_raises: bool = False,
         ignore_cancel: bool = False,
         stop_gate: asyncio.Event | None = None,
+        ignore_start: str | Collection[int] | None = None,
     ) -> None:
         super().__init__()
         self.label = label
@@ -162,6 +164,7 @@ class Worker(Actor):
         self.stop_raises = stop_raises
         self.ignore_cancel = ignore_cancel
         self.stop_gate = stop_gate
+        self.ignore_start = ignore_start
         self.count = 0
 
     async def on_start(self) -> None:
@@ -170,6 +173,8 @@ class Worker(Actor):
         attempt = j.count(f"start:{x}")
         if self.start_delay:
             await asyncio.sleep(self.start_delay)
+        if _fails(self.ignore_start, attempt):
+            raise Ignore()
         if _fails(self.fail_start, attempt):
             j.write(f"startfail:{x}")
             raise j.raised(RuntimeError(f"on_start of {x} failed (attempt {attempt})"))
