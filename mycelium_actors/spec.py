@@ -44,13 +44,16 @@ class Backoff:
 
     `n` counts restarts of the slot since the last reset; it goes back to 0
     once a restarted instance ran `reset_after` seconds (default `(min+max)/2`)
-    without crashing.
+    without crashing. With `max_restarts=k`, a failure after k restarts in a
+    row (no reset in between) makes the supervisor give up (Akka's
+    `withMaxRestarts`).
     """
 
     min: float = 0.1
     max: float = 10.0
     jitter: float = 0.2
     reset_after: float | None = None
+    max_restarts: int | None = None
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.min <= self.max:
@@ -59,6 +62,12 @@ class Backoff:
             raise ValueError(f"Backoff: jitter must be >= 0, not {self.jitter}")
         if self.reset_after is not None and self.reset_after < 0:
             raise ValueError(f"Backoff: reset_after must be >= 0, not {self.reset_after}")
+        if self.max_restarts is not None and (
+            not isinstance(self.max_restarts, int)
+            or isinstance(self.max_restarts, bool)
+            or self.max_restarts < 0
+        ):
+            raise ValueError(f"Backoff: max_restarts must be an int >= 0, not {self.max_restarts}")
 
     @property
     def reset_seconds(self) -> float:

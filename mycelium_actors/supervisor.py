@@ -299,6 +299,9 @@ class SupervisorSlot(Slot):
     async def _restart(self, failed: Slot) -> Exit | None:
         if not self._allow_restart():
             return await self._give_up()
+        delay = self._backoff_delay(failed)
+        if delay is None:
+            return await self._give_up(self._backoff_exhausted(failed))
         strategy = self.sup.strategy
         if strategy == "one_for_one":
             group = [failed]
@@ -313,7 +316,7 @@ class SupervisorSlot(Slot):
                 slot.mailbox.reject_all("restart")
         failed.status = "restarting"
         plan = _Plan([s for s in group if s in self.children and s.status != "stopped"])
-        self._launch(plan, self._backoff_delay(failed))
+        self._launch(plan, delay)
         return None
 
     async def _stop_for_restart(self, slot: Slot) -> None:
@@ -327,7 +330,8 @@ class SupervisorSlot(Slot):
         else:
             slot.status = "restarting"
 
-    def _backoff_delay(self, slot: Slot) -> float:
+    def _backoff_delay(self, slot: Slot) -> float | None:
+        """The delay before restarting `slot`; None once Backoff.max_restarts is spent."""
         backoff = self.sup.backoff
         if backoff is None:
             return 0.0
@@ -336,6 +340,8 @@ class SupervisorSlot(Slot):
         if started_at is not None and now - started_at >= backoff.reset_seconds:
             slot.backoff_n = 0
         slot.started_at = None  # set again on a good start
+        if backoff.max_restarts is not None and slot.backoff_n >= backoff.max_restarts:
+            return None
         delay = backoff.delay(slot.backoff_n)
         slot.backoff_n += 1
         return delay
@@ -405,6 +411,9 @@ class SupervisorSlot(Slot):
         slot.status = "restarting"
         if not self._allow_restart():
             return await self._give_up()
+        delay = self._backoff_delay(slot)
+        if delay is None:
+            return await self._give_up(self._backoff_exhausted(slot))
         self._plans.remove(plan)
         if self.sup.strategy == "one_for_all":
             for done in reversed(plan.started):
@@ -412,8 +421,12 @@ class SupervisorSlot(Slot):
             retry = _Plan([s for s in plan.group if s in self.children])
         else:
             retry = _Plan(plan.todo)  # rest_for_one / one_for_one: from the failed child on
-        self._launch(retry, self._backoff_delay(slot))
+        self._launch(retry, delay)
         return None
+
+    def _backoff_exhausted(self, slot: Slot) -> str:
+        assert self.sup.backoff is not None
+        return f"{slot.path} failed after {self.sup.backoff.max_restarts} restarts in a row"
 
     def _cancel_plans(self) -> None:
         for plan in self._plans:

@@ -1,4 +1,4 @@
-"""supervision.md section 2, cases 42-44: restart backoff (fake clock)."""
+"""supervision.md section 2, cases 42-44 and [EXT] max_restarts: restart backoff (fake clock)."""
 
 from __future__ import annotations
 
@@ -138,3 +138,21 @@ async def test_mailbox_is_the_stash_during_backoff(events, fake_system, clock, j
     assert await a.ask(Ping()) == ("pong", "a")
     assert journal.got("a") == [1, 2]
     assert journal.lines.index("got:a:1") > journal.lines.index("start:a", 1)
+
+
+async def test_backoff_max_restarts_gives_up_after_k_restarts_in_a_row(
+    fake_system, clock, journal, w, sup
+):
+    """[EXT] Backoff(max_restarts=2): two restarts in a row happen on their delays; the
+    third crash without a reset makes the supervisor give up, whatever its intensity."""
+    system = fake_system
+    refs = await start(
+        system,
+        sup(w("a"), max_restarts=100, backoff=Backoff(min=1, max=10, jitter=0, max_restarts=2)),
+    )
+    for delay in [1, 2]:
+        await _crash_then_restart_after(system, clock, journal, refs, "/root/a", "a", delay)
+    await refs["a"].tell(Crash())
+    await eventually(lambda: system.gave_up is not None)
+    assert "/root/a failed after 2 restarts in a row" in str(system.gave_up)
+    assert journal.count("start:a") == 3

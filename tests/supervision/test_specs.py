@@ -34,6 +34,7 @@ SUPERVISOR_ERRORS = [
     ({"within": 0}, "within"),
     ({"shutdown": -0.5}, "shutdown"),
     ({"backoff": 1.0}, "backoff"),
+    ({"backoff": "slow"}, "backoff"),
 ]
 
 
@@ -51,6 +52,15 @@ def test_a_bad_supervisor_option_fails_when_the_supervisor_is_built(
 ) -> None:
     with pytest.raises((ValueError, TypeError), match=names):
         Supervisor("root", **{"children": [], **options})
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"min": 0}, {"min": 2, "max": 1}, {"jitter": -1}, {"reset_after": -1}, {"max_restarts": -1}],
+)
+def test_a_bad_backoff_fails_when_it_is_built(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="Backoff"):
+        Backoff(**options)
 
 
 def test_good_options_build() -> None:
