@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 RESTART_TYPES = ("permanent", "transient", "temporary")
+AUTO_SHUTDOWN = ("never", "any_significant", "all_significant")
 
 
 def _check_shutdown(owner: str, shutdown: Any) -> None:
@@ -31,6 +32,13 @@ def _exception_classes(owner: str, option: str, value: Any) -> tuple[type[Except
         if not (isinstance(cls, type) and issubclass(cls, Exception)):
             raise TypeError(f"{owner}: {option} takes Exception subclasses, not {cls!r}")
     return classes
+
+
+def _check_significant(owner: str, significant: Any, restart: str) -> None:
+    if not isinstance(significant, bool):
+        raise TypeError(f"{owner}: significant must be True or False, not {significant!r}")
+    if significant and restart == "permanent":
+        raise ValueError(f"{owner}: a permanent child cannot be significant (it never ends)")
 
 
 def _check_restart(owner: str, restart: Any) -> None:
@@ -109,6 +117,7 @@ class Child:
     resume_on: tuple[type[Exception], ...]
     stop_on: tuple[type[Exception], ...]
     escalate_on: tuple[type[Exception], ...]
+    significant: bool
 
     def __init__(
         self,
@@ -125,6 +134,7 @@ class Child:
         resume_on: tuple[type[Exception], ...] = (),
         stop_on: tuple[type[Exception], ...] = (),
         escalate_on: tuple[type[Exception], ...] = (),
+        significant: bool = False,
         **kwargs: Any,
     ) -> None:
         if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
@@ -135,6 +145,7 @@ class Child:
             raise ValueError(f"{where}: name must be a non-empty string without '/'")
         _check_restart(where, restart)
         _check_shutdown(where, shutdown)
+        _check_significant(where, significant, restart)
         if mailbox_overflow is not None and mailbox_overflow not in OVERFLOW_POLICIES:
             raise ValueError(
                 f"{where}: mailbox_overflow must be one of {OVERFLOW_POLICIES}, "
@@ -180,6 +191,7 @@ class Child:
             directives["resume_on"],
             directives["stop_on"],
             directives["escalate_on"],
+            significant,
         )
 
     def directive_for(self, exc: Exception) -> str | None:
@@ -209,6 +221,8 @@ class Supervisor:
     backoff: Backoff | None
     restart: str
     shutdown: float | None
+    auto_shutdown: str
+    significant: bool
 
     def __init__(
         self,
@@ -220,6 +234,8 @@ class Supervisor:
         backoff: Backoff | None = None,
         restart: str = "permanent",
         shutdown: float | None = None,
+        auto_shutdown: str = "never",
+        significant: bool = False,
     ) -> None:
         where = f"Supervisor {name!r}"
         if not isinstance(name, str) or not name or "/" in name:
@@ -242,8 +258,24 @@ class Supervisor:
             raise TypeError(f"{where}: backoff must be a Backoff, not {backoff!r}")
         _check_restart(where, restart)
         _check_shutdown(where, shutdown)
+        _check_significant(where, significant, restart)
+        if auto_shutdown not in AUTO_SHUTDOWN:
+            raise ValueError(
+                f"{where}: auto_shutdown must be one of {AUTO_SHUTDOWN}, not {auto_shutdown!r}"
+            )
+        if auto_shutdown == "never" and any(child.significant for child in children):
+            raise ValueError(f"{where}: significant children need auto_shutdown other than 'never'")
         self.__attrs_init__(  # type: ignore[attr-defined]
-            name, children, strategy, max_restarts, float(within), backoff, restart, shutdown
+            name,
+            children,
+            strategy,
+            max_restarts,
+            float(within),
+            backoff,
+            restart,
+            shutdown,
+            auto_shutdown,
+            significant,
         )
 
     async def start_root(self, system: ActorSystem) -> ActorRef[Any]:

@@ -179,6 +179,9 @@ class SupervisorSlot(Slot):
             assert isinstance(exit.exc, SupervisorGaveUp)
             self.finalize(exit)
             self.system.root_gave_up(exit.exc)
+        elif self.owner is None and exit.kind == "shutdown":  # auto_shutdown: work done
+            self.finalize(exit)
+            self.system.root_finished()
         else:
             super().incarnation_ended(exit)
 
@@ -274,11 +277,24 @@ class SupervisorSlot(Slot):
             return await self._give_up(
                 f"{slot.path} escalated {type(exit.exc).__name__}: {exit.exc}"
             )
-        restart = _spec_of(slot).restart
+        spec = _spec_of(slot)
+        restart = spec.restart
         if restart == "temporary" or (restart == "transient" and not exit.abnormal):
             self._drop_or_keep(slot, exit)
+            if spec.significant and self._auto_shutdown_due():
+                self.system.log_event("supervisor.auto_shutdown", self.path, significant=slot.path)
+                await self._stop_all()
+                return SHUTDOWN
             return None
         return await self._restart(slot)
+
+    def _auto_shutdown_due(self) -> bool:
+        """A significant child just ended by itself and is not restarted (OTP's rule)."""
+        if self.sup.auto_shutdown == "any_significant":
+            return True
+        return not any(  # all_significant: no significant child is left running
+            _spec_of(child).significant and child.status != "stopped" for child in self.children
+        )
 
     def _drop_or_keep(self, slot: Slot, exit: Exit) -> None:
         """A child that ended and will not be restarted: stopped for good."""

@@ -450,6 +450,12 @@ class ActorSystem:
         if self._state == "running":
             self.run_in_background(self.shutdown())
 
+    def root_finished(self) -> None:
+        """A root supervisor shut itself down (auto_shutdown): once no top-level
+        actor is left, the system's work is done and it stops."""
+        if self._state == "running" and not self._top:
+            self.run_in_background(self.shutdown())
+
     async def wait_stopped(self) -> None:
         """Return once the system has stopped (shutdown, or a root gave up)."""
         self._ensure_started_event()

@@ -22,6 +22,7 @@ from examples.docs import (
     discovery,
     getting_started,
     handlers,
+    import_job,
     intensity,
     lifecycle,
     mailboxes,
@@ -373,6 +374,10 @@ async def test_backoff_delays() -> None:
     page = (DOCS / "supervision.md").read_text()
     assert "| 1, 2, 4, 8, 10, 10, 10 |" in page
     assert "| 1, 2, 4, 1 |" in page
+
+
+async def test_an_import_job_finishes_and_the_system_stops_with_it() -> None:
+    assert await import_job.main() == list(range(10))
 
 
 async def test_escalation_reaches_a_transient_parent() -> None:

@@ -22,6 +22,8 @@ CHILD_ERRORS = [
     ({"start_timeout": 0}, ValueError, "start_timeout"),
     ({"start_timeout": "1"}, ValueError, "start_timeout"),
     ({"on_restart_mailbox": "flush"}, ValueError, "on_restart_mailbox"),
+    ({"significant": True}, ValueError, "permanent"),
+    ({"significant": 1, "restart": "transient"}, TypeError, "significant"),
     ({"resume_on": (ValueError, "oops")}, TypeError, "resume_on"),
     ({"stop_on": KeyboardInterrupt}, TypeError, "stop_on"),
     ({"resume_on": KeyError, "escalate_on": (KeyError,)}, ValueError, "both"),
@@ -34,6 +36,11 @@ SUPERVISOR_ERRORS = [
     ({"within": 0}, "within"),
     ({"shutdown": -0.5}, "shutdown"),
     ({"backoff": 1.0}, "backoff"),
+    ({"auto_shutdown": "sometimes"}, "auto_shutdown"),
+    (
+        {"children": [Child(Worker, "a", name="a", restart="transient", significant=True)]},
+        "auto_shutdown",
+    ),
     ({"backoff": "slow"}, "backoff"),
 ]
 
