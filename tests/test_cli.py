@@ -165,6 +165,14 @@ def test_a_second_signal_during_a_slow_shutdown_exits_130_at_once(
     assert cli.exit_code() == 130
 
 
+def test_a_tree_that_finishes_its_work_exits_0_by_itself() -> None:
+    """auto_shutdown: the significant child stops itself, the root shuts down, and
+    with no top-level actor left the system stops and `run` returns."""
+    result = invoke("run", "trees:finishes")
+    assert result.returncode == 0
+    assert "supervisor.auto_shutdown" in result.stderr
+
+
 # -- run: trees that cannot run --------------------------------------------------
 
 

@@ -30,6 +30,13 @@ class Crasher(Actor):
         raise RuntimeError("boom")
 
 
+class OneShot(Actor):
+    """Does its one job and stops itself."""
+
+    async def on_start(self) -> None:
+        self.context.stop()
+
+
 class NoDatabase(Actor):
     async def on_start(self) -> None:
         raise ConnectionRefusedError("database is down")
@@ -72,6 +79,11 @@ tree = _app(
     ),
 )
 gives_up = Supervisor("fragile", max_restarts=1, children=[Child(Crasher)])
+finishes = Supervisor(
+    "job",
+    auto_shutdown="any_significant",
+    children=[Child(Worker), Child(OneShot, restart="transient", significant=True)],
+)
 fails_to_start = _app(Child(NoDatabase, name="db"))
 slow_to_start = _app(Child(SlowStart, name="slow"))
 slow_to_stop = _app(Child(SlowStop, name="slow", shutdown=None))
