@@ -290,20 +290,20 @@ class Mailbox:
             self._grant()
 
     def _wake(self) -> None:
-        self._wake_pending = False
-        waiter = self._waiter
+        waiter = self._take_waiter()
         if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+            waiter.set_result(None)
 
     def _wake_from_callback(self) -> None:
-        self._wake_pending = False
-        waiter = self._waiter
+        waiter = self._take_waiter()
         if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                resume(waiter)  # the consumer serves right now, in this loop pass
+            resume(waiter)  # the consumer serves right now, in this loop pass
+
+    def _take_waiter(self) -> asyncio.Future[None] | None:
+        """Clear the pending wake-up; the parked consumer's future if it still waits."""
+        self._wake_pending = False
+        waiter, self._waiter = self._waiter, None
+        return waiter if waiter is not None and not waiter.done() else None
 
     def _wake_threadsafe(self) -> None:
         if not self._wake_pending and self._loop is not None:
