@@ -97,17 +97,16 @@ class ActorRef(Generic[A]):
             # Arm the deadline before the message goes in: the wake-up is the
             # last thing done, so a consumer on another thread that wakes at
             # once does not have to wait for this thread to let go of the GIL.
-            if get_ident() == mb._tid:
+            local = get_ident() == mb._tid
+            if local or not mb._putters:
                 if timeout is not None:
                     self._clock.expire(fut, timeout, self._what)
-                mb.queue.append(item)
-                if mb._waiter is not None:
-                    mb._wake()
-                return await fut
-            if not mb._putters:
-                if timeout is not None:
-                    self._clock.expire(fut, timeout, self._what)
-                mb._append_foreign(item)  # another thread's actor: no lock, no hop
+                if not local:
+                    mb._append_foreign(item)  # another thread's actor: no lock, no hop
+                else:
+                    mb.queue.append(item)
+                    if mb._waiter is not None:
+                        mb._wake()
                 return await fut
         clock = self._clock
         started = clock.now()
