@@ -39,14 +39,21 @@ def _spec_label(spec: Child | Supervisor) -> str:
             f"{spec.name}  supervisor {spec.strategy}  "
             f"max_restarts={spec.max_restarts} within={spec.within:g}s  restart={spec.restart}"
         )
-        return text + (
-            f"  backoff={spec.backoff.min:g}..{spec.backoff.max:g}s" if spec.backoff else ""
-        )
+        if spec.backoff:
+            text += f"  backoff={spec.backoff.min:g}..{spec.backoff.max:g}s"
+        if spec.auto_shutdown != "never":
+            text += f"  auto_shutdown={spec.auto_shutdown}"
+        return text + _significant_label(spec)
     shutdown = "infinity" if spec.shutdown is None else f"{spec.shutdown:g}s"
     return (
         f"{spec.name}  {spec.actor_class.__qualname__}  {spec.restart}  shutdown={shutdown}"
         + _executor_label(spec.executor)
+        + _significant_label(spec)
     )
+
+
+def _significant_label(spec: Child | Supervisor) -> str:
+    return "  significant" if spec.significant else ""
 
 
 def render_spec(tree: Supervisor) -> str:

@@ -310,6 +310,12 @@ def test_tree_prints_names_strategies_and_restart_types_without_starting() -> No
     assert "actor.started" not in result.stderr
 
 
+def test_tree_shows_auto_shutdown_and_significant_children() -> None:
+    lines = invoke("tree", "trees:finishes").stdout.splitlines()
+    assert "auto_shutdown=any_significant" in lines[0]
+    assert [("significant" in line) for line in lines[1:]] == [False, True]
+
+
 def test_tree_on_a_terminal_draws_a_rich_tree_with_the_same_labels() -> None:
     from rich.console import Console
 
