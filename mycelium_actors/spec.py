@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .ref import ActorRef
     from .system import ActorSystem
 
-STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one", "dynamic")
 RESTART_TYPES = ("permanent", "transient", "temporary")
 AUTO_SHUTDOWN = ("never", "any_significant", "all_significant")
 
@@ -223,6 +223,7 @@ class Supervisor:
     shutdown: float | None
     auto_shutdown: str
     significant: bool
+    max_children: int | None
 
     def __init__(
         self,
@@ -236,6 +237,7 @@ class Supervisor:
         shutdown: float | None = None,
         auto_shutdown: str = "never",
         significant: bool = False,
+        max_children: int | None = None,
     ) -> None:
         where = f"Supervisor {name!r}"
         if not isinstance(name, str) or not name or "/" in name:
@@ -265,6 +267,17 @@ class Supervisor:
             )
         if auto_shutdown == "never" and any(child.significant for child in children):
             raise ValueError(f"{where}: significant children need auto_shutdown other than 'never'")
+        if strategy == "dynamic":
+            if children:
+                raise ValueError(f"{where}: a dynamic supervisor starts with no children")
+            if auto_shutdown != "never":
+                raise ValueError(f"{where}: a dynamic supervisor has no auto_shutdown")
+        elif max_children is not None:
+            raise ValueError(f"{where}: max_children is for strategy='dynamic'")
+        if max_children is not None and (
+            isinstance(max_children, bool) or not isinstance(max_children, int) or max_children < 0
+        ):
+            raise ValueError(f"{where}: max_children must be an int >= 0, not {max_children!r}")
         self.__attrs_init__(  # type: ignore[attr-defined]
             name,
             children,
@@ -276,6 +289,7 @@ class Supervisor:
             shutdown,
             auto_shutdown,
             significant,
+            max_children,
         )
 
     async def start_root(self, system: ActorSystem) -> ActorRef[Any]:

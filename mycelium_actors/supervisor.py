@@ -296,10 +296,15 @@ class SupervisorSlot(Slot):
             _spec_of(child).significant and child.status != "stopped" for child in self.children
         )
 
+    def _forgets(self, slot: Slot) -> bool:
+        """Whether a child stopped for good leaves the tree: a temporary one always,
+        and under a dynamic supervisor any (it is never restarted by name)."""
+        return _spec_of(slot).restart == "temporary" or self.sup.strategy == "dynamic"
+
     def _drop_or_keep(self, slot: Slot, exit: Exit) -> None:
         """A child that ended and will not be restarted: stopped for good."""
         slot.finalize(exit)
-        if _spec_of(slot).restart == "temporary":
+        if self._forgets(slot):
             self.system.unregister(slot)
 
     def _allow_restart(self) -> bool:
@@ -319,7 +324,7 @@ class SupervisorSlot(Slot):
         if delay is None:
             return await self._give_up(self._backoff_exhausted(failed))
         strategy = self.sup.strategy
-        if strategy == "one_for_one":
+        if strategy in ("one_for_one", "dynamic"):
             group = [failed]
         else:
             index = self.children.index(failed)
@@ -467,12 +472,14 @@ class SupervisorSlot(Slot):
             raise MyceliumError(f"{slot.path} is not a child of {self.path}")
         self._withdraw(slot)
         await slot.stop_for_good()
-        if _spec_of(slot).restart == "temporary":
+        if self._forgets(slot):
             self.system.unregister(slot)
 
     async def _do_restart(self, slot: Slot) -> None:
         if slot not in self.children:
             raise MyceliumError(f"{slot.path} is not a child of {self.path}")
+        if self.sup.strategy == "dynamic":
+            raise MyceliumError(f"{self.path} is dynamic: start a new child instead")
         if slot.status != "stopped":
             raise MyceliumError(f"{slot.path} is {slot.status}; only a stopped child restarts")
         _revive(slot)
@@ -486,6 +493,9 @@ class SupervisorSlot(Slot):
     async def _do_start_child(self, spec: Child | Supervisor) -> Any:
         if any(child.name == spec.name for child in self.children):
             raise MyceliumError(f"{self.path}/{spec.name} is already started")
+        limit = self.sup.max_children
+        if limit is not None and sum(c.status != "stopped" for c in self.children) >= limit:
+            raise MyceliumError(f"{self.path} already has max_children={limit} children")
         slot = make_child_slot(self.system, self, spec)
         slot.dynamic = True
         try:
@@ -501,11 +511,11 @@ class SupervisorSlot(Slot):
         return slot.ref
 
     async def _ignored(self, slot: Slot) -> None:
-        """`on_start` raised `Ignore`: not started, not failed. A temporary child is
-        dropped; any other stays listed as stopped, for `restart_child`."""
+        """`on_start` raised `Ignore`: not started, not failed. A child `_forgets`
+        drops is gone; any other stays listed as stopped, for `restart_child`."""
         await slot.stop_incarnation(STOP_NOW, slot.shutdown)
         slot.finalize(NORMAL)
-        if _spec_of(slot).restart == "temporary":
+        if self._forgets(slot):
             self.system.unregister(slot)
 
     # -- ending ------------------------------------------------------------------
@@ -517,14 +527,21 @@ class SupervisorSlot(Slot):
         asks still queued in the subtree fail with ActorStopped at once.
         """
         self._cancel_plans()
-        for slot in reversed(list(self.children)):
-            try:
-                await slot.stop_for_good(drain=drain)
-            except Exception as exc:
-                self.system.log_crash(slot.path, exc, during="shutdown")
-            if _spec_of(slot).restart == "temporary":
-                self.system.unregister(slot)
+        children = list(reversed(list(self.children)))
+        if self.sup.strategy == "dynamic":  # no order among them: all at once, as in OTP
+            await asyncio.gather(*(self._stop_child(slot, drain) for slot in children))
+        else:
+            for slot in children:
+                await self._stop_child(slot, drain)
         self._fail_requests()
+
+    async def _stop_child(self, slot: Slot, drain: bool) -> None:
+        try:
+            await slot.stop_for_good(drain=drain)
+        except Exception as exc:
+            self.system.log_crash(slot.path, exc, during="shutdown")
+        if _spec_of(slot).restart == "temporary":
+            self.system.unregister(slot)
 
     async def _give_up(self, reason: str | None = None) -> Exit:
         sup = self.sup

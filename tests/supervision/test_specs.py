@@ -37,6 +37,10 @@ SUPERVISOR_ERRORS = [
     ({"shutdown": -0.5}, "shutdown"),
     ({"backoff": 1.0}, "backoff"),
     ({"auto_shutdown": "sometimes"}, "auto_shutdown"),
+    ({"strategy": "dynamic", "children": [Child(Worker, "a", name="a")]}, "no children"),
+    ({"strategy": "dynamic", "auto_shutdown": "any_significant"}, "auto_shutdown"),
+    ({"max_children": 3}, "max_children"),
+    ({"strategy": "dynamic", "max_children": -1}, "max_children"),
     (
         {"children": [Child(Worker, "a", name="a", restart="transient", significant=True)]},
         "auto_shutdown",
