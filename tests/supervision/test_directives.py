@@ -3,6 +3,9 @@ handler's exception into Akka's directives; anything unlisted is an OTP crash.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from mycelium_actors.testing import events_named, eventually
@@ -58,3 +61,37 @@ async def test_escalate_makes_the_supervisor_give_up_at_once(system, journal, w,
     await eventually(lambda: system.gave_up is not None)
     assert "/root/a escalated KeyError" in str(system.gave_up)
     assert journal.count("stop:b") == 1 and journal.count("start:a") == 1
+
+
+KEYBOARD_INTERRUPT = """
+import asyncio
+from mycelium_actors import Actor, ActorSystem, Child, Supervisor, handler
+
+class Interrupt:
+    pass
+
+class A(Actor):
+    @handler
+    def interrupt(self, msg: Interrupt) -> None:
+        raise KeyboardInterrupt
+
+async def main():
+    async with ActorSystem("k") as system:
+        await system.start(Supervisor("root", children=[Child(A, name="a", resume_on=Exception)]))
+        await system.lookup("/root/a").tell(Interrupt())
+        await asyncio.sleep(10)
+        print("still running")
+
+asyncio.run(main())
+"""
+
+
+def test_a_keyboard_interrupt_in_a_handler_is_no_crash_it_ends_the_program() -> None:
+    """Case 49, last part: not caught as a crash (not even by resume_on=Exception), no
+    restart: it goes up to the runtime and the program ends with it."""
+    result = subprocess.run(
+        [sys.executable, "-c", KEYBOARD_INTERRUPT], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode != 0 and "KeyboardInterrupt" in result.stderr
+    assert "still running" not in result.stdout
+    assert "actor.restarted" not in result.stdout + result.stderr
