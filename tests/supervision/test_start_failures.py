@@ -1,4 +1,4 @@
-"""supervision.md section 2, cases 20-23, 26: failures (and refusals) at start and in restarts."""
+"""supervision.md section 2, cases 20-26: failures (and refusals) at start and in restarts."""
 
 from __future__ import annotations
 
@@ -121,6 +121,46 @@ async def test_start_child_failures_leave_the_tree_unchanged(system, journal, w,
     assert system.lookup("/root/a") is refs["a"]
     assert await refs["a"].ask(Ping()) == ("pong", "a")
     assert system.tree() == before
+
+
+@pytest.mark.parametrize(("max_restarts", "survives"), [(2, True), (1, False)])
+async def test_one_for_all_retries_the_whole_group_when_a_sibling_fails_to_restart(
+    system, journal, w, sup, max_restarts, survives
+):
+    """Case 24 [one_for_all_other_child_fails_restart]: one_for_all [a, b], crash a; b's
+    on_start fails once during the group restart: the new a is stopped again and the
+    whole group retried, ending with both running. That counts 2 restarts: a limit of
+    2 survives it, a limit of 1 gives up."""
+    tree = sup(w("a"), w("b", fail_start={2}), strategy="one_for_all", max_restarts=max_restarts)
+    refs = await start(system, tree)
+    mark = journal.mark()
+    await refs["a"].tell(Crash())
+    if not survives:
+        await eventually(lambda: system.gave_up is not None)
+        return
+    await wait_lines(journal, "start:b", 3)
+    await eventually(lambda: status(system, "/root/b") == "running")
+    assert journal.lifecycle(mark) == [
+        *("stop:a", "stop:b", "start:a", "start:b"),  # b fails here
+        *("stop:a", "start:a", "start:b"),
+    ]
+    assert await refs["a"].ask(Ping()) == ("pong", "a") and system.gave_up is None
+
+
+async def test_rest_for_one_retries_from_the_sibling_that_failed_to_restart(
+    system, journal, w, sup
+):
+    """Case 25 [rest_for_one_other_child_fails_restart]: rest_for_one [a, b], crash a; b
+    fails once during the restart: the retry restarts b only, so a's on_start runs twice
+    in all and b's three times (start, failed attempt, retry)."""
+    refs = await start(
+        system, sup(w("a"), w("b", fail_start={2}), strategy="rest_for_one", max_restarts=3)
+    )
+    await refs["a"].tell(Crash())
+    await wait_lines(journal, "start:b", 3)
+    await eventually(lambda: status(system, "/root/b") == "running")
+    assert journal.count("start:a") == 2 and journal.count("startfail:b") == 1
+    assert await refs["b"].ask(Ping()) == ("pong", "b")
 
 
 async def test_hanging_restart_loop_keeps_the_supervisor_responsive(system, journal, w, sup):
