@@ -1,5 +1,5 @@
-"""Bad tree specs fail when they are built, before anything starts (case 41, the
-checks that apply without significant children)."""
+"""Case 41 [child_specs_map / sup_flags / significant_simple]: bad tree specs fail when
+they are built, before anything starts."""
 
 from __future__ import annotations
 
