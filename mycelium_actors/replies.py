@@ -52,7 +52,7 @@ def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
     here instead. Anything else (no task awaiting, a plain done-callback,
     several callbacks, a task running) takes the ordinary path.
     """
-    callbacks = fut._callbacks  # type: ignore[attr-defined]
+    callbacks = fut._callbacks
     # current_task(loop), not current_task(): no get_running_loop(), which on
     # 3.11 makes a getpid() system call.
     if (

@@ -15,14 +15,14 @@ time the task is cancelled, and after `kill_grace` more it is abandoned.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .actor import Actor, Unhandled, constructing
 from .context import ActorContext
 from .errors import ActorStopped, Ignore, UnhandledMessage
 from .mailbox import Mailbox
 from .messages import Terminated
-from .replies import outbox_of, settle
+from .replies import Outbox, outbox_of, settle
 
 if TYPE_CHECKING:
     from .executor import Executor, Runner
@@ -219,7 +219,7 @@ class Slot:
         started: asyncio.Future[None] = loop.create_future()
         self._starting = started
         done = self.runner.submit(self._run())
-        self._done = done  # type: ignore[assignment]
+        self._done = done
         done.add_done_callback(self._incarnation_done)
         limit = getattr(self.spec, "start_timeout", None)
         timer = None
@@ -342,7 +342,9 @@ class Slot:
         dispatch = cls._dispatch
         miss = cls.dispatch_miss
         loop = asyncio.get_running_loop()
-        last_asker, outbox = None, None  # the last foreign asker's loop and its outbox
+        # The last foreign asker's loop and its outbox (set together before use).
+        last_asker: asyncio.AbstractEventLoop | None = None
+        outbox = cast(Outbox, None)
         draining = False
         while True:
             if mb.system:

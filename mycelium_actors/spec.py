@@ -176,7 +176,7 @@ class Child:
                 if cls in seen:
                     raise ValueError(f"{where}: {cls.__name__} is in both {seen[cls]} and {option}")
                 seen[cls] = option
-        self.__attrs_init__(  # type: ignore[attr-defined]
+        self.__attrs_init__(
             actor_class,
             args,
             kwargs,
@@ -278,7 +278,7 @@ class Supervisor:
             isinstance(max_children, bool) or not isinstance(max_children, int) or max_children < 0
         ):
             raise ValueError(f"{where}: max_children must be an int >= 0, not {max_children!r}")
-        self.__attrs_init__(  # type: ignore[attr-defined]
+        self.__attrs_init__(
             name,
             children,
             strategy,
