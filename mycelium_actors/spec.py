@@ -19,10 +19,17 @@ RESTART_TYPES = ("permanent", "transient", "temporary")
 AUTO_SHUTDOWN = ("never", "any_significant", "all_significant")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    """An int >= 0 (bools are not counts)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _check_shutdown(owner: str, shutdown: Any) -> None:
-    if shutdown is not None and (
-        isinstance(shutdown, bool) or not isinstance(shutdown, int | float) or shutdown < 0
-    ):
+    if shutdown is not None and not (_is_number(shutdown) and shutdown >= 0):
         raise ValueError(f"{owner}: shutdown must be None or a number >= 0, not {shutdown!r}")
 
 
@@ -70,11 +77,7 @@ class Backoff:
             raise ValueError(f"Backoff: jitter must be >= 0, not {self.jitter}")
         if self.reset_after is not None and self.reset_after < 0:
             raise ValueError(f"Backoff: reset_after must be >= 0, not {self.reset_after}")
-        if self.max_restarts is not None and (
-            not isinstance(self.max_restarts, int)
-            or isinstance(self.max_restarts, bool)
-            or self.max_restarts < 0
-        ):
+        if self.max_restarts is not None and not _is_count(self.max_restarts):
             raise ValueError(f"Backoff: max_restarts must be an int >= 0, not {self.max_restarts}")
 
     @property
@@ -155,11 +158,7 @@ class Child:
             not isinstance(mailbox_capacity, int) or mailbox_capacity < 1
         ):
             raise ValueError(f"{where}: mailbox_capacity must be an int >= 1")
-        if start_timeout is not None and (
-            isinstance(start_timeout, bool)
-            or not isinstance(start_timeout, int | float)
-            or start_timeout <= 0
-        ):
+        if start_timeout is not None and not (_is_number(start_timeout) and start_timeout > 0):
             raise ValueError(f"{where}: start_timeout must be None or a number > 0")
         if on_restart_mailbox not in ("keep", "drop"):
             raise ValueError(
@@ -252,9 +251,9 @@ class Supervisor:
             raise ValueError(f"{where}: duplicate child names {duplicates}")
         if strategy not in STRATEGIES:
             raise ValueError(f"{where}: strategy must be one of {STRATEGIES}, not {strategy!r}")
-        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+        if not _is_count(max_restarts):
             raise ValueError(f"{where}: max_restarts must be an int >= 0, not {max_restarts!r}")
-        if isinstance(within, bool) or not isinstance(within, int | float) or within <= 0:
+        if not (_is_number(within) and within > 0):
             raise ValueError(f"{where}: within must be a number > 0, not {within!r}")
         if backoff is not None and not isinstance(backoff, Backoff):
             raise TypeError(f"{where}: backoff must be a Backoff, not {backoff!r}")
@@ -274,9 +273,7 @@ class Supervisor:
                 raise ValueError(f"{where}: a dynamic supervisor has no auto_shutdown")
         elif max_children is not None:
             raise ValueError(f"{where}: max_children is for strategy='dynamic'")
-        if max_children is not None and (
-            isinstance(max_children, bool) or not isinstance(max_children, int) or max_children < 0
-        ):
+        if max_children is not None and not _is_count(max_children):
             raise ValueError(f"{where}: max_children must be an int >= 0, not {max_children!r}")
         self.__attrs_init__(
             name,

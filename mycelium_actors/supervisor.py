@@ -218,10 +218,8 @@ class SupervisorSlot(Slot):
                     slot = make_child_slot(self.system, self, spec)
                 else:
                     _revive(slot)
-                await slot.start()
-            except Ignore:
-                await self._ignored(slot)
-                continue
+                if not await self._start_or_ignore(slot):
+                    continue
             except Exception as exc:
                 for done in reversed(started):
                     await done.stop_for_good()
@@ -483,12 +481,8 @@ class SupervisorSlot(Slot):
         if slot.status != "stopped":
             raise MyceliumError(f"{slot.path} is {slot.status}; only a stopped child restarts")
         _revive(slot)
-        try:
-            await slot.start()
-        except Ignore:
-            await self._ignored(slot)  # declined again: still stopped
-            return
-        slot.started_at = self.system.clock.now()
+        if await self._start_or_ignore(slot):  # declining again leaves it stopped
+            slot.started_at = self.system.clock.now()
 
     async def _do_start_child(self, spec: Child | Supervisor) -> Any:
         if any(child.name == spec.name for child in self.children):
@@ -499,16 +493,23 @@ class SupervisorSlot(Slot):
         slot = make_child_slot(self.system, self, spec)
         slot.dynamic = True
         try:
-            await slot.start()
-        except Ignore:
-            await self._ignored(slot)
-            return None
+            if not await self._start_or_ignore(slot):
+                return None
         except BaseException as exc:
             await slot.abort_start(exc)
             self.system.unregister(slot)
             raise
         slot.started_at = self.system.clock.now()
         return slot.ref
+
+    async def _start_or_ignore(self, slot: Slot) -> bool:
+        """Start `slot`; False if its `on_start` raised `Ignore` (handled here)."""
+        try:
+            await slot.start()
+        except Ignore:
+            await self._ignored(slot)
+            return False
+        return True
 
     async def _ignored(self, slot: Slot) -> None:
         """`on_start` raised `Ignore`: not started, not failed. A child `_forgets`
