@@ -1,7 +1,7 @@
 """A supervised bank: accounts restart on a crash, an auditor ticks on a timer.
 
-    mycelium-actors tree supervisors.bank:tree
-    mycelium-actors run supervisors.bank:tree --status-every 5
+mycelium-actors tree supervisors.bank:tree
+mycelium-actors run supervisors.bank:tree --status-every 5
 """
 
 from __future__ import annotations
