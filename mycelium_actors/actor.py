@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
+from .context import Tick
 from .messages import ProxyCall, Terminated
 
 if TYPE_CHECKING:
@@ -157,6 +158,10 @@ class Actor:
     def __init__(self) -> None:
         self._context = constructing.get()
 
+    def bind_context(self, context: ActorContext) -> None:
+        """Attach this incarnation's context (the system does, after construction)."""
+        self._context = context
+
     @property
     def context(self) -> ActorContext:
         """This incarnation's context (refs, logger, spawn, stop, timers)."""
@@ -197,6 +202,20 @@ class Actor:
         entry = cls.handler_for(msg_type) or cls._fallback or UNHANDLED
         cls._dispatch[msg_type] = entry
         return entry
+
+    @handler
+    async def _mycelium_tick(self, tick: Tick) -> None:
+        if tick.context is not self.context:
+            return  # scheduled by an earlier incarnation: timers die with theirs
+        message = tick.message
+        cls = type(self)
+        fn, is_async = cls._dispatch.get(type(message)) or cls.dispatch_miss(type(message))
+        try:
+            result = fn(self, message)
+            if is_async:
+                await result
+        except Unhandled:
+            self.context.system.dead_letter(self.context.path, message, "unhandled")
 
     @handler
     async def _mycelium_proxy_call(self, call: ProxyCall) -> Any:

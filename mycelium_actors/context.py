@@ -1,16 +1,21 @@
 """`ActorContext`: what an actor reaches through `self.context`.
 
 One context per incarnation: its timers and piped tasks are cancelled when
-the incarnation ends, so a restarted actor never receives a stale tick.
+the incarnation ends, and a tick that was already queued carries its
+incarnation's context, so a restarted actor never handles a stale tick.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
+
+from .mailbox import STOP_SELF
+from .ref import serving
 
 if TYPE_CHECKING:
     from .actor import Actor
@@ -21,6 +26,19 @@ if TYPE_CHECKING:
     from .system import ActorSystem
 
 
+class Tick:
+    """A timer's message on its way: handled only by the incarnation that scheduled it."""
+
+    __slots__ = ("context", "message")
+
+    def __init__(self, context: ActorContext, message: Any) -> None:
+        self.context = context
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"<Tick {self.message!r}>"
+
+
 class Scheduled:
     """A scheduled self-message; `cancel()` stops further deliveries."""
 
@@ -29,6 +47,12 @@ class Scheduled:
     def __init__(self) -> None:
         self._handle: TimerHandle | None = None
         self._cancelled = False
+
+    def arm(self, handle: TimerHandle) -> None:
+        """The timer that delivers next (after `cancel()`, cancelled at once)."""
+        self._handle = handle
+        if self._cancelled:
+            handle.cancel()
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -83,7 +107,7 @@ class ActorContext:
         Queued messages stay for a restarted instance; if the actor is not
         restarted, queued asks fail with `ActorStopped` and tells become dead letters.
         """
-        self._slot.mailbox.put_system("stop_self")
+        self._slot.mailbox.put_system(STOP_SELF)
 
     async def spawn(
         self,
@@ -100,7 +124,7 @@ class ActorContext:
 
         A crash stops the child for good (use a supervisor for restarts).
         """
-        return await self._slot.system._spawn_under(
+        return await self._slot.system.spawn_under(
             self._slot,
             actor_class,
             args,
@@ -117,20 +141,21 @@ class ActorContext:
 
         Restarts are not reported; an actor that already stopped is reported at once.
         """
-        self._slot.system.watch(self._slot, ref)
+        ref.add_watcher(self._slot)
 
     def schedule_once(self, delay: float, message: Any) -> Scheduled:
         """Tell `message` to this actor after `delay` seconds."""
         scheduled = Scheduled()
         slot = self._slot
         timers = self._timer_set()
+        tick = Tick(self, message)
 
         def fire() -> None:
             timers.discard(scheduled)
             if not scheduled.cancelled:
-                slot.deliver(message)
+                slot.deliver(tick)
 
-        scheduled._handle = slot.system.clock.call_later(delay, fire)
+        scheduled.arm(slot.system.clock.call_later(delay, fire))
         timers.add(scheduled)
         return scheduled
 
@@ -146,14 +171,15 @@ class ActorContext:
         scheduled = Scheduled()
         slot = self._slot
         clock = slot.system.clock
+        tick = Tick(self, message)
 
         def fire() -> None:
             if scheduled.cancelled:
                 return
-            scheduled._handle = clock.call_later(interval, fire)
-            slot.deliver(message)
+            scheduled.arm(clock.call_later(interval, fire))
+            slot.deliver(tick)
 
-        scheduled._handle = clock.call_later(interval, fire)
+        scheduled.arm(clock.call_later(interval, fire))
         self._timer_set().add(scheduled)
         return scheduled
 
@@ -172,7 +198,10 @@ class ActorContext:
                 outcome = exc
             slot.deliver(wrap(outcome) if wrap is not None else outcome)
 
-        task = asyncio.get_running_loop().create_task(pipe())
+        # Not a task the handler awaits: its asks to this actor are allowed.
+        context = contextvars.copy_context()
+        context.run(serving.set, None)
+        task = asyncio.get_running_loop().create_task(pipe(), context=context)
         if self._pipes is None:
             self._pipes = set()
         self._pipes.add(task)

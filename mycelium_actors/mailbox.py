@@ -14,9 +14,21 @@ message each; producers on the owner loop never do.
 
 Blocked senders ("block" policy) queue FIFO as `_Handoff`s: as space frees,
 the consumer appends their items for them, oldest first, and wakes each
-sender's loop. Newcomers cannot overtake the queue; a sender that timed out
-or was cancelled before its turn enqueues nothing. A sender on another thread
-is woken while the consumer is still draining rather than after it.
+sender's loop. While any sender is blocked, `offer` refuses, so a newcomer
+under "block" queues behind them (under "drop_old" a newcomer evicts the
+oldest queued message instead, which is that policy's point). A sender that
+timed out or was cancelled before its turn enqueues nothing. A sender on
+another thread is woken while the consumer is still draining rather than
+after it.
+
+The whole protocol lives here, behind these methods:
+
+- producers: `offer` (the fast path: enqueue if there is room and nobody
+  waits), `put_nowait` (apply the policy now), `put` (wait for space), and
+  `put_system` (the unbounded system lane);
+- the consumer, on the owner loop only: `take` (pop one item and admit
+  blocked senders), `next_signal`, `park` (wait until something arrives);
+- ending: `close`, `finish`, `reopen`, `drop_queued`.
 """
 
 from __future__ import annotations
@@ -35,6 +47,23 @@ Item = tuple[Any, "asyncio.Future[Any] | None"]
 DeadLetterSink = Callable[[Any, str], None]
 
 BLOCK, DROP_NEW, DROP_OLD, FAIL = "block", "drop_new", "drop_old", "fail"
+
+
+class Signal:
+    """A system-lane signal, compared by identity (one shared constant each)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<signal {self.name}>"
+
+
+STOP_DRAIN = Signal("stop_drain")  # final stop: handle what is queued, then end (mailbox closed)
+STOP_NOW = Signal("stop_now")  # end after the current message; the mailbox is kept (restart-stop)
+STOP_SELF = Signal("stop_self")  # context.stop(): end after the current message, reason normal
 
 _POLICIES = {p: p for p in (BLOCK, DROP_NEW, DROP_OLD, FAIL)}
 _NEW_DEQUE = threading.Lock()  # guards only the lazy creation of a system lane or putter queue
@@ -97,60 +126,76 @@ class Mailbox:
         """How many senders wait for space ("block" policy)."""
         return len(self._putters or ())
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The loop that consumes this mailbox (None until bound)."""
+        return self._loop
+
+    def on_owner_thread(self) -> bool:
+        """True when called from the thread that runs the consumer's loop."""
+        return threading.get_ident() == self._tid
+
+    def must_wait(self) -> bool:
+        """True if a `put` now would wait: "block" policy, open, and no room for a newcomer."""
+        return (
+            self.policy is BLOCK
+            and not self.closed
+            and (len(self.queue) >= self.capacity or bool(self._putters))
+        )
+
     # -- producers -------------------------------------------------------
+
+    def offer(self, item: Item) -> bool:
+        """The fast path, from any thread: enqueue if open, not full and nobody waits.
+
+        False means nothing was done: the caller applies the policy with
+        `put_nowait` or waits with `put`.
+        """
+        q = self.queue
+        if self.closed or len(q) >= self.capacity or self._putters:
+            return False
+        if threading.get_ident() == self._tid:
+            q.append(item)
+            if self._waiter is not None:
+                self._wake()
+        else:
+            self._append_foreign(item)  # another thread's actor: no lock, no hop
+        return True
 
     def put_nowait(self, item: Item) -> bool:
         """Enqueue now or apply the overflow policy; safe from any thread.
 
         Returns False when the item was dropped or dead-lettered. Raises
-        `MailboxFull` under "block" and "fail" when full.
+        `MailboxFull` under "block" and "fail" when full, or while senders wait.
         """
-        if threading.get_ident() != self._tid:
-            return self._put_foreign(item)
-        return self._put_local(item)
-
-    def _put_local(self, item: Item) -> bool:
-        q = self.queue
+        if self.offer(item):
+            return True
         if self.closed:
             self._reject(item, "stopped")
             return False
-        if len(q) < self.capacity:
-            q.append(item)
-        elif self.policy is DROP_OLD:
-            old = q.popleft()
-            q.append(item)
-            self._drop(old)
-        elif self.policy is DROP_NEW:
-            self._drop(item)
-            return False
-        else:
-            raise MailboxFull(f"mailbox of {self.path} is full ({self.capacity})")
-        if self._waiter is not None:
-            self._wake()
-        return True
-
-    def _put_foreign(self, item: Item) -> bool:
-        """`put_nowait` from another thread: the same rules, no lock."""
-        if self.closed:
-            self._reject(item, "stopped")
-            return False
-        q = self.queue
-        if len(q) < self.capacity and not self._putters:
-            self._append_foreign(item)
+        policy = self.policy
+        if policy is DROP_OLD:
+            self._evict_for(item)
             return True
-        if self.policy is DROP_OLD:
-            try:
-                old = q.popleft()
-            except IndexError:  # the consumer emptied it meanwhile
-                old = None
-            self._append_foreign(item)
-            if old is not None:
-                self._drop(old)
-            return True
-        if self.policy is DROP_NEW:
+        if policy is DROP_NEW:
             self._drop(item)
             return False
         raise MailboxFull(f"mailbox of {self.path} is full ({self.capacity})")
+
+    def _evict_for(self, item: Item) -> None:
+        """ "drop_old": the oldest queued message makes room for `item`."""
+        try:
+            old: Item | None = self.queue.popleft()
+        except IndexError:  # the consumer emptied it meanwhile
+            old = None
+        if threading.get_ident() == self._tid:
+            self.queue.append(item)
+            if self._waiter is not None:
+                self._wake()
+        else:
+            self._append_foreign(item)
+        if old is not None:
+            self._drop(old)
 
     def _append_foreign(self, item: Item) -> None:
         self.queue.append(item)
@@ -167,20 +212,14 @@ class Mailbox:
         passes first and `MailboxFull` under "fail". Returns False when the item
         was dropped or rejected (mailbox closed before or while waiting).
         """
-        foreign = threading.get_ident() != self._tid
-        if foreign:
-            if self.try_put_foreign(item):
-                return True
-        elif (
-            self.policy is not BLOCK
-            or self.closed
-            or (len(self.queue) < self.capacity and not self._putters)
-        ):
-            return self._put_local(item)
+        if self.offer(item):
+            return True
+        if self.policy is not BLOCK or self.closed:
+            return self.put_nowait(item)
         handoff = _Handoff(item, asyncio.get_running_loop().create_future())
         putters = self._putter_queue()
         putters.append(handoff)
-        if foreign and not self._check_in(putters, handoff):
+        if not self._check_in(putters, handoff):
             self._reject(item, "stopped")
             return False
         timer = None
@@ -196,29 +235,20 @@ class Mailbox:
                 timer.cancel()
 
     def _check_in(self, putters: deque[_Handoff], handoff: _Handoff) -> bool:
-        """After a foreign sender queued `handoff`: False if it must give up at once."""
+        """After a sender queued `handoff`: False if it must give up at once."""
         if self.closed:  # close() may have drained the putters before our append
             return not _take_back(putters, handoff)
-        if len(self.queue) < self.capacity and self._loop is not None:
-            # Space freed after our check: the consumer may be parked, so ask it to grant.
-            try:
-                self._loop.call_soon_threadsafe(self._grant_if_open)
-            except RuntimeError:  # the owner loop is closed: nobody will ever grant
-                return not _take_back(putters, handoff)
+        if len(self.queue) < self.capacity:
+            # Space freed after our check (or nobody was ahead of us): the
+            # consumer may be parked and never grant, so grant now.
+            if threading.get_ident() == self._tid:
+                self._grant()
+            elif self._loop is not None:
+                try:
+                    self._loop.call_soon_threadsafe(self._grant_if_open)
+                except RuntimeError:  # the owner loop is closed: nobody will ever grant
+                    return not _take_back(putters, handoff)
         return True
-
-    def try_put_foreign(self, item: Item) -> bool:
-        """From another thread: enqueue (or apply the policy) unless it must wait.
-
-        False means "block" policy and no space: the caller has to `put()`.
-        """
-        if self.policy is not BLOCK or self.closed:
-            self._put_foreign(item)
-            return True
-        if len(self.queue) < self.capacity and not self._putters:
-            self._append_foreign(item)
-            return True
-        return False
 
     def _putter_queue(self) -> deque[_Handoff]:
         putters = self._putters
@@ -238,22 +268,41 @@ class Mailbox:
                 if lane is None:
                     lane = self.system = deque()
         lane.append(signal)
-        if self._waiter is not None:
-            if threading.get_ident() != self._tid:
-                self._wake_threadsafe()
-            else:
-                self._wake()
+        self.wake_consumer()
 
-    # -- consumer --------------------------------------------------------
+    # -- consumer (owner loop only) ----------------------------------------
 
-    async def wait(self) -> None:
-        """Park the consumer until something arrives (consumer's loop only)."""
+    def take(self) -> Item | None:
+        """Pop the oldest item (None if empty) and give its space to a blocked sender."""
+        q = self.queue
+        if not q:
+            return None
+        item = q.popleft()
+        if self._putters:
+            self._grant()
+        return item
+
+    def next_signal(self) -> Any:
+        """Pop the oldest system-lane signal, or None."""
+        lane = self.system
+        return lane.popleft() if lane else None
+
+    def remove_signals(self, match: Callable[[Any], bool]) -> list[Any]:
+        """Take the system-lane signals that `match` out of the lane, in order."""
+        lane = self.system
+        found = [signal for signal in lane or () if match(signal)]
+        for signal in found:
+            lane.remove(signal)  # type: ignore[union-attr]
+        return found
+
+    async def park(self) -> None:
+        """Wait until a message or a signal arrives (returns at once if one is there)."""
         loop = self._loop
         assert loop is not None
         waiter = loop.create_future()
         self._waiter = waiter
         # Re-check after publishing the waiter: a foreign thread may have
-        # appended between our emptiness check and now (lost wake-up guard).
+        # appended between the consumer's emptiness check and now (lost wake-up guard).
         if self.queue or self.system:
             self._waiter = None
             return
@@ -261,11 +310,6 @@ class Mailbox:
             await waiter
         finally:
             self._waiter = None
-
-    def grant(self) -> None:
-        """Give freed space to blocked senders; the consumer calls it after a pop."""
-        if self._putters:
-            self._grant()
 
     def _grant(self) -> None:
         putters = self._putters
@@ -352,6 +396,14 @@ class Mailbox:
         self.closed = False
         self.swept = False
 
+    def drop_queued(self, reason: str) -> int:
+        """Fail or dead-letter every queued message (a restart that drops the
+        mailbox), then admit blocked senders into the freed space, in order."""
+        n = self.reject_all(reason)
+        if self._putters and not self.closed:
+            self._grant()
+        return n
+
     def reject_all(self, reason: str = "stopped") -> int:
         """Fail every queued ask with ActorStopped, dead-letter every tell."""
         n = 0
@@ -362,6 +414,7 @@ class Mailbox:
         return n
 
     def wake_consumer(self) -> None:
+        """Wake the parked consumer, from any thread."""
         if self._waiter is not None:
             if threading.get_ident() != self._tid:
                 self._wake_threadsafe()

@@ -58,11 +58,12 @@ def _significant_label(spec: Child | Supervisor) -> str:
 
 def render_spec(tree: Supervisor) -> str:
     """The declared tree: names, strategies, restart types, executors."""
-    return _draw(
-        [tree],
-        _spec_label,
-        lambda s: list(s.children) if isinstance(s, Supervisor) else [],
-    )
+    roots: list[Child | Supervisor] = [tree]
+    return _draw(roots, _spec_label, _spec_children)
+
+
+def _spec_children(spec: Child | Supervisor) -> Sequence[Child | Supervisor]:
+    return spec.children if isinstance(spec, Supervisor) else ()
 
 
 def _node_label(node: TreeNode) -> str:

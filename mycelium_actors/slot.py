@@ -19,20 +19,15 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .actor import Actor, Unhandled, constructing
 from .context import ActorContext
-from .errors import ActorStopped, Ignore, UnhandledMessage
-from .mailbox import Mailbox
+from .errors import ActorStopped, Ignore, MyceliumError, UnhandledMessage
+from .mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF, Mailbox, Signal
 from .messages import Terminated
+from .ref import LocalActorRef, Watcher, serving
 from .replies import Outbox, outbox_of, settle
 
 if TYPE_CHECKING:
     from .executor import Executor, Runner
-    from .ref import ActorRef
     from .system import ActorSystem
-
-# System-lane signals for a serving incarnation.
-STOP_DRAIN = "stop_drain"  # final stop: handle what is queued, then end (mailbox already closed)
-STOP_NOW = "stop_now"  # end after the current message; the mailbox is kept (restart-stop)
-STOP_SELF = "stop_self"  # context.stop(): end after the current message, reason normal
 
 
 class Exit:
@@ -66,9 +61,47 @@ KILLED = Exit("killed")
 
 
 class Owner(Protocol):
-    """Decides what happens when an incarnation ends on its own (a supervisor)."""
+    """What a slot may ask of its owner (a supervisor); all of it, declared here."""
 
-    def child_exited(self, slot: Slot, exit: Exit) -> None: ...
+    def child_exited(self, slot: Slot, exit: Exit) -> None:
+        """An incarnation of `slot` ended on its own: decide what follows."""
+
+    def start_timeout(self, slot: Slot) -> float | None:
+        """How long `slot`'s `on_start` may take (None: no limit)."""
+
+    def directive_for(self, slot: Slot, exc: BaseException) -> str | None:
+        """ "resume", "stop" or "escalate" for a handler exception, or None: a crash."""
+
+    async def terminate(self, slot: Slot) -> None:
+        """Stop `slot` for good (an outside `ref.stop()` or `terminate_child`)."""
+
+    async def restart_stopped(self, slot: Slot) -> None:
+        """Start again a child that was stopped for good (`restart_child`)."""
+
+
+def is_crash(exc: BaseException) -> bool:
+    """Whether an exception escaping user code is a crash (supervision.md section 0).
+
+    KeyboardInterrupt and SystemExit end the program. A CancelledError is a
+    kill only when somebody cancelled the actor's task (the framework after a
+    shutdown time, or an outside cancel); one raised by user code is a crash.
+    """
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return False
+    if isinstance(exc, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is None or task.cancelling() == 0
+    return True
+
+
+def _for_asker(exc: BaseException) -> BaseException:
+    """What the asker of a crashed message receives: the exception itself, except a
+    stray CancelledError, which would cancel the asker's own task."""
+    if isinstance(exc, asyncio.CancelledError):
+        error = MyceliumError("the handler raised CancelledError")
+        error.__cause__ = exc
+        return error
+    return exc
 
 
 async def wait_done(system: ActorSystem, fut: asyncio.Future[Any], timeout: float | None) -> bool:
@@ -105,15 +138,17 @@ class Slot:
         "_done",
         "_driven",
         "_final",
-        "_generation",
         "_starting",
         "actor_class",
         "args",
+        "asking",
         "backoff_n",
         "children",
         "context",
         "dynamic",
         "executor",
+        "generation",
+        "handling",
         "instance",
         "kwargs",
         "mailbox",
@@ -147,8 +182,6 @@ class Slot:
         mailbox_capacity: int | None,
         mailbox_overflow: str | None,
     ) -> None:
-        from .ref import ActorRef
-
         self.system = system
         self.path = path
         self.name = path.rsplit("/", 1)[-1]
@@ -166,16 +199,18 @@ class Slot:
             actor_class.mailbox_overflow if mailbox_overflow is None else mailbox_overflow,
             self._dead_letter,
         )
-        self.ref: ActorRef[Any] = ActorRef(self)
+        self.ref: LocalActorRef[Any] = LocalActorRef(self)
         self.status = "starting"
         self.restarts = 0
         self.instance: Actor | None = None
         self.context: ActorContext | None = None
         self.task: asyncio.Task[Any] | None = None
         self.children: list[Slot] = []
-        self.watchers: list[Slot] = []
+        self.watchers: list[Watcher] = []
+        self.handling: Any = None  # the async handler or hook running now (self-ask check)
+        self.asking: Slot | None = None  # whom the running handler awaits an ask of
         self._done: asyncio.Future[Exit] | None = None
-        self._generation = 0
+        self.generation = 0
         self._driven = False
         self._final: asyncio.Future[None] | None = None
         self._starting: asyncio.Future[None] | None = None
@@ -211,7 +246,7 @@ class Slot:
         if self.runner is None:
             await self.attach()
         assert self.runner is not None
-        self._generation += 1
+        self.generation += 1
         self._driven = False
         if self.status != "restarting":
             self.status = "starting"
@@ -221,7 +256,7 @@ class Slot:
         done = self.runner.submit(self._run())
         self._done = done
         done.add_done_callback(self._incarnation_done)
-        limit = getattr(self.spec, "start_timeout", None)
+        limit = self.owner.start_timeout(self) if self.owner is not None else None
         timer = None
         if limit is not None:
             timer = self.system.clock.call_later(limit, self._start_timed_out, started, limit)
@@ -270,38 +305,57 @@ class Slot:
         try:
             try:
                 instance = self.actor_class(*self.args, **self.kwargs)
-                instance._context = ctx
+                instance.bind_context(ctx)
                 self.instance = instance
             finally:
                 constructing.reset(token)
             del token
             return await self._live(instance, ctx)
-        except asyncio.CancelledError:
-            exit = Exit("killed", in_start=self._starting is not None)
-            self._start_finished(ActorStopped(f"{self.path} was killed while starting"))
-            try:
-                await self.stop_children()
-            except (Exception, asyncio.CancelledError) as exc:  # a second cancel
-                self.system.log_crash(self.path, exc, during="kill")
-            self.system.log_event("actor.stopped", self.path, reason="killed")
-            return exit
-        except Exception as exc:  # the constructor raised
-            self.system.log_crash(self.path, exc, during="init")
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) and not is_crash(exc):
+                return await self._killed()
+            if not is_crash(exc):
+                raise  # KeyboardInterrupt, SystemExit: the program ends
+            self.system.log_crash(self.path, exc, during="init")  # the constructor raised
             self._start_finished(exc)
             return Exit("crash", exc, in_start=True)
         finally:
             ctx.cancel_all()
             self.task = None
+            self.handling = None
+
+    async def _killed(self) -> Exit:
+        exit = Exit("killed", in_start=self._starting is not None)
+        self._start_finished(ActorStopped(f"{self.path} was killed while starting"))
+        try:
+            await self.stop_children()
+        except (Exception, asyncio.CancelledError) as exc:  # a second cancel
+            self.system.log_crash(self.path, exc, during="kill")
+        self.system.log_event("actor.stopped", self.path, reason="killed")
+        return exit
+
+    async def _hook(self, hook: Any, *args: Any) -> BaseException | None:
+        """Run a lifecycle hook as the actor; the crash it raised, if any."""
+        marker = self.handling = object()  # asks to self from here would wait for themselves
+        serving.set((self, marker))
+        try:
+            await hook(*args)
+        except BaseException as exc:
+            if not is_crash(exc):
+                raise
+            return exc
+        finally:
+            self.handling = None
+        return None
 
     async def _live(self, instance: Actor, ctx: ActorContext) -> Exit:
-        try:
-            await instance.on_start()
-        except Ignore as exc:  # declined to start: no crash, no on_failure
+        exc = await self._hook(instance.on_start)
+        if isinstance(exc, Ignore):  # declined to start: no crash, no on_failure
             await self.stop_children()
             self.system.log_event("actor.ignored", self.path)
             self._start_finished(exc)
             return Exit("normal", in_start=True)
-        except Exception as exc:
+        if exc is not None:
             self.system.log_crash(self.path, exc, during="on_start")
             await self._call_hook(instance.on_failure, exc)
             await self.stop_children()
@@ -318,9 +372,8 @@ class Slot:
             self.system.log_crash(self.path, exit.exc, during="handler")
             await self._call_hook(instance.on_failure, exit.exc)
         await self.stop_children()
-        try:
-            await instance.on_stop()
-        except Exception as exc:
+        exc = await self._hook(instance.on_stop)
+        if exc is not None:
             self.system.log_crash(self.path, exc, during="on_stop")
             if exit.kind == "normal":
                 exit = Exit("crash", exc)  # a failed voluntary stop is a crash, as in OTP
@@ -328,27 +381,26 @@ class Slot:
         return exit
 
     async def _call_hook(self, hook: Any, exc: BaseException) -> None:
-        try:
-            await hook(exc)
-        except Exception as hook_exc:
+        hook_exc = await self._hook(hook, exc)
+        if hook_exc is not None:
             self.system.log_crash(self.path, hook_exc, during="on_failure")
 
     async def _serve(self, instance: Actor) -> Exit:
         """The mailbox loop: the hot path. No task, log or isinstance per message."""
         mb = self.mailbox
-        queue = mb.queue
-        popleft = queue.popleft
+        take = mb.take
         cls = type(instance)
         dispatch = cls._dispatch
         miss = cls.dispatch_miss
         loop = asyncio.get_running_loop()
+        set_serving = serving.set
         # The last foreign asker's loop and its outbox (set together before use).
         last_asker: asyncio.AbstractEventLoop | None = None
         outbox = cast(Outbox, None)
         draining = False
         while True:
             if mb.system:
-                signal = mb.system.popleft()
+                signal = mb.next_signal()
                 if signal is STOP_NOW:
                     return SHUTDOWN
                 if signal is STOP_SELF:
@@ -356,50 +408,42 @@ class Slot:
                 if signal is STOP_DRAIN:
                     draining = True
                 continue
-            if not queue:
+            item = take()
+            if item is None:
                 if draining:
                     return SHUTDOWN
-                # Park until a put wakes us (inlined Mailbox.wait: one frame less per idle actor).
-                waiter = loop.create_future()
-                mb._waiter = waiter
-                if queue or mb.system:  # a foreign thread put something meanwhile
-                    mb._waiter = None
-                    continue
-                try:
-                    await waiter
-                finally:
-                    mb._waiter = None
+                # Hold nothing while idle: the last message and reply may be large.
+                message = reply = result = None
+                await mb.park()
                 continue
-            message, reply = popleft()
-            if mb._putters:
-                mb._grant()
+            message, reply = item
             mtype = type(message)
             fn, is_async = dispatch.get(mtype) or miss(mtype)
             try:
-                result = (await fn(instance, message)) if is_async else fn(instance, message)
+                if is_async:
+                    self.handling = item
+                    set_serving((self, item))
+                    try:
+                        result = await fn(instance, message)
+                    finally:
+                        self.handling = None
+                else:
+                    result = fn(instance, message)
             except Unhandled:
                 self._unhandled(message, reply)
                 continue
-            except Exception as exc:
+            except BaseException as exc:
+                if not is_crash(exc):
+                    if reply is not None and isinstance(exc, asyncio.CancelledError):
+                        # killed mid-message: the asker must not hang
+                        settle(reply, exc=ActorStopped(f"{self.path} was killed while handling it"))
+                    raise
                 if reply is not None:
-                    settle(reply, exc=exc)
-                decide = getattr(self.spec, "directive_for", None)  # a supervised Child's
-                directive = decide(exc) if decide is not None else None
-                if directive is None:
-                    return Exit("crash", exc)
-                if directive == "resume":  # keep the instance and its state
-                    self.system.log_event(
-                        "actor.resumed", self.path, level="warning", error=repr(exc)
-                    )
-                    continue
-                if directive == "stop":
-                    self.system.log_crash(self.path, exc, during="handler")
-                    return NORMAL
-                return Exit("crash", exc, escalate=True)
-            except asyncio.CancelledError:
-                if reply is not None:  # killed mid-message: the asker must not hang
-                    settle(reply, exc=ActorStopped(f"{self.path} was killed while handling it"))
-                raise
+                    settle(reply, exc=_for_asker(exc))
+                exit = self._failed(exc)
+                if exit is not None:
+                    return exit
+                continue
             if reply is not None:
                 asker = reply.get_loop()
                 if asker is loop:
@@ -409,6 +453,20 @@ class Slot:
                     if asker is not last_asker:
                         last_asker, outbox = asker, outbox_of(asker)
                     outbox.post(reply, result, None)
+
+    def _failed(self, exc: BaseException) -> Exit | None:
+        """A handler raised: the owner's directive, or a crash. None: go on (resume)."""
+        owner = self.owner
+        directive = owner.directive_for(self, exc) if owner is not None else None
+        if directive is None:
+            return Exit("crash", exc)
+        if directive == "resume":  # keep the instance and its state
+            self.system.log_event("actor.resumed", self.path, level="warning", error=repr(exc))
+            return None
+        if directive == "stop":
+            self.system.log_crash(self.path, exc, during="handler")
+            return NORMAL
+        return Exit("crash", exc, escalate=True)
 
     def _unhandled(self, message: Any, reply: asyncio.Future[Any] | None) -> None:
         if reply is not None:
@@ -445,7 +503,7 @@ class Slot:
         if done is not None and not done.done():
             done.cancel()
 
-    async def stop_incarnation(self, signal: str, timeout: float | None) -> Exit:
+    async def stop_incarnation(self, signal: Signal, timeout: float | None) -> Exit:
         """End the running incarnation: signal it, then cancel, then abandon.
 
         `timeout` is the slot's shutdown time (None: wait; 0: cancel at once).
@@ -499,6 +557,19 @@ class Slot:
         for watcher in watchers:
             watcher.deliver(Terminated(self.ref, exit.kind))
         self.system.slot_stopped(self)
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        """Tell `watcher` `Terminated` once when this slot stops for good (at once if it has)."""
+        if self.status == "stopped":
+            watcher.deliver(Terminated(self.ref, "stopped"))
+        elif watcher not in self.watchers:
+            self.watchers.append(watcher)
+
+    def revive(self) -> None:
+        """Make a slot that stopped for good startable again (same ref, same mailbox)."""
+        self.status = "starting"
+        self.mailbox.reopen()
+        self._final = None
 
     def deliver(self, message: Any) -> None:
         """Best-effort tell from the framework (timers, death notices)."""

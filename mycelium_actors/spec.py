@@ -86,7 +86,7 @@ class Backoff:
 
     def delay(self, n: int) -> float:
         """The delay before restart number `n` (0-based) since the last reset."""
-        base = min(self.max, self.min * 2 ** min(n, 64))
+        base: float = min(self.max, self.min * 2 ** min(n, 64))
         return base * (1 + random.random() * self.jitter)
 
 
@@ -193,7 +193,7 @@ class Child:
             significant,
         )
 
-    def directive_for(self, exc: Exception) -> str | None:
+    def directive_for(self, exc: BaseException) -> str | None:
         """What a handler exception means: "resume", "stop", "escalate", or None (a
         crash). The most specific class wins: the first of `exc`'s MRO listed."""
         if not (self.resume_on or self.stop_on or self.escalate_on):
@@ -293,4 +293,5 @@ class Supervisor:
         """Start this tree at `/<name>` (what `system.start(tree)` calls)."""
         from .supervisor import start_root
 
-        return await start_root(system, self)
+        ref: ActorRef[Any] = await start_root(system, self)
+        return ref

@@ -21,8 +21,9 @@ from typing import Any
 
 from .actor import Actor
 from .errors import ActorStopped, Ignore, MyceliumError, SupervisorGaveUp
+from .mailbox import STOP_DRAIN, STOP_NOW
 from .replies import settle
-from .slot import NORMAL, SHUTDOWN, STOP_DRAIN, STOP_NOW, Exit, Slot
+from .slot import NORMAL, SHUTDOWN, Exit, Slot
 from .spec import Child, Supervisor
 from .system import ActorSystem
 
@@ -56,7 +57,7 @@ class _Exited:
     __slots__ = ("exit", "generation", "slot")
 
     def __init__(self, slot: Slot, exit: Exit) -> None:
-        self.slot, self.exit, self.generation = slot, exit, slot._generation
+        self.slot, self.exit, self.generation = slot, exit, slot.generation
 
 
 class _Started:
@@ -153,6 +154,14 @@ class SupervisorSlot(Slot):
     def child_exited(self, slot: Slot, exit: Exit) -> None:
         self.mailbox.put_system(_Exited(slot, exit))
 
+    def start_timeout(self, slot: Slot) -> float | None:
+        spec = _spec_of(slot)
+        return spec.start_timeout if isinstance(spec, Child) else None
+
+    def directive_for(self, slot: Slot, exc: BaseException) -> str | None:
+        spec = _spec_of(slot)
+        return spec.directive_for(exc) if isinstance(spec, Child) else None
+
     async def terminate(self, slot: Slot) -> None:
         await self._request("terminate", slot)
 
@@ -206,10 +215,10 @@ class SupervisorSlot(Slot):
 
     async def _start_children(self) -> None:
         """Start the static children in order; on failure stop them in reverse and raise."""
-        for slot in list(self.children):
-            if slot.dynamic:
-                self.system.unregister(slot)  # added at run time: not recreated
-        existing = {slot.name: slot for slot in self.children}
+        for child in list(self.children):
+            if child.dynamic:
+                self.system.unregister(child)  # added at run time: not recreated
+        existing = {child.name: child for child in self.children}
         started: list[Slot] = []
         for spec in self.sup.children:
             slot = existing.get(spec.name)
@@ -217,7 +226,7 @@ class SupervisorSlot(Slot):
                 if slot is None:
                     slot = make_child_slot(self.system, self, spec)
                 else:
-                    _revive(slot)
+                    slot.revive()
                 if not await self._start_or_ignore(slot):
                     continue
             except Exception as exc:
@@ -235,18 +244,18 @@ class SupervisorSlot(Slot):
         mb = self.mailbox
         while True:
             while mb.system:
-                event = mb.system.popleft()
+                event = mb.next_signal()
                 if event is STOP_DRAIN or event is STOP_NOW:
                     await self._stop_all()
                     return SHUTDOWN
                 exit = await self._handle(event)
                 if exit is not None:
                     return exit
-            while mb.queue:
-                message, reply = mb.queue.popleft()
-                self._unhandled(message, reply)
-            if not mb.system and not mb.queue:
-                await mb.wait()
+            item = mb.take()
+            while item is not None:
+                self._unhandled(*item)
+                item = mb.take()
+            await mb.park()
 
     async def _handle(self, event: Any) -> Exit | None:
         if isinstance(event, _Exited):
@@ -265,7 +274,7 @@ class SupervisorSlot(Slot):
 
     async def _on_exit(self, event: _Exited) -> Exit | None:
         slot = event.slot
-        if slot not in self.children or event.generation != slot._generation:
+        if slot not in self.children or event.generation != slot.generation:
             return None  # stale: that incarnation was already dealt with
         if slot.status != "running":
             return None
@@ -331,8 +340,9 @@ class SupervisorSlot(Slot):
             if slot is not failed:
                 await self._stop_for_restart(slot)
         for slot in group:
-            if getattr(_spec_of(slot), "on_restart_mailbox", "keep") == "drop":
-                slot.mailbox.reject_all("restart")
+            spec = _spec_of(slot)
+            if isinstance(spec, Child) and spec.on_restart_mailbox == "drop":
+                slot.mailbox.drop_queued("restart")
         failed.status = "restarting"
         plan = _Plan([s for s in group if s in self.children and s.status != "stopped"])
         self._launch(plan, delay)
@@ -480,7 +490,7 @@ class SupervisorSlot(Slot):
             raise MyceliumError(f"{self.path} is dynamic: start a new child instead")
         if slot.status != "stopped":
             raise MyceliumError(f"{slot.path} is {slot.status}; only a stopped child restarts")
-        _revive(slot)
+        slot.revive()
         if await self._start_or_ignore(slot):  # declining again leaves it stopped
             slot.started_at = self.system.clock.now()
 
@@ -552,15 +562,5 @@ class SupervisorSlot(Slot):
         return Exit("gave_up", error)
 
     def _fail_requests(self) -> None:
-        lane = self.mailbox.system
-        for event in list(lane or ()):
-            if isinstance(event, _Request):
-                lane.remove(event)  # type: ignore[union-attr]
-                settle(event.reply, exc=ActorStopped(f"supervisor {self.path} stopped"))
-
-
-def _revive(slot: Slot) -> None:
-    """Make a stopped supervised slot startable again (same ref, same mailbox)."""
-    slot.status = "starting"
-    slot.mailbox.reopen()
-    slot._final = None
+        for event in self.mailbox.remove_signals(lambda event: isinstance(event, _Request)):
+            settle(event.reply, exc=ActorStopped(f"supervisor {self.path} stopped"))

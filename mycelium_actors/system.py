@@ -22,7 +22,6 @@ from .actor import Actor
 from .clock import Clock
 from .errors import MailboxFull, MyceliumError, SupervisorGaveUp
 from .executor import DEFAULT_EXECUTOR
-from .messages import Terminated
 from .slot import Slot
 
 if TYPE_CHECKING:
@@ -119,7 +118,7 @@ class ActorSystem:
 
         Without a supervisor a crash stops it for good.
         """
-        return await self._spawn_under(
+        return await self.spawn_under(
             None,
             actor_class,
             args,
@@ -142,7 +141,7 @@ class ActorSystem:
             return await coro
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
-    async def _spawn_under(
+    async def spawn_under(
         self,
         parent: Slot | None,
         actor_class: type[Any],
@@ -150,9 +149,10 @@ class ActorSystem:
         kwargs: dict[str, Any],
         **options: Any,
     ) -> ActorRef[Any]:
+        """Create and start a slot below `parent` (None: top level); its ref."""
         if self._loop is not None and asyncio.get_running_loop() is not self._loop:
             return await self.on_system_loop(
-                self._spawn_under(parent, actor_class, args, kwargs, **options)
+                self.spawn_under(parent, actor_class, args, kwargs, **options)
             )
         slot = self.new_slot(parent, actor_class, args, kwargs, **options)
         try:
@@ -207,8 +207,7 @@ class ActorSystem:
 
     @staticmethod
     def _path(parent: Slot | None, name: str) -> str:
-        if not isinstance(name, str) or not name or "/" in name or name.strip() != name:
-            raise ValueError(f"an actor name must be a non-empty string without '/': {name!r}")
+        check_name(name)
         return f"{parent.path if parent is not None else ''}/{name}"
 
     def register(self, slot: Slot) -> None:
@@ -291,7 +290,8 @@ class ActorSystem:
         await self.on_system_loop(slot.owner.restart_stopped(slot))
         return slot.ref
 
-    async def _stop_from_outside(self, slot: Slot) -> None:
+    async def stop_slot(self, slot: Slot) -> None:
+        """`ref.stop()`: stop `slot` for good, through its supervisor if it has one."""
         if slot.task is not None and slot.task is asyncio.current_task():
             # An actor stopping itself through its ref: it cannot wait for itself.
             coro = self._stop_from_outside_task(slot)
@@ -363,13 +363,6 @@ class ActorSystem:
                 self.dead_letter(slot.path, message, "mailbox_full")
         return accepted
 
-    def watch(self, watcher: Slot, ref: ActorRef[Any]) -> None:
-        target = ref._slot
-        if target.status == "stopped":
-            watcher.deliver(Terminated(ref, "stopped"))
-        elif watcher not in target.watchers:
-            target.watchers.append(watcher)
-
     def tree(self) -> list[TreeNode]:
         """A snapshot of every slot, top-level ones in start order."""
         return [_node(slot) for slot in self._top]
@@ -415,7 +408,16 @@ class ActorSystem:
     # -- stopping ----------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Stop every actor in reverse start order; never raises."""
+        """Stop every actor in reverse start order; never raises.
+
+        From another thread's loop it runs on the system's loop and waits there.
+        """
+        loop = self._loop
+        if loop is not None and asyncio.get_running_loop() is not loop:
+            if loop.is_closed() or not loop.is_running():
+                return
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.shutdown(), loop))
+            return
         if self._state == "new":
             self._state = "stopped"
             return
@@ -469,6 +471,23 @@ class ActorSystem:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+
+def check_name(name: str) -> None:
+    """An actor name: a non-empty string of printable characters, no '/' and no spaces."""
+    if not isinstance(name, str):
+        raise TypeError(f"an actor name must be a str, not {type(name).__name__}")
+    if (
+        not name
+        or "/" in name
+        or name in (".", "..")
+        or not name.isprintable()
+        or any(ch.isspace() for ch in name)
+    ):
+        raise ValueError(
+            f"an actor name must be non-empty, printable, without '/' or whitespace "
+            f"(and not '.' or '..'): {name!r}"
+        )
 
 
 def _node(slot: Slot) -> TreeNode:

@@ -152,8 +152,7 @@ async def test_an_ask_that_gives_up_just_after_its_turn_leaves_no_reply_to_fail_
     mailbox = ref._slot.mailbox  # the consumer's side, driven by hand
     asking = asyncio.create_task(ref.ask(Boom()))
     await eventually(lambda: mailbox.blocked == 1)
-    mailbox.queue.popleft()
-    mailbox.grant()  # its turn: Boom goes in...
+    mailbox.take()  # its turn: Boom goes in...
     asking.cancel()  # ...as the asker gives up, in the same instant
     with pytest.raises(asyncio.CancelledError):
         await asking

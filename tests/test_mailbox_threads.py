@@ -59,7 +59,7 @@ def mailbox(owner: asyncio.AbstractEventLoop, dead: list[Any]) -> Mailbox:
 
     owner.call_soon_threadsafe(bind)
     assert ready.wait(5)
-    assert mb.try_put_foreign(("first", None))
+    assert mb.offer(("first", None))
     return mb
 
 
@@ -76,9 +76,9 @@ async def on_owner(owner: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> A
 
 def pop(mb: Mailbox) -> Any:
     """What the consumer does: take the oldest message and hand freed space on."""
-    message, _ = mb.queue.popleft()
-    mb.grant()
-    return message
+    item = mb.take()
+    assert item is not None
+    return item[0]
 
 
 def messages(mb: Mailbox) -> list[Any]:
@@ -156,7 +156,7 @@ async def test_a_sender_that_saw_a_full_mailbox_just_before_it_emptied_gets_in(
     """The consumer popped and parked between the sender's check and its queueing:
     nobody would grant it, so the sender asks the owner loop to."""
     await on_owner(owner, lambda: pop(mailbox))
-    monkeypatch.setattr(Mailbox, "try_put_foreign", lambda self, item: False)  # the stale check
+    monkeypatch.setattr(Mailbox, "offer", lambda self, item: False)  # the stale check
     assert await asyncio.wait_for(mailbox.put(("second", None), CLOCK), 5) is True
     assert messages(mailbox) == ["second"]
 
@@ -174,7 +174,7 @@ async def test_many_threads_telling_through_a_tiny_mailbox_lose_and_reorder_noth
             if mailbox.queue:
                 got.append(pop(mailbox))
             else:
-                await mailbox.wait()
+                await mailbox.park()
         test_loop.call_soon_threadsafe(done.set)
 
     asyncio.run_coroutine_threadsafe(consume(), owner)
