@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import attrs
 import pytest
 from actors import (
     Boom,
@@ -23,7 +24,7 @@ from actors import (
     park,
 )
 
-from mycelium_actors import Terminated
+from mycelium_actors import Child, Supervisor, Terminated, handler
 from mycelium_actors.testing import capture_events, events_named, eventually, settle
 
 
@@ -188,3 +189,28 @@ async def test_pipe_to_self_delivers_the_wrapped_outcome_without_blocking_the_ma
         pending.set_result(outcome)
     [delivered] = await eventually(lambda: ref.ask(GetSeen()))
     assert delivered is outcome
+
+
+@attrs.frozen
+class TickThenCrash:
+    """Schedules `Record("stale")` at once, parks on the gate, then crashes."""
+
+
+class Restarting(Worker):
+    @handler
+    async def tick_then_crash(self, msg: TickThenCrash) -> None:
+        self.context.schedule_once(0.0, Record("stale"))
+        await self.gate.pass_through()
+        raise Crash("after the tick was queued")
+
+
+async def test_a_restarted_actor_never_handles_a_tick_of_its_predecessor(system, gate) -> None:
+    """Defect 7: the tick was already in the mailbox when the old incarnation crashed."""
+    await system.start(Supervisor("root", children=[Child(Restarting, [], gate, name="r")]))
+    ref = system.lookup("/root/r")
+    await ref.tell(TickThenCrash())
+    await gate.wait_entered()
+    await eventually(lambda: ref._slot.mailbox.depth == 1)  # the tick is queued
+    gate.open()
+    await eventually(lambda: system.tree()[0].children[0].restarts == 1)
+    assert await ref.ask(GetSeen()) == []

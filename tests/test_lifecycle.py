@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import attrs
 import pytest
 from actors import Boom, Crash, Ping, Record, Worker
 
-from mycelium_actors import ActorStopped
-from mycelium_actors.testing import eventually, settle
+from mycelium_actors import ActorStopped, MyceliumError, handler
+from mycelium_actors.testing import capture_events, eventually, events_named, settle
 
 
 async def test_on_start_finishes_before_the_first_message(system, gate) -> None:
@@ -75,3 +76,42 @@ async def test_spawn_raises_what_the_constructor_raised(system) -> None:
     with pytest.raises(TypeError):
         await system.spawn(Worker, name="w", no_such_option=True)
     assert system.lookup("/w") is None
+
+
+class Abort(BaseException):
+    """A user BaseException: a crash like any other (supervision.md section 0)."""
+
+
+@attrs.frozen
+class Raise:
+    """Raises the given BaseException in an async handler."""
+
+    exc: BaseException
+
+
+class Raiser(Worker):
+    @handler
+    async def raise_it(self, msg: Raise) -> None:
+        await asyncio.sleep(0)
+        raise msg.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "asker_gets"),
+    [
+        (GeneratorExit(), GeneratorExit),
+        (Abort(), Abort),
+        (asyncio.CancelledError(), MyceliumError),  # not sent by the framework
+    ],
+    ids=["GeneratorExit", "user BaseException", "stray CancelledError"],
+)
+async def test_a_base_exception_from_a_handler_is_a_crash(system, exc, asker_gets) -> None:
+    """Defect 2: the asker gets it, actor.crashed is logged, on_failure and on_stop run."""
+    journal: list[object] = []
+    ref = await system.spawn(Raiser, journal)
+    with capture_events() as events:
+        with pytest.raises(asker_gets):
+            await asyncio.wait_for(ref.ask(Raise(exc)), 5)
+        await eventually(lambda: not ref.is_alive)
+    assert [e["path"] for e in events_named(events, "actor.crashed")] == [ref.path]
+    assert journal[1:] == [f"on_failure:{exc}", "on_stop"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import pytest
 from actors import (
@@ -265,3 +267,38 @@ async def test_ref_names_the_actor_and_tracks_whether_it_is_alive(worker) -> Non
     assert (worker.path, worker.name, worker.is_alive) == ("/alice", "alice", True)
     await worker.stop()
     assert worker.is_alive is False
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (float("nan"), ValueError),
+        (float("inf"), ValueError),
+        ("1", TypeError),
+        (True, TypeError),
+    ],
+)
+@pytest.mark.parametrize("call", ["ask", "ask_blocking", "proxy"])
+async def test_a_bad_timeout_is_refused_before_anything_is_sent(worker, timeout, error, call):
+    """Defect 10: a positive finite number of seconds or None (API.md section 3)."""
+    with pytest.raises(error, match="timeout"):
+        if call == "ask":
+            await worker.ask(Record("never"), timeout=timeout)
+        elif call == "ask_blocking":
+            await asyncio.to_thread(worker.ask_blocking, Record("never"), timeout)
+        else:
+            worker.proxy(timeout=timeout)
+    assert await worker.ask(GetSeen()) == []
+
+
+async def test_an_idle_actor_keeps_no_reference_to_its_last_message(worker) -> None:
+    """Defect 9: a large last message must not stay alive until the next one."""
+    message = Record("big")
+    gone = weakref.ref(message)
+    assert await worker.ask(message) is None
+    del message
+    await settle()
+    gc.collect()
+    assert gone() is None

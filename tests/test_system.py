@@ -173,3 +173,10 @@ async def test_2000_actors_answer_concurrent_asks(system) -> None:
         asyncio.gather(*(ref.proxy().add(i, 1) for i, ref in enumerate(refs))), 30
     )
     assert replies == list(range(1, 2001))
+
+
+@pytest.mark.parametrize("name", ["", " w", "w ", "a b", "a\nb", "a\x00b", "a\tb", "a/b", ".."])
+async def test_a_bad_actor_name_is_refused_with_a_value_error(system, name) -> None:
+    with pytest.raises(ValueError, match="actor name"):
+        await system.spawn(Worker, name=name)
+    assert system.tree() == []

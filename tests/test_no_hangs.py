@@ -1,0 +1,202 @@
+"""The central promise: an ask (or a blocked tell) never hangs.
+
+Each test here is a way the kernel used to hang: a blocked sender forgotten by
+a restart that dropped the mailbox, an actor waiting on itself through a task,
+a shutdown called from another thread's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import attrs
+import pytest
+from actors import Hold, Ping, Record, Worker, park
+
+from mycelium_actors import (
+    Actor,
+    ActorRef,
+    ActorSystem,
+    AskTimeout,
+    Child,
+    MyceliumError,
+    Supervisor,
+    handler,
+)
+from mycelium_actors.testing import eventually
+
+
+@attrs.frozen
+class Crash:
+    """Raises after the handler has been entered (the worker's gate decides when)."""
+
+
+class Fragile(Worker):
+    """A Worker whose `Crash` handler parks on the gate, then raises."""
+
+    mailbox_capacity = 2
+
+    @handler
+    async def crash(self, msg: Crash) -> None:
+        await self.gate.pass_through()
+        raise RuntimeError("crash")
+
+
+async def test_a_sender_blocked_when_a_restart_drops_the_mailbox_gets_in_first(
+    system, gate
+) -> None:
+    """Defect 1: with on_restart_mailbox="drop", a sender blocked on the full mailbox is
+    admitted into the new incarnation's mailbox, ahead of any later tell."""
+    journal: list[Any] = []
+    tree = Supervisor(
+        "root", children=[Child(Fragile, journal, gate, name="f", on_restart_mailbox="drop")]
+    )
+    await system.start(tree)
+    ref = system.lookup("/root/f")
+    await ref.tell(Crash())
+    await gate.wait_entered()
+    ref.tell_nowait(Record("dropped-1"))
+    ref.tell_nowait(Record("dropped-2"))
+    blocked = asyncio.create_task(ref.tell(Record("blocked")))
+    await eventually(lambda: ref._slot.mailbox.blocked == 1)
+    gate.open()
+    await asyncio.wait_for(blocked, 5)
+    await ref.tell(Record("later"))
+    assert await ref.ask(Ping(), timeout=5) == "pong"
+    sent = ("dropped-1", "dropped-2", "blocked", "later")
+    assert [value for value in journal if value in sent] == ["blocked", "later"]
+
+
+# -- an actor that would wait for itself ------------------------------------------
+
+
+@attrs.frozen
+class SelfAsk:
+    """Ask self through `how`; reply with the exception raised (or the answer)."""
+
+    how: str
+
+
+@attrs.frozen
+class AskBeside:
+    """Start a self-ask the handler does not await (`how`); its answer goes to `answers`."""
+
+    how: str
+    answers: list[Any]
+
+
+class Narcissus(Actor):
+    mailbox_capacity = 1
+
+    @handler
+    def ping(self, msg: Ping) -> str:
+        return "pong"
+
+    @handler
+    async def self_ask(self, msg: SelfAsk) -> Any:
+        me = self.context.self_ref
+        ways = {
+            "direct": lambda: me.ask(Ping()),
+            "wait_for": lambda: asyncio.wait_for(me.ask(Ping()), 3),
+            "gather": lambda: asyncio.gather(me.ask(Ping())),
+            "awaited task": lambda: asyncio.create_task(me.ask(Ping())),
+            "two tells into a full mailbox": lambda: asyncio.gather(
+                me.tell(Ping()), me.tell(Ping())
+            ),
+        }
+        try:
+            return await ways[msg.how]()
+        except MyceliumError as exc:
+            return exc
+
+    @handler
+    async def ask_beside(self, msg: AskBeside) -> None:
+        """Self-asks the handler does not wait for: allowed, answered after it."""
+        me = self.context.self_ref
+        if msg.how == "pipe_to_self":
+            self.context.pipe_to_self(me.ask(Ping()), msg.answers.append)
+            await asyncio.sleep(0.01)  # still running while the piped ask is made
+        else:  # the task asks once this handler has returned
+            msg.answers.append(asyncio.create_task(me.ask(Ping())))
+
+    @handler
+    def answer(self, msg: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "how", ["direct", "wait_for", "gather", "awaited task", "two tells into a full mailbox"]
+)
+async def test_an_actor_waiting_on_itself_gets_an_error_at_once(system, how) -> None:
+    """Defect 4: detected at the call (API.md section 3), not after a timeout."""
+    ref = await system.spawn(Narcissus)
+    error = await asyncio.wait_for(ref.ask(SelfAsk(how), timeout=None), 2)
+    assert isinstance(error, MyceliumError) and "deadlock" in str(error)
+    assert await ref.ask(Ping()) == "pong"
+
+
+@pytest.mark.parametrize("how", ["pipe_to_self", "task after the handler"])
+async def test_a_self_ask_the_handler_does_not_wait_for_is_allowed(system, how) -> None:
+    ref = await system.spawn(Narcissus, mailbox_capacity=10)
+    answers: list[Any] = []
+    await ref.tell(AskBeside(how, answers))
+    await eventually(lambda: answers)
+    answer = answers[0] if how == "pipe_to_self" else await asyncio.wait_for(answers[0], 5)
+    assert answer == "pong"
+
+
+class Peer(Actor):
+    """Asks `other` inside its handler (for A -> B -> A cycles)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.other: ActorRef[Any] | None = None
+
+    @handler
+    def meet(self, msg: Record) -> None:
+        self.other = msg.value
+
+    @handler
+    async def ping(self, msg: Ping) -> Any:
+        assert self.other is not None
+        return await self.other.ask(Ping(), timeout=0.3)
+
+
+async def test_an_ask_cycle_is_named_in_its_timeout(system) -> None:
+    a = await system.spawn(Peer, name="a")
+    b = await system.spawn(Peer, name="b")
+    await a.tell(Record(b))
+    await b.tell(Record(a))
+    with pytest.raises(AskTimeout, match="cycle: /a -> /b -> /a"):
+        await a.ask(Ping(), timeout=5)
+
+
+# -- shutdown from anywhere ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", ["tree", "one actor"])
+async def test_shutdown_from_another_threads_loop_returns_promptly(shape) -> None:
+    """Defect 3: it used to hang with a tree and take the full 5 s with one actor."""
+    system = ActorSystem("elsewhere")
+    async with system:
+        if shape == "tree":
+            await system.start(Supervisor("root", children=[Child(Worker, name="w")]))
+        else:
+            await system.spawn(Worker, name="w")
+        outcome: list[BaseException | None] = []
+
+        def other_thread() -> None:
+            try:
+                asyncio.run(asyncio.wait_for(system.shutdown(), 3))
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        await asyncio.wait_for(system.wait_stopped(), 3)
+        await asyncio.to_thread(thread.join, 3)
+        assert outcome == [None]
+        assert system.lookup("/w") is None and system.lookup("/root") is None
