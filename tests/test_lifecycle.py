@@ -9,7 +9,7 @@ import pytest
 from actors import Boom, Crash, Ping, Record, Worker
 
 from mycelium_actors import ActorStopped, MyceliumError, handler
-from mycelium_actors.testing import capture_events, eventually, events_named, settle
+from mycelium_actors.testing import capture_events, events_named, eventually, settle
 
 
 async def test_on_start_finishes_before_the_first_message(system, gate) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 import pytest
-from actors import Hold, Ping, Record, Worker, park
+from actors import Ping, Record, Worker
 
 from mycelium_actors import (
     Actor,
