@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Coroutine
 from typing import Any
 
 import click
@@ -134,6 +135,52 @@ async def run_tree(tree: Supervisor, status_every: float | None) -> int:
     return 0
 
 
+def run_until_done(main: Coroutine[Any, Any, int], grace: float = 1.0) -> int:
+    """`asyncio.run`, except that a task ignoring cancellation cannot keep the process.
+
+    asyncio.run cancels what is left and waits for all of it, forever. By then the
+    system has given each actor its shutdown time plus `kill_grace` and logged
+    `actor.abandoned`; leftovers get one more cancel and `grace` seconds.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_leftovers(loop, grace)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop, grace: float) -> None:
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=grace))
+    abandoned = {id(task) for task in tasks if not task.done()}
+
+    # An abandoned task is destroyed pending with the loop; it was logged already.
+    def report(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if id(context.get("task")) not in abandoned:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(report)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "task failed during shutdown",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
+
+
 def _exit_now() -> None:
     sys.stderr.write("second signal: exiting at once\n")
     sys.stderr.flush()
@@ -179,7 +226,7 @@ def run(
     """Start the tree TARGET (module:attr) and run it until SIGINT or SIGTERM."""
     tree = load_tree(target, factory, app_dir)
     configure_logging(log_format, log_level)
-    raise SystemExit(asyncio.run(run_tree(tree, status_every)))
+    raise SystemExit(run_until_done(run_tree(tree, status_every)))
 
 
 @main.command()

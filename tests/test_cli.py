@@ -165,6 +165,18 @@ def test_a_second_signal_during_a_slow_shutdown_exits_130_at_once(
     assert cli.exit_code() == 130
 
 
+@pytest.mark.parametrize("target", ["ignores_cancel", "stuck_on_thread"])
+def test_sigterm_exits_0_even_when_an_actor_is_abandoned(start: Start, target: str) -> None:
+    """An actor whose on_stop ignores cancellation (on the loop, or stuck in sync
+    code on its own thread) is abandoned after shutdown + kill_grace; `run` still ends."""
+    cli = start(f"trees:{target}")
+    cli.send(signal.SIGTERM)
+    cli.wait_for("actor.abandoned")
+    assert cli.exit_code() == 0
+    assert stopped(cli.lines)[-1] == "/app"
+    assert "Task was destroyed" not in cli.stderr  # it was reported once, as abandoned
+
+
 def test_a_tree_that_finishes_its_work_exits_0_by_itself() -> None:
     """auto_shutdown: the significant child stops itself, the root shuts down, and
     with no top-level actor left the system stops and `run` returns."""
