@@ -254,10 +254,12 @@ def test_the_market_demo_tree_runs_until_sigint(start: Start) -> None:
     [
         (["trees"], "must be 'module:attr'"),
         (["trees:"], "must be 'module:attr'"),
-        (["no_such_module:tree"], "'no_such_module'"),
+        (["no_such_module:tree"], "module 'no_such_module' (looked in --app-dir '.' and"),
         (["trees:no_such_tree"], "'no_such_tree'"),
-        (["trees:not_a_tree"], "not a Supervisor"),
-        (["trees:make_tree"], "--factory"),
+        (["trees:not_a_tree"], "is a str, not a Supervisor tree"),
+        (["trees:answer"], "is an int, not a Supervisor tree"),
+        (["trees:make_tree"], "(use --factory for a function that builds it)"),
+        (["trees:Worker"], "is an Actor class, not a Supervisor tree (wrap it: Supervisor("),
         (["trees:tree", "--factory"], "not callable"),
     ],
     ids=[
@@ -266,7 +268,9 @@ def test_the_market_demo_tree_runs_until_sigint(start: Start) -> None:
         "missing module",
         "missing attribute",
         "not a tree",
+        "an int",
         "a factory without --factory",
+        "an Actor class",
         "--factory on a tree",
     ],
 )
@@ -294,6 +298,15 @@ def test_an_error_inside_the_imported_module_shows_its_traceback_and_exits_2(
     assert result.returncode == 2
     assert "Traceback" in result.stderr and f"{module}.py" in result.stderr
     assert error in result.stderr
+
+
+@pytest.mark.parametrize("every", ["0", "-1", "nan", "inf"])
+def test_status_every_must_be_a_positive_finite_number_of_seconds(every: str) -> None:
+    result = invoke("run", "trees:tree", "--status-every", every)
+    assert result.returncode == 2
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert "'--status-every'" in error and "positive" in error
+    assert "actor.started" not in result.stderr
 
 
 def test_app_dir_is_where_the_target_module_is_imported_from(tmp_path: Path) -> None:

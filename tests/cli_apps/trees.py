@@ -101,6 +101,7 @@ blocking_stop = _app(Child(BlockingStop, name="slow", shutdown=None))
 ignores_cancel = _app(Child(IgnoresCancel, name="stuck", shutdown=0.1))
 stuck_on_thread = _app(Child(BlockingStop, name="stuck", shutdown=0.1, executor=PinnedThread()))
 not_a_tree = "just a string"
+answer = 42
 
 
 def make_tree() -> Supervisor:
