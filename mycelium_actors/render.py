@@ -58,8 +58,9 @@ def _significant_label(spec: Child | Supervisor) -> str:
 
 def render_spec(tree: Supervisor) -> str:
     """The declared tree: names, strategies, restart types, executors."""
+    roots: list[Child | Supervisor] = [tree]
     return _draw(
-        [tree],
+        roots,
         _spec_label,
         lambda s: list(s.children) if isinstance(s, Supervisor) else [],
     )
