@@ -1,22 +1,26 @@
 """The `mycelium-actors` command line: parse, load, configure logging, exit codes.
 
 Exit codes: 0 after a signal-driven shutdown, 1 when the tree fails to start
-or its root gives up, 2 for a target that does not load, 130 on a second signal.
+or its root gives up, 2 for a target that does not load or a bad option, 130
+on a second signal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 import sys
 import traceback
+from collections.abc import Coroutine
 from typing import Any
 
 import click
 import structlog
 
+from .actor import Actor
 from .errors import MyceliumError
 from .loader import LoadError, load_target
 from .render import render_live_tree, render_spec, rich_spec
@@ -49,9 +53,28 @@ def load_tree(target: str, factory: bool, app_dir: str) -> Supervisor:
             traceback.print_exc()
             _fail(f"the factory {target!r} raised (traceback above)")
     if not isinstance(obj, Supervisor):
-        hint = " (use --factory for a function that builds it)" if callable(obj) else ""
-        _fail(f"{target!r} is a {type(obj).__name__}, not a Supervisor tree{hint}")
+        _fail(f"{target!r} is {_what(obj)}, not a Supervisor tree{_hint(obj)}")
     return obj  # type: ignore[no-any-return]
+
+
+def _what(obj: object) -> str:
+    if isinstance(obj, type) and issubclass(obj, Actor):
+        return "an Actor class"
+    name = type(obj).__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _hint(obj: object) -> str:
+    # An Actor class is callable too, but --factory would build an actor, not a tree.
+    if isinstance(obj, type) and issubclass(obj, Actor):
+        return f" (wrap it: Supervisor('app', children=[Child({obj.__name__})]))"
+    return " (use --factory for a function that builds it)" if callable(obj) else ""
+
+
+def _positive_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a positive, finite number of seconds, not {value:g}")
+    return value
 
 
 def configure_logging(log_format: str, level: str) -> None:
@@ -119,7 +142,7 @@ async def run_tree(tree: Supervisor, status_every: float | None) -> int:
             return 1
         log.info("cli.running", tree=tree.name, pid=os.getpid())
         ticker = None
-        if status_every:
+        if status_every is not None:
             ticker = loop.create_task(_tick(status_every, show_status))
         stopped = loop.create_task(system.wait_stopped())
         signalled = loop.create_task(stop.wait())
@@ -132,6 +155,52 @@ async def run_tree(tree: Supervisor, status_every: float | None) -> int:
         click.echo(f"error: {system.gave_up}", err=True)
         return 1
     return 0
+
+
+def run_until_done(main: Coroutine[Any, Any, int], grace: float = 1.0) -> int:
+    """`asyncio.run`, except that a task ignoring cancellation cannot keep the process.
+
+    asyncio.run cancels what is left and waits for all of it, forever. By then the
+    system has given each actor its shutdown time plus `kill_grace` and logged
+    `actor.abandoned`; leftovers get one more cancel and `grace` seconds.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            _cancel_leftovers(loop, grace)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop, grace: float) -> None:
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.wait(tasks, timeout=grace))
+    abandoned = {id(task) for task in tasks if not task.done()}
+
+    # An abandoned task is destroyed pending with the loop; it was logged already.
+    def report(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if id(context.get("task")) not in abandoned:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(report)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {
+                    "message": "task failed during shutdown",
+                    "exception": task.exception(),
+                    "task": task,
+                }
+            )
 
 
 def _exit_now() -> None:
@@ -167,7 +236,13 @@ _app_dir = click.option(
 @_app_dir
 @click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info")
-@click.option("--status-every", type=float, default=None, help="Print the live tree every N s.")
+@click.option(
+    "--status-every",
+    type=float,
+    default=None,
+    callback=_positive_seconds,
+    help="Print the live tree every N s (N > 0).",
+)
 def run(
     target: str,
     factory: bool,
@@ -179,7 +254,7 @@ def run(
     """Start the tree TARGET (module:attr) and run it until SIGINT or SIGTERM."""
     tree = load_tree(target, factory, app_dir)
     configure_logging(log_format, log_level)
-    raise SystemExit(asyncio.run(run_tree(tree, status_every)))
+    raise SystemExit(run_until_done(run_tree(tree, status_every)))
 
 
 @main.command()

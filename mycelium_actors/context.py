@@ -12,8 +12,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from . import logs
 from .mailbox import STOP_SELF
 from .ref import serving
 
@@ -98,7 +97,7 @@ class ActorContext:
     def log(self) -> Any:
         """A structlog logger bound with this actor's path."""
         if self._log is None:
-            self._log = structlog.get_logger("mycelium_actors").bind(path=self._slot.path)
+            self._log = logs.get_logger(path=self._slot.path)
         return self._log
 
     def stop(self) -> None:

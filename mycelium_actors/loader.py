@@ -31,7 +31,10 @@ def load_target(target: str, app_dir: str | None = None) -> Any:
         if exc.name is not None and (
             module_name == exc.name or module_name.startswith(exc.name + ".")
         ):
-            raise LoadError(f"could not import module {module_name!r}") from None
+            where = f" (looked in --app-dir {app_dir!r} and the installed packages)"
+            raise LoadError(
+                f"could not import module {module_name!r}{where if app_dir is not None else ''}"
+            ) from None
         raise
     obj: Any = module
     for part in attr_path.split("."):

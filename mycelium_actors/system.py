@@ -16,8 +16,8 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
-import structlog
 
+from . import logs
 from .actor import Actor
 from .clock import Clock
 from .errors import MailboxFull, MyceliumError, SupervisorGaveUp
@@ -64,7 +64,7 @@ class ActorSystem:
         self.clock = clock if clock is not None else Clock()
         self.kill_grace = kill_grace
         self.gave_up: SupervisorGaveUp | None = None
-        self._log = structlog.get_logger("mycelium_actors").bind(system=name)
+        self._log = logs.get_logger(system=name)
         self._slots: dict[str, Slot] = {}
         self._top: dict[Slot, None] = {}  # top-level slots in start order (O(1) removal)
         self._subscribers: dict[type, list[Slot]] = {}

@@ -165,6 +165,18 @@ def test_a_second_signal_during_a_slow_shutdown_exits_130_at_once(
     assert cli.exit_code() == 130
 
 
+@pytest.mark.parametrize("target", ["ignores_cancel", "stuck_on_thread"])
+def test_sigterm_exits_0_even_when_an_actor_is_abandoned(start: Start, target: str) -> None:
+    """An actor whose on_stop ignores cancellation (on the loop, or stuck in sync
+    code on its own thread) is abandoned after shutdown + kill_grace; `run` still ends."""
+    cli = start(f"trees:{target}")
+    cli.send(signal.SIGTERM)
+    cli.wait_for("actor.abandoned")
+    assert cli.exit_code() == 0
+    assert stopped(cli.lines)[-1] == "/app"
+    assert "Task was destroyed" not in cli.stderr  # it was reported once, as abandoned
+
+
 def test_a_tree_that_finishes_its_work_exits_0_by_itself() -> None:
     """auto_shutdown: the significant child stops itself, the root shuts down, and
     with no top-level actor left the system stops and `run` returns."""
@@ -242,10 +254,12 @@ def test_the_market_demo_tree_runs_until_sigint(start: Start) -> None:
     [
         (["trees"], "must be 'module:attr'"),
         (["trees:"], "must be 'module:attr'"),
-        (["no_such_module:tree"], "'no_such_module'"),
+        (["no_such_module:tree"], "module 'no_such_module' (looked in --app-dir '.' and"),
         (["trees:no_such_tree"], "'no_such_tree'"),
-        (["trees:not_a_tree"], "not a Supervisor"),
-        (["trees:make_tree"], "--factory"),
+        (["trees:not_a_tree"], "is a str, not a Supervisor tree"),
+        (["trees:answer"], "is an int, not a Supervisor tree"),
+        (["trees:make_tree"], "(use --factory for a function that builds it)"),
+        (["trees:Worker"], "is an Actor class, not a Supervisor tree (wrap it: Supervisor("),
         (["trees:tree", "--factory"], "not callable"),
     ],
     ids=[
@@ -254,7 +268,9 @@ def test_the_market_demo_tree_runs_until_sigint(start: Start) -> None:
         "missing module",
         "missing attribute",
         "not a tree",
+        "an int",
         "a factory without --factory",
+        "an Actor class",
         "--factory on a tree",
     ],
 )
@@ -282,6 +298,15 @@ def test_an_error_inside_the_imported_module_shows_its_traceback_and_exits_2(
     assert result.returncode == 2
     assert "Traceback" in result.stderr and f"{module}.py" in result.stderr
     assert error in result.stderr
+
+
+@pytest.mark.parametrize("every", ["0", "-1", "nan", "inf"])
+def test_status_every_must_be_a_positive_finite_number_of_seconds(every: str) -> None:
+    result = invoke("run", "trees:tree", "--status-every", every)
+    assert result.returncode == 2
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert "'--status-every'" in error and "positive" in error
+    assert "actor.started" not in result.stderr
 
 
 def test_app_dir_is_where_the_target_module_is_imported_from(tmp_path: Path) -> None:

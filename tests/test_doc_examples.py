@@ -187,6 +187,7 @@ KERNEL = {
     "slot",
     "executor",
     "system",
+    "logs",
 }
 SUPERVISION = {"spec", "supervisor"}
 TOOLS = {"testing", "cli", "loader", "render"}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import attrs
 
-from mycelium_actors import Actor, Child, Supervisor, handler
+from mycelium_actors import Actor, Child, PinnedThread, Supervisor, handler
 
 
 @attrs.frozen
@@ -66,6 +67,15 @@ class BlockingStop(Actor):
         time.sleep(60)
 
 
+class IgnoresCancel(Actor):
+    """Its on_stop swallows every cancellation, so a shutdown abandons it."""
+
+    async def on_stop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(60)
+
+
 def _app(*children: Child | Supervisor) -> Supervisor:
     return Supervisor("app", children=[Child(Worker, name="first"), *children])
 
@@ -88,7 +98,10 @@ fails_to_start = _app(Child(NoDatabase, name="db"))
 slow_to_start = _app(Child(SlowStart, name="slow"))
 slow_to_stop = _app(Child(SlowStop, name="slow", shutdown=None))
 blocking_stop = _app(Child(BlockingStop, name="slow", shutdown=None))
+ignores_cancel = _app(Child(IgnoresCancel, name="stuck", shutdown=0.1))
+stuck_on_thread = _app(Child(BlockingStop, name="stuck", shutdown=0.1, executor=PinnedThread()))
 not_a_tree = "just a string"
+answer = 42
 
 
 def make_tree() -> Supervisor:
