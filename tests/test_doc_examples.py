@@ -196,7 +196,9 @@ TOOLS = {"testing", "cli", "loader", "render"}
 def _package_imports(module: Path) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(module.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module:
+            found.update(alias.name for alias in node.names)  # from . import x
+        elif isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
             found.add(node.module.split(".")[0])
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
             "mycelium_actors."
