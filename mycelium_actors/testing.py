@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 import structlog.testing
 
 from .actor import Actor
-from .clock import Clock
-from .errors import AskTimeout
+from .clock import Clock, Deadline
 from .system import ActorSystem
 
 M = TypeVar("M")
@@ -31,6 +30,9 @@ class _FakeTimer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        self.callback, self.args = _nothing, ()  # let go of what the callback holds
+
+    forget = cancel  # a cancelled `Deadline` cancels its timer
 
 
 class FakeClock(Clock):
@@ -54,16 +56,15 @@ class FakeClock(Clock):
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         return timer
 
-    def expire(self, fut: asyncio.Future[Any], timeout: float, what: str) -> None:
-        def fail() -> None:
-            if not fut.done():
-                fut.set_exception(AskTimeout(f"{what} got no reply within {timeout}s"))
-
-        self.call_later(timeout, fail)
+    def expire(self, fut: asyncio.Future[Any], timeout: float, what: str) -> Deadline:
+        timer = self.call_later(timeout, _nothing)
+        deadline = Deadline(fut, timeout, what, timer)
+        timer.callback = deadline.fire
+        return deadline
 
     async def sleep(self, delay: float) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.call_later(delay, lambda: fut.done() or fut.set_result(None))
+        self.call_later(delay, _wake, fut)
         await fut
 
     @property
@@ -83,6 +84,15 @@ class FakeClock(Clock):
             await settle()
         self._now = target
         await settle()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 async def settle(rounds: int = 20) -> None:
