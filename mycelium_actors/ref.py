@@ -99,15 +99,18 @@ class ActorRef(Generic[A]):
             # once does not have to wait for this thread to let go of the GIL.
             local = get_ident() == mb._tid
             if local or not mb._putters:
-                if timeout is not None:
-                    self._clock.expire(fut, timeout, self._what)
-                if not local:
-                    mb._append_foreign(item)  # another thread's actor: no lock, no hop
-                else:
-                    mb.queue.append(item)
-                    if mb._waiter is not None:
-                        mb._wake()
-                return await fut
+                deadline = None if timeout is None else self._clock.expire(fut, timeout, self._what)
+                try:
+                    if not local:
+                        mb._append_foreign(item)  # another thread's actor: no lock, no hop
+                    else:
+                        mb.queue.append(item)
+                        if mb._waiter is not None:
+                            mb._wake()
+                    return await fut
+                finally:
+                    if deadline is not None:  # let go of the future and its reply now
+                        deadline.cancel()
         clock = self._clock
         started = clock.now()
         try:
@@ -117,9 +120,16 @@ class ActorRef(Generic[A]):
             # all, its reply finds `fut` done and is dropped, not left unread.
             fut.cancel()
             raise
-        if timeout is not None:
-            self._clock.expire(fut, max(0.0, timeout - (clock.now() - started)), self._what)
-        return await fut
+        deadline = (
+            None
+            if timeout is None
+            else clock.expire(fut, max(0.0, timeout - (clock.now() - started)), self._what)
+        )
+        try:
+            return await fut
+        finally:
+            if deadline is not None:
+                deadline.cancel()
 
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
         """`ask` from a plain thread that runs no event loop (pykka's `ask().get()`)."""
