@@ -19,18 +19,14 @@ from .errors import AskTimeout
 _INF = float("inf")
 _heappush = heapq.heappush
 _heappop = heapq.heappop
+_heapreplace = heapq.heapreplace
+_ref = weakref.ref
 
 
 class TimerHandle(Protocol):
     """What `Clock.call_later` returns: something that can be cancelled."""
 
     def cancel(self) -> None: ...
-
-
-class _Owner(Protocol):
-    """Whoever keeps a `Deadline` pending; told when it is cancelled."""
-
-    def forget(self) -> None: ...
 
 
 class Deadline:
@@ -41,23 +37,15 @@ class Deadline:
     or after the deadline fired, does nothing.
     """
 
-    __slots__ = ("_fut", "_owner", "timeout", "what")
+    __slots__ = ("_fut", "timeout", "what")
 
-    def __init__(self, fut: asyncio.Future[Any], timeout: float, what: str, owner: _Owner) -> None:
+    def __init__(self, fut: asyncio.Future[Any], timeout: float, what: str) -> None:
         self._fut: asyncio.Future[Any] | None = fut
-        self._owner = owner
         self.timeout = timeout
         self.what = what
 
-    @property
-    def active(self) -> bool:
-        """True until the deadline is cancelled or has fired."""
-        return self._fut is not None
-
     def cancel(self) -> None:
-        if self._fut is not None:
-            self._fut = None
-            self._owner.forget()
+        self._fut = None  # the entry left in the clock's heap is dropped later
 
     def fire(self) -> None:
         """For clocks, at the deadline: fail the future with `AskTimeout` unless done."""
@@ -70,10 +58,11 @@ class Clock:
     """Monotonic time from the running event loop (the default clock)."""
 
     def __init__(self) -> None:
-        # Weak keys: a closed loop (a stopped pinned thread) must not be kept alive.
-        self._deadlines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Deadlines] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Keyed by id(loop), not the loop, so a closed loop (a stopped pinned
+        # thread) is not kept alive; each state's weak reference to its loop
+        # removes the entry when the loop dies, before its id can be reused.
+        # (Cheaper per ask than a WeakKeyDictionary, which `expire` would read.)
+        self._deadlines: dict[int, _Deadlines] = {}
         self._new_loop = threading.Lock()
 
     def now(self) -> float:
@@ -95,26 +84,36 @@ class Clock:
         earliest (see `_Deadlines`).
         """
         loop = fut.get_loop()
-        state = self._deadlines.get(loop)
+        state = self._deadlines.get(id(loop))
         if state is None:
             state = self._register(loop)
         heap = state.heap
-        while heap and heap[0][2]._fut is None:  # cancelled entries on top leave first
-            _heappop(heap)
-            state.cancelled -= 1
         when = loop.time() + timeout
-        deadline = Deadline(fut, timeout, what, state)
-        _heappush(heap, (when, next(state.seq), deadline))
+        deadline = Deadline(fut, timeout, what)
+        entry = (when, next(state.seq), deadline)
+        if heap and heap[0][2]._fut is None:  # a finished ask on top: take its place
+            _heapreplace(heap, entry)
+            while heap[0][2]._fut is None:  # stops at the new entry at the latest
+                _heappop(heap)
+        else:
+            if len(heap) >= state.limit:
+                state.compact()
+            _heappush(heap, entry)
         if when < state.timer_at:
             state.arm(loop, when)
         return deadline
 
     def _register(self, loop: asyncio.AbstractEventLoop) -> _Deadlines:
-        with self._new_loop:  # rare: once per loop; iteration must not race an insert
-            # Drop closed loops whose pending futures (never cancelled) still hold them.
-            for closed in [lp for lp in self._deadlines if lp.is_closed()]:
-                del self._deadlines[closed]
-            state = self._deadlines[loop] = _Deadlines(loop)
+        with self._new_loop:  # rare: once per loop; two threads must not race here
+            # Drop closed loops: a future never cancelled would hold its loop.
+            for key, old in self._deadlines.copy().items():
+                old_loop = old.loop()
+                if old_loop is None or old_loop.is_closed():
+                    self._deadlines.pop(key, None)
+            key = id(loop)
+            state = self._deadlines[key] = _Deadlines(
+                _ref(loop, lambda _: self._deadlines.pop(key, None))
+            )
         return state
 
 
@@ -123,57 +122,51 @@ class _Deadlines:
 
     Entries are `(when, seq, Deadline)`. A cancelled deadline stays in the
     heap, emptied of its future, until it reaches the top (popped by the next
-    `expire` or firing) or until cancelled entries are more than half of the
-    heap, when a compaction drops them all: so the heap holds at most about
-    twice the live deadlines, and `cancel` is O(1) amortised. Nothing here
-    holds the loop strongly (the timer handle is kept weakly too: it refers to
-    its loop), so a closed, dropped loop can be collected.
+    `expire` or firing) or until the heap reaches `limit`: then a compaction
+    drops every cancelled entry and sets `limit` to twice what is left (at
+    least `MIN_LIMIT`). So the heap never outgrows twice the deadlines live at
+    the last compaction, and each entry costs O(1) amortised. (Cancelling
+    does not count itself: that would cost every ask a second call.) Nothing
+    here holds the loop strongly (its timer handle refers to the loop, so that
+    is held weakly too): a closed, dropped loop can be collected.
     """
 
-    __slots__ = ("__weakref__", "_loop", "_timer", "cancelled", "heap", "seq", "timer_at")
+    __slots__ = ("_timer", "heap", "limit", "loop", "seq", "timer_at")
 
-    #: Below this many cancelled entries, compaction waits (not worth a rebuild).
-    COMPACT_MIN = 64
+    MIN_LIMIT = 64
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = weakref.ref(loop)
+    def __init__(self, loop: weakref.ref[asyncio.AbstractEventLoop]) -> None:
+        self.loop = loop
         self._timer: weakref.ref[asyncio.TimerHandle] | None = None
         self.heap: list[tuple[float, int, Deadline]] = []
-        self.cancelled = 0  # entries in `heap` whose deadline was cancelled or fired
+        self.limit = self.MIN_LIMIT
         self.seq = itertools.count()  # ties on `when` never compare deadlines
         self.timer_at = _INF
 
-    def forget(self) -> None:
-        """One deadline was cancelled; compact when such entries are over half."""
-        self.cancelled += 1
-        if self.cancelled > self.COMPACT_MIN and self.cancelled * 2 > len(self.heap):
-            self.heap[:] = [e for e in self.heap if e[2]._fut is not None]
-            heapq.heapify(self.heap)
-            self.cancelled = 0
+    def compact(self) -> None:
+        heap = self.heap
+        heap[:] = [entry for entry in heap if entry[2]._fut is not None]
+        heapq.heapify(heap)
+        self.limit = max(self.MIN_LIMIT, 2 * len(heap))
 
     def arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
         old = self._timer() if self._timer is not None else None
         if old is not None:
             old.cancel()
         self.timer_at = when
-        self._timer = weakref.ref(loop.call_at(when, self._fire))
+        self._timer = _ref(loop.call_at(when, self._fire))
 
     def _fire(self) -> None:
         self._timer = None
         self.timer_at = _INF
-        loop = self._loop()
+        loop = self.loop()
         if loop is None:
             return
         now = loop.time()
         heap = self.heap
         while heap and heap[0][0] <= now:
-            deadline = _heappop(heap)[2]
-            if deadline._fut is None:
-                self.cancelled -= 1
-            else:
-                deadline.fire()
+            _heappop(heap)[2].fire()  # a no-op for a cancelled one
         while heap and heap[0][2]._fut is None:
             _heappop(heap)
-            self.cancelled -= 1
         if heap:
             self.arm(loop, heap[0][0])

@@ -32,7 +32,16 @@ class _FakeTimer:
         self.cancelled = True
         self.callback, self.args = _nothing, ()  # let go of what the callback holds
 
-    forget = cancel  # a cancelled `Deadline` cancels its timer
+
+class _FakeDeadline(Deadline):
+    """A deadline on a fake timer: cancelling it cancels the timer too."""
+
+    __slots__ = ("timer",)
+    timer: _FakeTimer
+
+    def cancel(self) -> None:
+        super().cancel()
+        self.timer.cancel()
 
 
 class FakeClock(Clock):
@@ -57,9 +66,8 @@ class FakeClock(Clock):
         return timer
 
     def expire(self, fut: asyncio.Future[Any], timeout: float, what: str) -> Deadline:
-        timer = self.call_later(timeout, _nothing)
-        deadline = Deadline(fut, timeout, what, timer)
-        timer.callback = deadline.fire
+        deadline = _FakeDeadline(fut, timeout, what)
+        deadline.timer = self.call_later(timeout, deadline.fire)
         return deadline
 
     async def sleep(self, delay: float) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mycelium_actors import Actor, ActorSystem, AskTimeout, Clock, handler
-from mycelium_actors.testing import FakeClock
+from mycelium_actors.testing import FakeClock, eventually
 
 CLOCKS: dict[str, Callable[[], Clock]] = {"real": Clock, "fake": FakeClock}
 
@@ -29,9 +29,9 @@ class MakeBig(Actor):
         return Big()
 
 
-def heap_of(clock: Clock) -> list[Any]:
-    """The deadline heap of the running loop."""
-    return clock._deadlines[asyncio.get_running_loop()].heap
+def state_of(clock: Clock) -> Any:
+    """The deadline bookkeeping of the running loop."""
+    return clock._deadlines[id(asyncio.get_running_loop())]
 
 
 async def pass_time(clock: Clock, seconds: float) -> None:
@@ -83,8 +83,8 @@ async def test_deadline_bookkeeping_stays_bounded_by_live_asks_with_distinct_tim
         live.append(clock.expire(fut, 30 + i * 0.001, "ask"))
         if len(live) > 10:  # ten asks in flight; finish them in random-ish order
             live.pop((i * 7) % len(live)).cancel()
-        biggest = max(biggest, len(heap_of(clock)))
-    assert biggest <= 2 * 11 + clock._deadlines[loop].COMPACT_MIN + 1
+        biggest = max(biggest, len(state_of(clock).heap))
+    assert biggest <= max(2 * 11, state_of(clock).MIN_LIMIT) + 1
     for deadline in live:
         deadline.cancel()
 
@@ -129,7 +129,7 @@ async def test_cancel_after_expiry_is_harmless(make: Callable[[], Clock]) -> Non
     await asyncio.wait([later], timeout=5)
     assert isinstance(later.exception(), AskTimeout)
     if not isinstance(clock, FakeClock):
-        assert heap_of(clock) == [] and clock._deadlines[loop].cancelled == 0
+        assert state_of(clock).heap == []
 
 
 def run_on_new_loop(clock: Clock, finish: bool) -> weakref.ref[asyncio.AbstractEventLoop]:
@@ -158,3 +158,12 @@ def test_a_closed_loop_is_not_kept_alive_by_its_deadlines(finish: bool) -> None:
         run_on_new_loop(clock, True)
     gc.collect()
     assert gone() is None
+
+
+async def test_a_deadline_never_cancelled_leaves_at_its_deadline_and_spares_a_done_future() -> None:
+    clock = Clock()
+    fut = asyncio.get_running_loop().create_future()
+    clock.expire(fut, 0.01, "ask")
+    fut.set_result("on time")
+    await eventually(lambda: not state_of(clock).heap)
+    assert fut.result() == "on time"
