@@ -87,7 +87,29 @@ def _message_types(spec: Any, where: str) -> tuple[type, ...]:
     raise TypeError(f"{where}: {spec!r} is not a message class")
 
 
-def _resolve_handlers(cls: type, namespace_frame: Any) -> dict[type, HandlerEntry]:
+# The bet: CPython's `sys._getframe` shows the frame that runs a `class`
+# statement, whose locals name message classes defined in a function. Without
+# it, annotations resolve from module globals (and the class) only.
+_getframe: Callable[[int], types.FrameType] | None = getattr(sys, "_getframe", None)
+
+
+def _class_statement_frame() -> types.FrameType | None:
+    """The frame running the `class` statement being initialised, or None.
+
+    Called from `Actor.__init_subclass__`; skips every `__init_subclass__`
+    in between (a base class may define its own and call `super()`).
+    """
+    if _getframe is None:
+        return None
+    frame: types.FrameType | None = _getframe(2)
+    while frame is not None and frame.f_code.co_name == "__init_subclass__":
+        frame = frame.f_back
+    return frame
+
+
+def _resolve_handlers(
+    cls: type, namespace_frame: types.FrameType | None
+) -> dict[type, HandlerEntry]:
     found: dict[type, HandlerEntry] = {}
     localns = dict(namespace_frame.f_locals) if namespace_frame is not None else {}
     localns.update(vars(cls))
@@ -141,11 +163,10 @@ class Actor:
                 f"{cls.__qualname__}.mailbox_overflow must be one of {OVERFLOW_POLICIES}, "
                 f"not {cls.mailbox_overflow!r}"
             )
-        frame = sys._getframe(1)  # the frame executing the `class` statement
         merged: dict[type, HandlerEntry] = {}
         for base in reversed(cls.__mro__[1:]):
             merged.update(getattr(base, "_handlers", {}) if issubclass(base, Actor) else {})
-        merged.update(_resolve_handlers(cls, frame))
+        merged.update(_resolve_handlers(cls, _class_statement_frame()))
         cls._handlers = merged
         cls._dispatch = dict(merged)
         on_receive = cls.on_receive

@@ -12,10 +12,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from typing import Any
 
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]  # stubs are optional
 import structlog
 
 
@@ -188,6 +188,23 @@ def _drain_and_close(loop: asyncio.AbstractEventLoop) -> None:
     loop.close()
 
 
+def _valid_cpus(cpus: object) -> list[int]:
+    """`cpus` as a list: a non-empty list or tuple of distinct non-negative ints."""
+    if not isinstance(cpus, list | tuple):
+        raise TypeError(f"PinnedThread: cpus must be a list or tuple of ints, not {cpus!r}")
+    for cpu in cpus:
+        if not isinstance(cpu, int) or isinstance(cpu, bool):
+            raise TypeError(f"PinnedThread: CPU numbers are ints, not {cpu!r} (in {cpus!r})")
+        if cpu < 0:
+            raise ValueError(f"PinnedThread: CPU numbers are not negative, not {cpu} (in {cpus!r})")
+    if not cpus:
+        raise ValueError("PinnedThread: cpus must name at least one CPU (or be None)")
+    if len(set(cpus)) != len(cpus):
+        twice = sorted({cpu for cpu in cpus if cpus.count(cpu) > 1})
+        raise ValueError(f"PinnedThread: CPUs {twice} are named twice (in {cpus!r})")
+    return list(cpus)
+
+
 class PinnedThread(Executor):
     """Run the actor on its own OS thread with its own event loop, pinned to `cpus`.
 
@@ -197,14 +214,10 @@ class PinnedThread(Executor):
     dedicated thread still runs, unpinned, and a warning is logged.
     """
 
-    def __init__(self, cpus: Sequence[int] | None = None, *, shared: bool = False) -> None:
-        if cpus is not None:
-            cpus = list(cpus)
-            if not cpus or not all(isinstance(c, int) and not isinstance(c, bool) for c in cpus):
-                raise ValueError(
-                    f"PinnedThread: cpus must be a non-empty list of ints, not {cpus!r}"
-                )
-        self.cpus: list[int] | None = cpus
+    def __init__(
+        self, cpus: list[int] | tuple[int, ...] | None = None, *, shared: bool = False
+    ) -> None:
+        self.cpus: list[int] | None = None if cpus is None else _valid_cpus(cpus)
         self.shared = shared
         self._pool: _ThreadRunner | None = None
 

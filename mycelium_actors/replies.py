@@ -14,6 +14,7 @@ waiting on it right away instead of one loop pass later.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import weakref
 from collections import deque
@@ -42,6 +43,40 @@ def settle(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
         outbox_of(loop).post(fut, result, exc)
 
 
+class _StandInLoop:
+    """All a pending future asks of its loop while it is built and given callbacks."""
+
+    def get_debug(self) -> bool:
+        return False
+
+
+def _probe(fut: asyncio.Future[Any]) -> None:
+    pass
+
+
+def _lists_callbacks(cls: type[asyncio.Future[Any]]) -> bool:
+    """Whether `cls` futures show pending callbacks as `_callbacks`: (fn, context) pairs."""
+    try:
+        fut = cls(loop=_StandInLoop())  # type: ignore[arg-type]
+        context = contextvars.copy_context()
+        fut.add_done_callback(_probe, context=context)
+        listed = fut._callbacks == [(_probe, context)]
+        return listed and fut.remove_done_callback(_probe) == 1 and not fut._callbacks
+    except Exception:
+        return False
+
+
+# The bet: `Future._callbacks` (an implementation detail, the same in the C and
+# Python futures of 3.11 to 3.13) lists what waits on a future. Future classes
+# that pass the probe may take resume's early path; any other future, or every
+# future if none passes, takes the ordinary one.
+_EARLY_TYPES: frozenset[type] = frozenset(
+    cls
+    for cls in (asyncio.Future, getattr(asyncio.futures, "_PyFuture", None))
+    if cls is not None and _lists_callbacks(cls)
+)
+
+
 def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | None = None) -> None:
     """Complete `fut`; called from a plain loop callback, also run its waiter now.
 
@@ -50,13 +85,15 @@ def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
     thread on the other side of a cross-thread message that is a GIL hand-off
     each way. From a callback, with no task running, that step can run right
     here instead. Anything else (no task awaiting, a plain done-callback,
-    several callbacks, a task running) takes the ordinary path.
+    several callbacks, a task running, a future class not probed) takes the
+    ordinary path. An exception from the early step goes to the loop's
+    exception handler, as it would from the loop's own call: never to the caller.
     """
-    callbacks = fut._callbacks
+    callbacks = fut._callbacks if type(fut) in _EARLY_TYPES else None
     # current_task(loop), not current_task(): no get_running_loop(), which on
     # 3.11 makes a getpid() system call.
     if (
-        callbacks is not None
+        callbacks
         and len(callbacks) == 1
         and isinstance(getattr(callbacks[0][0], "__self__", None), asyncio.Task)
         and _current_task(fut.get_loop()) is None
@@ -67,7 +104,18 @@ def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
             fut.set_result(result)
         else:
             fut.set_exception(exc)
-        context.run(step, fut)  # the waiting task's own context, as the loop would
+        try:
+            context.run(step, fut)  # the waiting task's own context, as the loop would
+        except (SystemExit, KeyboardInterrupt):
+            raise  # as asyncio's Handle does
+        except BaseException as error:
+            fut.get_loop().call_exception_handler(
+                {
+                    "message": "Exception in a task step run by replies.resume",
+                    "exception": error,
+                    "future": fut,
+                }
+            )
     elif exc is None:
         fut.set_result(result)
     else:

@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 import structlog.testing
 
 from .actor import Actor
-from .clock import Clock
-from .errors import AskTimeout
+from .clock import Clock, Deadline
 from .system import ActorSystem
 
 M = TypeVar("M")
@@ -31,6 +30,18 @@ class _FakeTimer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        self.callback, self.args = _nothing, ()  # let go of what the callback holds
+
+
+class _FakeDeadline(Deadline):
+    """A deadline on a fake timer: cancelling it cancels the timer too."""
+
+    __slots__ = ("timer",)
+    timer: _FakeTimer
+
+    def cancel(self) -> None:
+        super().cancel()
+        self.timer.cancel()
 
 
 class FakeClock(Clock):
@@ -54,16 +65,14 @@ class FakeClock(Clock):
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         return timer
 
-    def expire(self, fut: asyncio.Future[Any], timeout: float, what: str) -> None:
-        def fail() -> None:
-            if not fut.done():
-                fut.set_exception(AskTimeout(f"{what} got no reply within {timeout}s"))
-
-        self.call_later(timeout, fail)
+    def expire(self, fut: asyncio.Future[Any], timeout: float, what: str) -> Deadline:
+        deadline = _FakeDeadline(fut, timeout, what)
+        deadline.timer = self.call_later(timeout, deadline.fire)
+        return deadline
 
     async def sleep(self, delay: float) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.call_later(delay, lambda: fut.done() or fut.set_result(None))
+        self.call_later(delay, _wake, fut)
         await fut
 
     @property
@@ -83,6 +92,15 @@ class FakeClock(Clock):
             await settle()
         self._now = target
         await settle()
+
+
+def _nothing() -> None:
+    pass
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 async def settle(rounds: int = 20) -> None:

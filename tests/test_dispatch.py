@@ -21,6 +21,7 @@ from actors import (
     Zoo,
 )
 
+import mycelium_actors.actor
 from mycelium_actors import Actor, UnhandledMessage, handler
 from mycelium_actors.testing import capture_events, events_named
 
@@ -112,3 +113,55 @@ def _not_a_class() -> None:
 def test_a_bad_handler_is_a_type_error_when_the_class_is_created(define) -> None:
     with pytest.raises(TypeError):
         define()
+
+
+class Kinded(Actor):
+    """A base with its own `__init_subclass__` (calling super), as plugin bases do."""
+
+    kind = ""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = cls.__name__.lower()
+
+
+class SubKinded(Kinded):
+    """A second level of `__init_subclass__` between the class statement and Actor's."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+
+
+def _with_a_local_message(base: type[Actor]) -> tuple[type[Actor], type]:
+    class Local:
+        pass
+
+    class Handles(base):  # type: ignore[valid-type, misc]
+        @handler
+        def on_local(self, msg: Local) -> str:
+            return "local"
+
+    return Handles, Local
+
+
+@pytest.mark.parametrize("base", [Actor, Kinded, SubKinded], ids=["actor", "one_hook", "two_hooks"])
+def test_a_message_class_local_to_a_function_resolves_under_bases_with_their_own_hooks(
+    base: type[Actor],
+) -> None:
+    actor_class, local = _with_a_local_message(base)
+    assert actor_class.handler_for(local) is not None
+
+
+def test_without_getframe_only_module_level_message_classes_resolve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mycelium_actors.actor, "_getframe", None)
+    with pytest.raises(TypeError, match="cannot resolve the message annotation"):
+        _with_a_local_message(SubKinded)
+
+    class Global(SubKinded):
+        @handler
+        def on_ping(self, msg: Ping) -> str:
+            return "pong"
+
+    assert Global.handler_for(Ping) is not None

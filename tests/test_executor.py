@@ -788,7 +788,6 @@ def main_thread_on_one_cpu() -> Iterator[None]:
 #: cpus asked for -> the ones the error must name
 BAD_CPUS = {
     "nonexistent": ([CPU, 4096], [4096]),
-    "negative": ([-1], [-1]),
     "not_allowed": ([CPU], [CPU]),  # with the process restricted to OTHER (fixture below)
 }
 
@@ -819,10 +818,32 @@ async def test_cpus_that_do_not_exist_or_are_not_allowed_fail_at_spawn(
     assert not new_threads(before)
 
 
-@pytest.mark.parametrize("cpus", [[], [1.0], [True], "1", [None]])
-def test_cpus_of_the_wrong_shape_fail_when_the_executor_is_built(cpus: Any) -> None:
-    with pytest.raises(ValueError, match="non-empty list of ints"):
+@pytest.mark.parametrize(
+    ("cpus", "error", "names"),
+    [
+        ([0, 0], ValueError, "[0] are named twice"),
+        ((1, 0, 1), ValueError, "[1] are named twice"),
+        ([], ValueError, "at least one CPU"),
+        ([-1], ValueError, "not -1"),
+        ([0, 1.0], TypeError, "not 1.0"),
+        ([True], TypeError, "not True"),
+        ([None], TypeError, "not None"),
+        ("1", TypeError, "not '1'"),
+        (range(2), TypeError, "not range(0, 2)"),
+        ({0}, TypeError, "not {0}"),
+    ],
+    ids=repr,
+)
+def test_cpus_of_the_wrong_shape_fail_when_the_executor_is_built(
+    cpus: Any, error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error, match=re.escape(names)):
         PinnedThread(cpus=cpus)
+
+
+@pytest.mark.parametrize("cpus", [None, [0], (0,), [1, 0]], ids=repr)
+def test_good_cpus_are_kept_as_a_list(cpus: Any) -> None:
+    assert PinnedThread(cpus=cpus).cpus == (None if cpus is None else list(cpus))
 
 
 async def test_affinity_that_does_not_read_back_fails_the_spawn(
