@@ -246,5 +246,6 @@ class Actor:
         return result
 
 
-Actor._handlers = _resolve_handlers(Actor, None)
-Actor._dispatch = dict(Actor._handlers)
+# The base class's own tables (`__init_subclass__` does this for subclasses).
+Actor._handlers = _resolve_handlers(Actor, None)  # noqa: SLF001
+Actor._dispatch = dict(Actor._handlers)  # noqa: SLF001

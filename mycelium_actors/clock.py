@@ -37,19 +37,19 @@ class Deadline:
     or after the deadline fired, does nothing.
     """
 
-    __slots__ = ("_fut", "timeout", "what")
+    __slots__ = ("fut", "timeout", "what")
 
     def __init__(self, fut: asyncio.Future[Any], timeout: float, what: str) -> None:
-        self._fut: asyncio.Future[Any] | None = fut
+        self.fut: asyncio.Future[Any] | None = fut
         self.timeout = timeout
         self.what = what
 
     def cancel(self) -> None:
-        self._fut = None  # the entry left in the clock's heap is dropped later
+        self.fut = None  # the entry left in the clock's heap is dropped later
 
     def fire(self) -> None:
         """For clocks, at the deadline: fail the future with `AskTimeout` unless done."""
-        fut, self._fut = self._fut, None
+        fut, self.fut = self.fut, None
         if fut is not None and not fut.done():
             fut.set_exception(AskTimeout(f"{self.what} got no reply within {self.timeout}s"))
 
@@ -91,9 +91,9 @@ class Clock:
         when = loop.time() + timeout
         deadline = Deadline(fut, timeout, what)
         entry = (when, next(state.seq), deadline)
-        if heap and heap[0][2]._fut is None:  # a finished ask on top: take its place
+        if heap and heap[0][2].fut is None:  # a finished ask on top: take its place
             _heapreplace(heap, entry)
-            while heap[0][2]._fut is None:  # stops at the new entry at the latest
+            while heap[0][2].fut is None:  # stops at the new entry at the latest
                 _heappop(heap)
         else:
             if len(heap) >= state.limit:
@@ -145,7 +145,7 @@ class _Deadlines:
 
     def compact(self) -> None:
         heap = self.heap
-        heap[:] = [entry for entry in heap if entry[2]._fut is not None]
+        heap[:] = [entry for entry in heap if entry[2].fut is not None]
         heapq.heapify(heap)
         self.limit = max(self.MIN_LIMIT, 2 * len(heap))
 
@@ -166,7 +166,7 @@ class _Deadlines:
         heap = self.heap
         while heap and heap[0][0] <= now:
             _heappop(heap)[2].fire()  # a no-op for a cancelled one
-        while heap and heap[0][2]._fut is None:
+        while heap and heap[0][2].fut is None:
             _heappop(heap)
         if heap:
             self.arm(loop, heap[0][0])

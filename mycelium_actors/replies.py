@@ -89,7 +89,7 @@ def resume(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
     ordinary path. An exception from the early step goes to the loop's
     exception handler, as it would from the loop's own call: never to the caller.
     """
-    callbacks = fut._callbacks if type(fut) in _EARLY_TYPES else None
+    callbacks = fut._callbacks if type(fut) in _EARLY_TYPES else None  # noqa: SLF001 (the probed bet)
     # current_task(loop), not current_task(): no get_running_loop(), which on
     # 3.11 makes a getpid() system call.
     if (

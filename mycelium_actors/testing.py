@@ -113,7 +113,7 @@ async def settle(rounds: int = 20) -> None:
 def capture_events() -> Iterator[list[dict[str, Any]]]:
     """Collect structlog events (dicts with "event", "log_level", ...) while active."""
     with structlog.testing.capture_logs() as events:
-        yield events
+        yield events  # type: ignore[misc]  # structlog types them as MutableMappings; they are dicts
 
 
 def events_named(events: list[dict[str, Any]], name: str, **match: Any) -> list[dict[str, Any]]:
