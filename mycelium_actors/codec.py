@@ -66,12 +66,16 @@ class _Entry:
 
 # MessagePack headers: first byte -> (bytes of length field, extra bytes, kind).
 # kind: "s" skips length bytes of payload, "a" opens an array, "m" a map.
-_SIZED = {0xC4: (1, 0, "s"), 0xC5: (2, 0, "s"), 0xC6: (4, 0, "s"), 0xC7: (1, 1, "s"),
-          0xC8: (2, 1, "s"), 0xC9: (4, 1, "s"), 0xD9: (1, 0, "s"), 0xDA: (2, 0, "s"),
-          0xDB: (4, 0, "s"), 0xDC: (2, 0, "a"), 0xDD: (4, 0, "a"), 0xDE: (2, 0, "m"),
-          0xDF: (4, 0, "m")}  # fmt: skip
-_FIXED = {0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
-          0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17}  # fmt: skip
+_SIZED = {
+    0xC4: (1, 0, "s"), 0xC5: (2, 0, "s"), 0xC6: (4, 0, "s"),  # bin
+    0xC7: (1, 1, "s"), 0xC8: (2, 1, "s"), 0xC9: (4, 1, "s"),  # ext
+    0xD9: (1, 0, "s"), 0xDA: (2, 0, "s"), 0xDB: (4, 0, "s"),  # str
+    0xDC: (2, 0, "a"), 0xDD: (4, 0, "a"), 0xDE: (2, 0, "m"), 0xDF: (4, 0, "m"),
+}  # fmt: skip
+_FIXED = {  # nil, false, true, floats, ints, fixext: bytes after the first
+    0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
+    0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17,
+}  # fmt: skip
 
 
 def check_depth(data: bytes | memoryview, limit: int) -> None:
