@@ -132,12 +132,12 @@ def _check_plain(value: object, depth: int) -> str | None:
     kind = type(value)
     if value is None or kind in (bool, int, float, str, bytes):
         return None
-    if kind is list or kind is dict:
+    if isinstance(value, list | dict) and (kind is list or kind is dict):
         if depth <= 0:
-            return f": nested deeper than {MAX_DEPTH} levels"
-        items = value.items() if kind is dict else enumerate(value)  # type: ignore[attr-defined]
+            return ": nested too deep"
+        items = value.items() if isinstance(value, dict) else enumerate(value)
         for key, item in items:
-            if kind is dict and type(key) is not str:
+            if type(key) is not str and kind is dict:
                 return f": dict keys must be str, got {type(key).__name__}"
             if (problem := _check_plain(item, depth - 1)) is not None:
                 return f"[{key!r}]{problem}"

@@ -168,8 +168,9 @@ def is_frozen(cls: type) -> bool:
     """Whether attrs class `cls` is frozen, asked through public behaviour only:
     a frozen class's `__setattr__` refuses any write with `FrozenInstanceError`."""
     try:
-        probe = object.__new__(cls)
-        cls.__setattr__(probe, "__mycelium_probe__", None)
+        probe: Any = object.__new__(cls)
+        setter: Any = cls.__setattr__
+        setter(probe, "__mycelium_probe__", None)
     except attrs.exceptions.FrozenInstanceError:
         return True
     except Exception:  # a slotted class refusing the unknown name, or a custom __new__
