@@ -63,7 +63,7 @@ class _Loader(yaml.SafeLoader):
 
 
 def _unique_mapping(loader: _Loader, node: yaml.MappingNode) -> dict[Any, Any]:
-    keys = [loader.construct_object(k) for k, _ in node.value]  # type: ignore[no-untyped-call]
+    keys = [loader.construct_object(k) for k, _ in node.value]
     if dup := next((k for i, k in enumerate(keys) if k in keys[:i]), None):
         raise ContractError(f"{dup!r} is given twice (line {node.start_mark.line + 1})")
     return loader.construct_mapping(node)
@@ -79,7 +79,8 @@ def parse_type(text: str, where: str, known: set[str]) -> str:
         return parse_type(text[: -len("| None")], where, known) + " | None"
     for outer, prefix in (("list", "list["), ("dict", "dict[str,")):
         if text.startswith(prefix) and text.endswith("]"):
-            return f"{outer}[{'str, ' if outer == 'dict' else ''}{parse_type(text[len(prefix) : -1], where, known)}]"
+            inner = parse_type(text[len(prefix) : -1], where, known)
+            return f"{outer}[{'str, ' if outer == 'dict' else ''}{inner}]"
     if text.startswith("dict["):
         raise ContractError(f"{where}: dict keys must be str, in {text!r}")
     if text in SCALARS or text == "ActorRef":
