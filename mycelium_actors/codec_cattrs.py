@@ -8,6 +8,7 @@ own hooks would turn "5" into 5 and a str into a list of characters.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,14 @@ def _only(kind: type, build: Callable[[Any, Any], Any]) -> Callable[[Any, Any], 
     return structure
 
 
+def _is_ref(tp: Any) -> bool:
+    return (
+        tp is ActorRef
+        or typing.get_origin(tp) is ActorRef
+        or (isinstance(tp, type) and issubclass(tp, ActorRef))
+    )
+
+
 def _message(exc: BaseException, _: Any) -> str:
     if isinstance(exc, KeyError):
         return "missing required field"
@@ -57,14 +66,8 @@ class CattrsBackend(Backend):
         conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
         for tp in (int, float, str, bool, bytes):
             conv.register_structure_hook(tp, _strict(tp))
-        conv.register_structure_hook_factory(
-            lambda t: t is ActorRef or getattr(t, "__origin__", None) is ActorRef,
-            lambda _: self._structure_ref,
-        )
-        conv.register_unstructure_hook_func(
-            lambda t: isinstance(t, type) and issubclass(t, ActorRef),
-            lambda ref: self._codec.refs.encode(ref),
-        )
+        conv.register_structure_hook_factory(_is_ref, lambda _: self._structure_ref)
+        conv.register_unstructure_hook_func(_is_ref, lambda ref: self._codec.refs.encode(ref))
         conv.register_structure_hook_factory(
             is_sequence, lambda t: _only(list, list_structure_factory(t, conv))
         )
