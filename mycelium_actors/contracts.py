@@ -149,8 +149,9 @@ def _message(path: Path, name: Any, spec: Any, known: set[str]) -> MessageDef:
     return MessageDef(name, wire, str(spec.get("doc") or ""), tuple(out))
 
 
-def load(path: Path) -> ContractFile:
-    """Read and validate one contract file (ids are checked within it)."""
+def load(path: Path, unique_ids: bool = True) -> ContractFile:
+    """Read and validate one contract file (ids are checked within it, unless
+    `unique_ids` is False: `check` reports a reused id as a breaking change)."""
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
     except yaml.YAMLError as exc:
@@ -170,7 +171,7 @@ def load(path: Path) -> ContractFile:
     known = set(data["messages"])
     messages = [_message(path, n, s, known) for n, s in data["messages"].items()]
     seen: dict[int, str] = {}
-    for m in messages:
+    for m in messages if unique_ids else ():
         if m.id in seen:
             raise ContractError(f"{path}: {m.name}: id {m.id} is already used by {seen[m.id]}")
         seen[m.id] = m.name
@@ -319,7 +320,7 @@ def _catalogue(src: Path) -> tuple[dict[str, MessageDef], list[str]]:
     ids: dict[int, str] = {}
     twice = []
     for path in sources(src):
-        for m in load(path).messages:
+        for m in load(path, unique_ids=False).messages:
             by_name[m.name] = m
             if m.id in ids:
                 twice.append(f"{m.name}: reused id {m.id} (also {ids[m.id]})")
