@@ -173,6 +173,7 @@ class Codec:
         self.max_depth = max_depth
         self.refs = refs or RefHook()
         self._by_id: dict[int, _Entry] = {}
+        self._by_header: dict[bytes, _Entry] = {}
         self._by_class: dict[type, _Entry] = {}
         self._registry = types is None
         if backend == "msgspec":
@@ -207,6 +208,7 @@ class Codec:
             )
         entry = _Entry(cls, wire.to_bytes(_HEAD, "big"), fields, self._backend.decoder(cls))
         self._by_id[wire] = entry
+        self._by_header[entry.header] = entry
         self._by_class[cls] = entry
         return entry
 
@@ -231,11 +233,21 @@ class Codec:
             )
         if (problem := check_fields(msg, entry.fields)) is not None:
             raise SerializationError(f"{entry.cls.__qualname__}.{problem}")
-        return self._sized(entry.header + self._backend.encode(msg, entry.cls))
+        data = entry.header + self._backend.encode(msg, entry.cls)
+        if len(data) > self.max_size:
+            raise SerializationError(f"{len(data)} bytes is over the limit of {self.max_size}")
+        return data
 
     def decode(self, data: bytes) -> object:
         """The contract instance in body `data`; raises `SerializationError` for an
         oversize or malformed body, an unknown wire id, or a value of the wrong type."""
+        # The hot path: a known header, a small body (a slice copies less than a view costs).
+        entry = self._by_header.get(data[:_HEAD]) if type(data) is bytes else None
+        if entry is not None and len(data) <= 4096 and len(data) <= self.max_size:
+            try:
+                return entry.decode(data[_HEAD:])
+            except Exception:
+                pass  # the slow path below says what was wrong
         entry = self._lookup(data)
         if entry is None:
             raise SerializationError("a plain value where a contract message was expected")
