@@ -311,7 +311,14 @@ class Codec:
 
 
 class Backend:
-    """What differs between backends: fields to MessagePack and back."""
+    """What differs between backends: fields to MessagePack and back.
+
+    Plain reply values are the same on both: untyped MessagePack, depth-checked first.
+    """
+
+    _codec: Codec
+    _encoder: msgspec.msgpack.Encoder
+    _plain: msgspec.msgpack.Decoder[Any]
 
     def decoder(self, cls: type) -> Callable[[bytes | memoryview], Any]:
         raise NotImplementedError
@@ -320,10 +327,14 @@ class Backend:
         raise NotImplementedError
 
     def encode_plain(self, value: object) -> bytes:
-        raise NotImplementedError
+        try:
+            return self._encoder.encode(value)
+        except Exception as exc:
+            raise SerializationError(f"reply: {exc}") from exc
 
     def decode_plain(self, data: bytes | memoryview) -> object:
-        raise NotImplementedError
+        check_depth(data, self._codec.max_depth)
+        return self._plain.decode(data)
 
 
 class _Msgspec(Backend):
@@ -354,13 +365,3 @@ class _Msgspec(Backend):
             raise
         except Exception as exc:  # an int beyond 64 bits
             raise SerializationError(f"{cls.__qualname__}: {exc}") from exc
-
-    def encode_plain(self, value: object) -> bytes:
-        try:
-            return self._encoder.encode(value)
-        except Exception as exc:
-            raise SerializationError(f"reply: {exc}") from exc
-
-    def decode_plain(self, data: bytes | memoryview) -> object:
-        check_depth(data, self._codec.max_depth)
-        return self._plain.decode(data)

@@ -108,13 +108,3 @@ class CattrsBackend(Backend):
             raise
         except Exception as exc:
             raise SerializationError(f"{cls.__qualname__}: {exc}") from exc
-
-    def encode_plain(self, value: object) -> bytes:
-        try:
-            return self._encoder.encode(value)
-        except Exception as exc:
-            raise SerializationError(f"reply: {exc}") from exc
-
-    def decode_plain(self, data: bytes | memoryview) -> object:
-        check_depth(data, self._codec.max_depth)
-        return self._plain.decode(data)
