@@ -3,8 +3,9 @@
 Layers (each imports only the ones above it in this list):
 
     kernel       errors, clock, messages, replies, mailbox, actor, context, ref, slot,
-                 executor, system    -- actors, refs, bounded mailboxes, discovery
+                 executor, system, schema -- actors, refs, mailboxes, discovery
     supervision  spec, supervisor    -- OTP trees built on slots and the system lane
+    wire         codec, codec_cattrs, contracts -- contract types to bytes; YAML contracts
     tools        testing, cli        -- test helpers and the command line
 
 Users import from this module only.

@@ -21,6 +21,7 @@ import click
 import structlog
 
 from .actor import Actor
+from .cli_contracts import contracts
 from .errors import MyceliumError
 from .loader import LoadError, load_target
 from .render import render_live_tree, render_spec, rich_spec
@@ -221,6 +222,7 @@ def main() -> None:
     """Run and inspect mycelium-actors supervision trees."""
 
 
+main.add_command(contracts)
 _target = click.argument("target")
 _factory = click.option(
     "--factory", is_flag=True, help="TARGET is a function that builds the tree."

@@ -16,37 +16,47 @@ from .errors import ContractError
 
 T = TypeVar("T", bound=type)
 
+MAX_WIRE_ID = 2**31 - 1  # ids are positive and fit a signed 32-bit int
 _by_id: dict[int, type] = {}
+_ID_ATTR = "__mycelium_wire_id__"
 
 
-def _is_frozen(cls: type) -> bool:
-    # attrs exposes no public "is frozen" flag; frozen classes refuse setattr.
-    return getattr(cls.__setattr__, "__name__", "") == "_frozen_setattrs"
+def check_contract(cls: type, id: int) -> None:
+    """Raise `ContractError` unless `cls` can be carried under wire id `id`: a frozen
+    attrs class whose field types a codec can carry, with an id in 1..2**31-1."""
+    if not isinstance(id, int) or isinstance(id, bool) or not 0 < id <= MAX_WIRE_ID:
+        raise ContractError(
+            f"{getattr(cls, '__qualname__', cls)!s}: wire id must be an int in 1..{MAX_WIRE_ID}, "
+            f"got {id!r}"
+        )
+    # Imported here: schema knows ActorRef, and ref.py imports this module.
+    from .schema import fields_of, require_frozen
+
+    require_frozen(cls)
+    fields_of(cls)
 
 
 def message(*, id: int) -> Callable[[T], T]:
     """Register a frozen attrs class as a contract type with wire id `id`.
 
     Raises `ContractError` for a class that is not a frozen attrs class, a
-    negative id, or an id already held by a different class.
+    field type a codec cannot carry, an id outside 1..2**31-1, an id already
+    registered, or a class already registered (a subclass does not inherit
+    its parent's id, and may be registered under its own).
     """
 
     def register(cls: T) -> T:
-        if not isinstance(id, int) or isinstance(id, bool) or id < 0:
-            raise ContractError(f"{cls.__qualname__}: wire id must be a non-negative int")
-        if not attrs.has(cls) or not _is_frozen(cls):
-            raise ContractError(
-                f"{cls.__qualname__}: a contract type must be an @attrs.frozen class "
-                "(put @message above @attrs.frozen)"
-            )
+        check_contract(cls, id)
+        if (old := wire_id(cls)) is not None:
+            raise ContractError(f"{_qualified(cls)} is already registered with wire id {old}")
         holder = _by_id.get(id)
-        if holder is not None and _qualified(holder) != _qualified(cls):
+        if holder is not None:
             raise ContractError(
                 f"wire id {id} is already used by {_qualified(holder)}, "
                 f"cannot register {_qualified(cls)}"
             )
         _by_id[id] = cls
-        cls.__mycelium_wire_id__ = id  # type: ignore[attr-defined]
+        setattr(cls, _ID_ATTR, id)
         return cls
 
     return register
@@ -57,8 +67,9 @@ def _qualified(cls: type) -> str:
 
 
 def wire_id(cls: type) -> int | None:
-    """The wire id of a contract type, or None for any other class."""
-    return getattr(cls, "__mycelium_wire_id__", None)
+    """The wire id of a contract type, or None for any other class (subclasses included)."""
+    found: int | None = vars(cls).get(_ID_ATTR)
+    return found
 
 
 def contract_type(wire: int) -> type | None:

@@ -22,6 +22,7 @@ from mycelium_actors import (
     handler,
 )
 
+from . import wire
 from .meter import Meter
 from .workloads import CRASH_STORM_CHILDREN, RING_SIZE, TELLS_PER_CRASH, Extras, ring_links
 
@@ -277,3 +278,15 @@ async def isolation(system: ActorSystem, n: int, meter: Meter) -> Extras:
             ratio = extras[f"{hog_name}_main_p99_us"] / extras[f"{hog_name}_pinned_p99_us"]
             extras[f"p99_ratio_{hog_name}"] = ratio
     return extras
+
+
+def codec_small(n: int, meter: Meter) -> Extras:
+    return wire.ours("small", n, meter)
+
+
+def codec_kib(n: int, meter: Meter) -> Extras:
+    return wire.ours("kib", n, meter)
+
+
+def codec_nested(n: int, meter: Meter) -> Extras:
+    return wire.ours("nested", n, meter)

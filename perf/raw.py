@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from . import wire
 from .meter import Meter
 from .workloads import RING_SIZE, ring_links
 
@@ -156,3 +157,15 @@ def xthread_tell(n: int, meter: Meter) -> None:
             q.put(i)
         q.put(STOP)
         consumer.join()
+
+
+def codec_small(n: int, meter: Meter) -> None:
+    wire.floor("small", n, meter)
+
+
+def codec_kib(n: int, meter: Meter) -> None:
+    wire.floor("kib", n, meter)
+
+
+def codec_nested(n: int, meter: Meter) -> None:
+    wire.floor("nested", n, meter)
