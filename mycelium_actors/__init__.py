@@ -2,8 +2,9 @@
 
 Layers (each imports only the ones above it in this list):
 
-    kernel       errors, clock, messages, replies, mailbox, actor, context, ref, slot,
-                 executor, system, schema -- actors, refs, mailboxes, discovery
+    kernel       errors, logs, clock, messages, schema, replies, mailbox, ref, context,
+                 actor, slot, executor, transport, system -- actors, refs, mailboxes,
+                 discovery, and the registry transports fill by URL scheme
     supervision  spec, supervisor    -- OTP trees built on slots and the system lane
     wire         codec, codec_cattrs, contracts -- contract types to bytes; YAML contracts
     tools        testing, cli        -- test helpers and the command line

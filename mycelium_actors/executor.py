@@ -15,8 +15,9 @@ import threading
 from collections.abc import Coroutine
 from typing import Any
 
-import psutil  # type: ignore[import-untyped, unused-ignore]  # stubs are optional
-import structlog
+import psutil
+
+from . import logs
 
 
 class Runner(abc.ABC):
@@ -166,7 +167,7 @@ class _ThreadRunner(Runner):
             return  # already closed
         await asyncio.to_thread(self._thread.join, 2.0)
         if self._thread.is_alive():
-            structlog.get_logger("mycelium_actors").error(
+            logs.get_logger().error(
                 "executor.abandoned", thread=self.name, reason="thread did not stop"
             )
 
@@ -228,7 +229,7 @@ class PinnedThread(Executor):
         if self.cpus is None:
             return None
         if not affinity_supported():
-            structlog.get_logger("mycelium_actors").warning(
+            logs.get_logger().warning(
                 "executor.unpinned", path=path, reason="CPU affinity is not supported here"
             )
             return None
