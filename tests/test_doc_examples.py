@@ -189,6 +189,7 @@ KERNEL = {
     "executor",
     "system",
     "logs",
+    "transport",
 }
 SUPERVISION = {"spec", "supervisor"}
 WIRE = {"codec", "codec_cattrs", "contracts"}

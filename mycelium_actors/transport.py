@@ -1,0 +1,148 @@
+"""The transport seam: framed connections between nodes, chosen by URL scheme.
+
+A transport moves *frames* (byte strings) between two nodes, in order,
+reliably, with a length limit; it knows nothing of actors. Adapters live in
+`mycelium_actors.transports` and fill the registry below when imported, so
+the kernel reaches them by scheme only and never imports one.
+
+Exceptions: every method raises `TransportError` (from `errors`) for anything
+that goes wrong with the network, with the adapter's own exception as
+`__cause__`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Protocol
+
+from .errors import TransportError
+
+#: The largest frame a node accepts by default (API.md section 6).
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+
+
+class FrameSink(Protocol):
+    """What a connection delivers to; called on the connection's event loop."""
+
+    def frame_received(self, frame: bytes) -> None:
+        """One whole frame, without its length prefix."""
+
+    def frames_done(self) -> None:
+        """The frames of one read are delivered (a place to flush batched work)."""
+
+    def connection_lost(self, reason: str | None) -> None:
+        """The connection is closed (None: closed on purpose by this side)."""
+
+
+class Connection(ABC):
+    """An ordered, reliable pipe of frames to one peer."""
+
+    #: A description of the peer for logs (an address, or a socket path).
+    peer: str = ""
+
+    @abstractmethod
+    def start(self, sink: FrameSink) -> None:
+        """Start delivering received frames to `sink` (frames wait until then)."""
+
+    @abstractmethod
+    def send(self, frame: bytes, urgent: bool = False) -> None:
+        """Queue `frame` for sending; never blocks.
+
+        The first frame is written at once; frames queued while a write is
+        pending go out together in one write. `urgent` frames (the control
+        lane) go before any queued non-urgent frame. Raises `TransportError`
+        if the connection is closed or `frame` is larger than the maximum.
+        """
+
+    @abstractmethod
+    def close(self, reason: str | None = None) -> None:
+        """Close now; what is queued is flushed first where the adapter can."""
+
+    @property
+    @abstractmethod
+    def closed(self) -> bool:
+        """True once `close()` was called or the peer went away."""
+
+
+class Listener(ABC):
+    """A bound listening endpoint."""
+
+    #: The bound URL of the node (the real port when listening on port 0).
+    address: str = ""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Stop accepting; removes what the listener created (a socket file)."""
+
+
+class Transport(ABC):
+    """Connects and listens for one URL scheme."""
+
+    @abstractmethod
+    async def connect(self, node_url: str, *, max_frame: int) -> Connection:
+        """Open a connection to the node at `node_url`; raises `TransportError`."""
+
+    @abstractmethod
+    async def listen(
+        self, node_url: str, accept: Callable[[Connection], None], *, max_frame: int
+    ) -> Listener:
+        """Listen at `node_url`; `accept` gets each new connection (not started yet)."""
+
+    @abstractmethod
+    def split(self, url: str) -> tuple[str, str]:
+        """Split a full actor URL into (node URL, actor path); raises ValueError."""
+
+
+# -- the registry ------------------------------------------------------------------
+
+_FACTORIES: dict[str, Callable[[], Transport]] = {}
+_LAZY: dict[str, tuple[str, str]] = {}  # scheme -> (module, what to install)
+_INSTANCES: dict[str, Transport] = {}
+
+
+def register(scheme: str, factory: Callable[[], Transport]) -> None:
+    """Make `scheme://` URLs use the transport `factory()` builds (once, on first use)."""
+    _FACTORIES[scheme] = factory
+    _INSTANCES.pop(scheme, None)
+
+
+def register_lazy(scheme: str, module: str, install: str) -> None:
+    """`scheme://` is served by `module` (imported on first use; it calls `register`).
+
+    `install` is what to tell a user whose import fails (a missing extra).
+    """
+    _LAZY[scheme] = (module, install)
+
+
+def scheme_of(url: str) -> str:
+    scheme, sep, _ = url.partition("://")
+    if not sep or not scheme:
+        raise ValueError(f"not a URL with a scheme: {url!r}")
+    return scheme
+
+
+def transport_for(url: str) -> Transport:
+    """The transport for `url`'s scheme; `TransportError` if there is none."""
+    scheme = scheme_of(url)
+    transport = _INSTANCES.get(scheme)
+    if transport is not None:
+        return transport
+    if scheme not in _FACTORIES and scheme in _LAZY:
+        module, install = _LAZY[scheme]
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise TransportError(f"{scheme}:// needs {install}") from exc
+    factory = _FACTORIES.get(scheme)
+    if factory is None:
+        known = ", ".join(sorted({*_FACTORIES, *_LAZY})) or "none"
+        raise TransportError(f"no transport for {scheme}:// (known: {known})")
+    transport = _INSTANCES[scheme] = factory()
+    return transport
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(node URL, actor path) of a full actor URL, by its scheme's rules."""
+    return transport_for(url).split(url)
