@@ -12,6 +12,9 @@ Layers (each imports only the ones above it in this list):
 Users import from this module only.
 """
 
+# The remote layer fills the kernel's node seam when imported (the kernel never
+# imports it): ActorSystem(listen=...) and system.remote() work from here on.
+from . import node as _node  # noqa: F401
 from .actor import Actor, handler
 from .clock import Clock
 from .context import ActorContext, Scheduled
@@ -34,6 +37,7 @@ from .ref import ActorProxy, ActorRef
 from .spec import Backoff, Child, Supervisor
 from .supervisor import StartFailed
 from .system import ActorSystem, TreeNode
+from .transport import NodeInfo
 
 __all__ = [
     "Actor",
@@ -51,6 +55,7 @@ __all__ = [
     "Ignore",
     "MailboxFull",
     "MyceliumError",
+    "NodeInfo",
     "PinnedThread",
     "RemoteError",
     "Runner",

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from .errors import ActorStopped, AskTimeout, MyceliumError
+from .errors import ActorStopped, AskTimeout, MailboxFull, MyceliumError
 from .messages import ProxyCall
 
 if TYPE_CHECKING:
@@ -128,6 +128,12 @@ class LocalActorRef(ActorRef[A]):
     def actor_class(self) -> type[A]:
         return self._slot.actor_class  # type: ignore[return-value]
 
+    @property
+    def address(self) -> str | None:
+        """The full URL of the actor while its system listens, else None."""
+        node = self._slot.system.address
+        return None if node is None else node + self.path
+
     def owns_current_task(self) -> bool:
         """True if the caller runs inside this actor's current handler (or a task it made)."""
         current = serving.get()
@@ -161,6 +167,25 @@ class LocalActorRef(ActorRef[A]):
         Raises `MailboxFull` under "block" and "fail" when the mailbox is full.
         """
         self._mailbox.put_nowait((message, None))
+
+    def offer(self, message: Any, reply: asyncio.Future[Any] | None = None) -> bool:
+        """For transports: enqueue `(message, reply)` if there is room and nobody
+        waits for room; False changes nothing. `reply` gets the handler's outcome."""
+        return self._mailbox.offer((message, reply))
+
+    async def put(self, message: Any, reply: asyncio.Future[Any] | None = None) -> bool:
+        """For transports: enqueue, waiting for room under "block" (FIFO); other
+        policies apply at once (a refusal fails `reply` or dead-letters a tell).
+        False when the message was dropped or rejected."""
+        item = (message, reply)
+        try:
+            return await self._mailbox.put(item, self._clock)
+        except MailboxFull as exc:  # "fail": refused outright
+            if reply is None:
+                self._slot.system.dead_letter(self.path, message, "mailbox_full")
+            elif not reply.done():
+                reply.set_exception(exc)
+            return False
 
     async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
         """Send `message` and return the handler's reply.

@@ -199,7 +199,7 @@ class Slot:
             actor_class.mailbox_overflow if mailbox_overflow is None else mailbox_overflow,
             self._dead_letter,
         )
-        self.ref: LocalActorRef[Any] = LocalActorRef(self)
+        self.ref: LocalActorRef[Any] = system.make_ref(self)
         self.status = "starting"
         self.restarts = 0
         self.instance: Actor | None = None

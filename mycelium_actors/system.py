@@ -22,7 +22,9 @@ from .actor import Actor
 from .clock import Clock
 from .errors import MailboxFull, MyceliumError, SupervisorGaveUp
 from .executor import DEFAULT_EXECUTOR
+from .ref import LocalActorRef, check_timeout
 from .slot import Slot
+from .transport import DEFAULT_MAX_FRAME, Node, NodeInfo, NodeOptions, new_node
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -59,8 +61,31 @@ class ActorSystem:
         kill_grace: float = 1.0,
         dead_letter_log_limit: int = 10,
         dead_letter_log_interval: float = 10.0,
+        listen: str | None = None,
+        secret: bytes | str | None = None,
+        heartbeat_timeout: float = 5.0,
+        max_frame: int = DEFAULT_MAX_FRAME,
+        serialize_local: bool = False,
     ) -> None:
+        if listen is not None and not isinstance(listen, str):
+            raise TypeError(f"listen must be a URL string or None, not {listen!r}")
+        if isinstance(secret, str):
+            secret = secret.encode()
+        if secret is not None and (not isinstance(secret, bytes) or not secret):
+            raise TypeError("secret must be non-empty bytes or str, or None")
+        if isinstance(heartbeat_timeout, bool) or not (
+            isinstance(heartbeat_timeout, int | float) and 0 < heartbeat_timeout < float("inf")
+        ):
+            raise ValueError(
+                f"heartbeat_timeout must be a positive number, not {heartbeat_timeout!r}"
+            )
+        if isinstance(max_frame, bool) or not isinstance(max_frame, int) or max_frame < 1024:
+            raise ValueError(f"max_frame must be an int of at least 1024 bytes, not {max_frame!r}")
         self.name = name
+        self._options = NodeOptions(
+            listen, secret, float(heartbeat_timeout), max_frame, bool(serialize_local)
+        )
+        self._node: Node | None = None
         self.clock = clock if clock is not None else Clock()
         self.kill_grace = kill_grace
         self.gave_up: SupervisorGaveUp | None = None
@@ -87,7 +112,77 @@ class ActorSystem:
 
     async def __aenter__(self) -> ActorSystem:
         self._ensure_running()
+        options = self._options
+        if self._node is None and (options.listen is not None or options.serialize_local):
+            try:
+                await self._network().start()
+            except BaseException:
+                self._state = "stopped"
+                if self._stopped is not None:
+                    self._stopped.set()
+                raise
         return self
+
+    def _network(self) -> Node:
+        """This system's node, made on first use (listening if `listen=` was given)."""
+        if self._node is None:
+            self._node = new_node(self, self._options)
+        return self._node
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop the system runs on (None before it started)."""
+        return self._loop
+
+    # -- across processes (API.md section 6) ----------------------------------------
+
+    @property
+    def address(self) -> str | None:
+        """The URL this system listens at (the real port for port 0), or None."""
+        return self._node.address if self._node is not None else None
+
+    async def remote(self, url: str, path: str | None = None) -> ActorRef[Any]:
+        """A ref to the actor at `url` (`tcp://host:port/actor/path`, ...), or at
+        `path` on the node `url`. Connects (or reuses the connection) first;
+        raises `TransportError` if the node cannot be reached or refuses us."""
+        self._ensure_running()
+        return await self._network().remote(url, path)
+
+    def nodes(self) -> list[NodeInfo]:
+        """The nodes this system is connected to now."""
+        return self._node.nodes() if self._node is not None else []
+
+    async def discover_cluster(
+        self,
+        actor_class: type | None = None,
+        *,
+        handles: type | None = None,
+        timeout: float = 2.0,
+    ) -> list[ActorRef[Any]]:
+        """`discover` on this node and every connected node (one that does not
+        answer within `timeout` is skipped and logged)."""
+        check_timeout(timeout)
+        found: list[ActorRef[Any]] = list(self._discover(actor_class, handles))
+        if self._node is not None:
+            found += await self._node.discover_cluster(actor_class, handles, timeout)
+        return found
+
+    async def publish_cluster(self, message: Any, timeout: float = 2.0) -> int:
+        """`publish` on this node and every connected node; the sum accepted.
+
+        A message that is not a contract type raises `SerializationError` first."""
+        check_timeout(timeout)
+        self._ensure_running()
+        remote = await self._network().publish_cluster(message, timeout)  # checks it first
+        return await self.publish(message) + remote
+
+    def make_ref(self, slot: Slot) -> LocalActorRef[Any]:
+        """The ref for a new slot (the remote layer may give one that serializes)."""
+        if self._node is not None:
+            ref = self._node.local_ref(slot)
+            if ref is not None:
+                return ref  # type: ignore[return-value]
+        return LocalActorRef(slot)
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.shutdown()
@@ -327,6 +422,9 @@ class ActorSystem:
         self, actor_class: type[Any] | None = None, *, handles: type | None = None
     ) -> list[ActorRef[Any]]:
         """Live local actors of a class (subclasses too) and/or with a handler for a type."""
+        return self._discover(actor_class, handles)
+
+    def _discover(self, actor_class: type | None, handles: type | None) -> list[ActorRef[Any]]:
         found: list[ActorRef[Any]] = []
         for slot in self._slots.values():
             if slot.status not in ("running", "restarting") or slot.kind != "actor":
@@ -441,6 +539,8 @@ class ActorSystem:
             for task in list(self._background):
                 if task is not me:
                     task.cancel()
+            if self._node is not None:
+                await self._node.aclose()
         finally:
             self._state = "stopped"
             self._stopped.set()

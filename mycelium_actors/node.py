@@ -1,0 +1,562 @@
+"""A system's presence on the network: listening, handshakes, peers, heartbeats.
+
+`NetworkNode` is what `ActorSystem(listen=...)` and `system.remote(...)` reach
+through the kernel's node seam (`transport.set_node_factory`). It owns the
+listener, one `Peer` per other node, the codec (with the ref hook that turns
+refs into addresses and back), and a heartbeat timer that finds silent peers.
+
+The handshake, on every new connection (client C, server S):
+
+    C -> S  HELLO  [magic, version, name, incarnation, address, nonce_c, b""]
+    S -> C  HELLO  [magic, version, name, incarnation, address, nonce_s, proof_s]
+    C -> S  AUTH   [proof_c]
+    S -> C  WELCOME []          (or GOODBYE [reason], then close)
+
+With a secret, proof_s = HMAC(secret, "server" | nonce_c | nonce_s) and
+proof_c = HMAC(secret, "client" | nonce_s | nonce_c): each side proves it
+knows the secret without sending it, bound to both sides' fresh nonces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Coroutine
+from typing import Any
+
+from . import wire
+from .actor import Actor
+from .codec import Codec, RefHook
+from .errors import ActorStopped, MyceliumError, SerializationError, TransportError
+from .messages import contract_type, wire_id
+from .ref import ActorRef, LocalActorRef, check_timeout
+from .remote import Peer
+from .system import ActorSystem
+from .transport import (
+    Connection,
+    Listener,
+    NodeInfo,
+    NodeOptions,
+    scheme_of,
+    set_node_factory,
+    split_url,
+    transport_for,
+)
+
+#: Connections that may be in their handshake at once; more are closed at once.
+MAX_HANDSHAKES = 64
+#: Room for a frame's own header beside the message body.
+_FRAME_HEADROOM = 64 * 1024
+
+
+class _Link:
+    """A connection's frame sink: the handshake's queue, then its peer."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.frames: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.peer: Peer | None = None
+
+    def frame_received(self, frame: bytes) -> None:
+        self.frames.put_nowait(frame)
+
+    def frames_done(self) -> None:
+        pass
+
+    def connection_lost(self, reason: str | None) -> None:
+        self.frames.put_nowait(None)
+
+    def attach(self, peer: Peer) -> None:
+        """From now on the peer gets the frames (no extra call per frame)."""
+        self.peer = peer
+        while not self.frames.empty():  # frames that came right behind the handshake
+            frame = self.frames.get_nowait()
+            if frame is not None:
+                peer.frame_received(frame)
+        self.frame_received = peer.frame_received  # type: ignore[method-assign]
+        self.frames_done = peer.frames_done  # type: ignore[method-assign]
+        self.connection_lost = self._lost  # type: ignore[method-assign]
+
+    def detach(self) -> None:
+        """A replaced connection: whatever it still delivers is ignored."""
+        self.frame_received = _ignore  # type: ignore[method-assign, assignment]
+        self.frames_done = _nothing  # type: ignore[method-assign]
+        self.connection_lost = _ignore  # type: ignore[method-assign, assignment]
+
+    def _lost(self, reason: str | None) -> None:
+        peer = self.peer
+        if peer is not None and peer.conn is self.conn:
+            peer.connection_lost(reason)
+
+    async def next_frame(self, timeout: float) -> bytes:
+        try:
+            frame = await asyncio.wait_for(self.frames.get(), timeout)
+        except TimeoutError:
+            raise TransportError(f"no handshake within {timeout}s") from None
+        if frame is None:
+            raise TransportError("the connection closed during the handshake")
+        return frame
+
+
+def _ignore(_: object) -> None:
+    pass
+
+
+def _nothing() -> None:
+    pass
+
+
+class NetworkNode:
+    """One system's network side (see the module docstring)."""
+
+    def __init__(self, system: ActorSystem, options: NodeOptions) -> None:
+        self.system = system
+        self.options = options
+        self.incarnation = secrets.token_hex(8)
+        self.codec = Codec(
+            refs=RefHook(self._encode_ref, self._decode_ref),
+            max_size=max(1024, options.max_frame - _FRAME_HEADROOM),
+        )
+        self._listener: Listener | None = None
+        self._peers: dict[str, Peer] = {}  # by node URL (or name#incarnation if it does not listen)
+        self._handshakes = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._log = system.log_event
+
+    # -- the node seam ------------------------------------------------------------
+
+    @property
+    def address(self) -> str | None:
+        return self._listener.address if self._listener is not None else None
+
+    async def start(self) -> None:
+        url = self.options.listen
+        if url is not None:
+            if not url.startswith("nats://") and split_url(url)[1] not in ("", "/"):
+                raise ValueError(f"listen takes a node URL without an actor path: {url!r}")
+            self._listener = await transport_for(url).listen(
+                url, self._accept, max_frame=self.options.max_frame
+            )
+            self._log("node.listening", self._listener.address, incarnation=self.incarnation)
+        self._arm_heartbeat()
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for peer in list(self._peers.values()):
+            if peer.up:
+                try:
+                    peer.send(wire.control(wire.GOODBYE, "shutdown"), urgent=True)
+                except TransportError:
+                    pass
+                peer.lost("this node shut down", close=True)
+        if self._listener is not None:
+            await self._listener.aclose()
+
+    async def remote(self, url: str, path: str | None) -> ActorRef[Any]:
+        if path is None:
+            try:
+                node_url, path = split_url(url)
+            except ValueError as exc:
+                raise TransportError(f"not an actor URL: {url!r} ({exc})") from None
+        else:
+            node_url = url
+            if not path.startswith("/"):
+                raise ValueError(f"an actor path starts with '/': {path!r}")
+        if node_url == self.address:
+            local = self.system.lookup(path)
+            if local is not None:
+                return local
+        peer = self.peer_for(node_url)
+        await peer.ensure_up()
+        return peer.ref(path)
+
+    def nodes(self) -> list[NodeInfo]:
+        return [
+            NodeInfo(peer.name, peer.address, peer.incarnation)
+            for peer in self._peers.values()
+            if peer.up
+        ]
+
+    async def discover_cluster(
+        self, actor_class: type | None, handles: type | None, timeout: float
+    ) -> list[ActorRef[Any]]:
+        wanted = [
+            None if actor_class is None else f"{actor_class.__module__}:{actor_class.__qualname__}",
+            None if handles is None else self._wire_id(handles),
+        ]
+        answers = await self._ask_all("discover", wanted, timeout)
+        found: list[ActorRef[Any]] = []
+        for peer, paths in answers:
+            if isinstance(paths, list):
+                found += [peer.ref(path) for path in paths if isinstance(path, str)]
+        return found
+
+    async def publish_cluster(self, message: Any, timeout: float) -> int:
+        body = self.encode(message)  # not a contract type: SerializationError, nothing sent
+        answers = await self._ask_all("publish", body, timeout)
+        return sum(n for _, n in answers if isinstance(n, int))
+
+    def local_ref(self, slot: Any) -> ActorRef[Any] | None:
+        return _SerializingRef(slot, self.codec) if self.options.serialize_local else None
+
+    # -- peers and connections -------------------------------------------------
+
+    def peer_for(self, node_url: str) -> Peer:
+        transport_for(node_url)  # an unknown scheme fails here, with what to install
+        peer = self._peers.get(node_url)
+        if peer is None:
+            peer = self._peers[node_url] = Peer(self, node_url)
+        return peer
+
+    async def connect(self, peer: Peer) -> None:
+        """Open a connection to `peer` and run the client side of the handshake."""
+        if self._closing:
+            raise TransportError("this node is shutting down")
+        url = peer.address
+        assert url is not None
+        conn = await transport_for(url).connect(url, max_frame=self.options.max_frame)
+        link = _Link(conn)
+        conn.start(link)
+        try:
+            name, incarnation = await self._client_handshake(link, url)
+        except BaseException:
+            conn.close("handshake failed")
+            raise
+        duplicate = peer.up and peer.incarnation == incarnation
+        if duplicate and not self._keep_new(True, (name, incarnation)):
+            conn.close("duplicate connection")  # theirs to us is the one both keep
+            return
+        self._attach(peer, link, name, incarnation)
+
+    def _keep_new(self, initiated_by_us: bool, other: tuple[str, str]) -> bool:
+        """Two connections between the same two nodes: both keep the one that the
+        node with the smaller (name, incarnation) opened."""
+        we_are_smaller = (self.system.name, self.incarnation) < other
+        return initiated_by_us == we_are_smaller
+
+    def _attach(self, peer: Peer, link: _Link, name: str, incarnation: str) -> None:
+        old = peer.link if peer.conn is not None else None
+        if old is not None:
+            old.detach()
+        peer.attach(link.conn, name, incarnation)
+        peer.link = link
+        link.attach(peer)
+        self._log("node.up", peer.address or name, name=name, incarnation=incarnation)
+
+    def peer_down(self, peer: Peer, reason: str) -> None:
+        self._log("node.down", peer.address or peer.name, name=peer.name, reason=reason)
+        if peer.address is None:
+            self._peers.pop(f"{peer.name}#{peer.incarnation}", None)
+
+    def _hello(self, nonce: bytes, proof: bytes) -> bytes:
+        return wire.control(
+            wire.HELLO,
+            wire.MAGIC,
+            wire.VERSION,
+            self.system.name,
+            self.incarnation,
+            self.address,
+            nonce,
+            proof,
+        )
+
+    @staticmethod
+    def _read_hello(frame: bytes) -> tuple[str, str, str | None, bytes, bytes]:
+        if frame[0] == wire.GOODBYE:
+            (reason,) = wire.items(frame, 1)
+            raise TransportError(f"refused: {reason}")
+        if frame[0] != wire.HELLO:
+            raise TransportError("not a mycelium node (no HELLO)")
+        magic, version, name, incarnation, address, nonce, proof = wire.items(frame, 7)
+        if magic != wire.MAGIC or version != wire.VERSION:
+            raise TransportError(f"protocol {magic!r} version {version!r} is not ours")
+        if not (
+            isinstance(name, str)
+            and isinstance(incarnation, str)
+            and (address is None or isinstance(address, str))
+            and isinstance(nonce, bytes)
+            and len(nonce) == 16
+            and isinstance(proof, bytes)
+        ):
+            raise TransportError("a malformed HELLO")
+        return name, incarnation, address, nonce, proof
+
+    async def _client_handshake(self, link: _Link, url: str) -> tuple[str, str]:
+        secret = self.options.secret
+        timeout = self.options.heartbeat_timeout
+        mine = os.urandom(16)
+        link.conn.send(self._hello(mine, b""), urgent=True)
+        try:
+            name, incarnation, _, theirs, their_proof = self._read_hello(
+                await link.next_frame(timeout)
+            )
+            if secret is not None and not wire.proof_matches(
+                wire.proof(secret, b"server", mine, theirs), their_proof
+            ):
+                raise TransportError("it did not prove the shared secret")
+            link.conn.send(
+                wire.control(wire.AUTH, wire.proof(secret, b"client", theirs, mine)), urgent=True
+            )
+            frame = await link.next_frame(timeout)
+            if frame[0] == wire.GOODBYE:
+                (reason,) = wire.items(frame, 1)
+                raise TransportError(f"refused: {reason}")
+            if frame[0] != wire.WELCOME:
+                raise TransportError("the handshake ended without WELCOME")
+        except (TransportError, wire.ProtocolError) as exc:
+            self._log("node.refused", url, reason=str(exc))
+            raise TransportError(f"cannot connect to {url}: {exc}") from None
+        return name, incarnation
+
+    def _accept(self, conn: Connection) -> None:
+        if self._closing or self._handshakes >= MAX_HANDSHAKES:
+            self._log("node.refused", conn.peer, reason="too many handshakes at once")
+            conn.close("too many handshakes at once")
+            return
+        link = _Link(conn)
+        conn.start(link)
+        self._handshakes += 1
+        task = asyncio.get_running_loop().create_task(self._server_handshake(link))
+        task.add_done_callback(self._handshake_done)
+
+    def _handshake_done(self, task: asyncio.Task[None]) -> None:
+        self._handshakes -= 1
+        if not task.cancelled():
+            task.exception()  # logged inside; retrieved here
+
+    async def _server_handshake(self, link: _Link) -> None:
+        conn = link.conn
+        secret = self.options.secret
+        timeout = self.options.heartbeat_timeout
+        try:
+            name, incarnation, address, theirs, _ = self._read_hello(await link.next_frame(timeout))
+            mine = os.urandom(16)
+            conn.send(self._hello(mine, wire.proof(secret, b"server", theirs, mine)), urgent=True)
+            frame = await link.next_frame(timeout)
+            if frame[0] != wire.AUTH:
+                raise TransportError("no AUTH after HELLO")
+            (their_proof,) = wire.items(frame, 1)
+            if secret is not None and not wire.proof_matches(
+                wire.proof(secret, b"client", mine, theirs), their_proof
+            ):
+                raise TransportError("a secret is required" if not their_proof else "wrong secret")
+        except (TransportError, wire.ProtocolError) as exc:
+            self._log("node.refused", conn.peer, reason=str(exc))
+            if not conn.closed:
+                conn.send(wire.control(wire.GOODBYE, str(exc)), urgent=True)
+                conn.close(str(exc))
+            return
+        key = address if address is not None else f"{name}#{incarnation}"
+        peer = self._peers.get(key)
+        if peer is None:
+            peer = self._peers[key] = Peer(self, address)
+        elif (
+            peer.up
+            and peer.incarnation == incarnation
+            and not self._keep_new(False, (name, incarnation))
+        ):
+            conn.send(wire.control(wire.GOODBYE, "duplicate connection"), urgent=True)
+            conn.close("duplicate connection")
+            return
+        conn.send(wire.control(wire.WELCOME), urgent=True)
+        self._attach(peer, link, name, incarnation)
+
+    # -- heartbeats ---------------------------------------------------------------
+
+    def _arm_heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.options.heartbeat_timeout / 4, self._beat)
+
+    def _beat(self) -> None:
+        if self._closing:
+            return
+        now = asyncio.get_running_loop().time()
+        limit = self.options.heartbeat_timeout
+        for peer in list(self._peers.values()):
+            if not peer.up:
+                continue
+            if peer.heard:
+                peer.heard = False
+                peer.quiet_since = now
+            elif now - peer.quiet_since > limit:
+                peer.lost(f"silent for {limit}s (heartbeat timeout)", close=True)
+                continue
+            if not peer.sent:
+                try:
+                    peer.send(wire.control(wire.PING), urgent=True)
+                except TransportError:
+                    continue
+            peer.sent = False
+        self._arm_heartbeat()
+
+    # -- requests from peers: stop, queries --------------------------------------------
+
+    def on_request(self, peer: Peer, kind: int, frame: bytes) -> None:
+        if kind == wire.STOP:
+            request, path = wire.items(frame, 2)
+            self.system.run_in_background(self._stop(peer, request, path))
+            return
+        request, op, argument = wire.items(frame, 3)
+        if not isinstance(request, int):
+            raise wire.ProtocolError("a malformed QUERY")
+        if op == "discover" and isinstance(argument, list) and len(argument) == 2:
+            peer.reply_value(request, self._discover_here(*argument))
+        elif op == "publish" and isinstance(argument, bytes):
+            self.system.run_in_background(self._publish_here(peer, request, argument))
+        elif op == "tree":
+            peer.reply_value(request, [_tree_dict(node) for node in self.system.tree()])
+        else:
+            raise wire.ProtocolError(f"unknown query {op!r}")
+
+    async def _stop(self, peer: Peer, request: object, path: object) -> None:
+        if not isinstance(request, int) or not isinstance(path, str):
+            return
+        ref = self.system.lookup(path)
+        if ref is not None:
+            await ref.stop()
+        peer.reply_value(request, None)
+
+    def _discover_here(self, class_name: object, handles: object) -> list[str]:
+        """Paths of live actors whose class (or a base) is `class_name`
+        ("module:qualname") and that handle the contract type with wire id `handles`."""
+        if handles is None:
+            refs = self.system.discover(Actor)
+        else:
+            handled = contract_type(handles) if isinstance(handles, int) else None
+            refs = [] if handled is None else self.system.discover(handles=handled)
+        return [
+            ref.path
+            for ref in refs
+            if isinstance(ref, LocalActorRef)
+            and (class_name is None or class_name in _class_names(ref.actor_class))
+        ]
+
+    async def _publish_here(self, peer: Peer, request: int, body: bytes) -> None:
+        try:
+            message = self.decode(body)
+        except SerializationError as exc:
+            peer.reply_value(request, 0)
+            self._log("node.refused", peer.address or peer.name, reason=f"publish: {exc}")
+            return
+        peer.reply_value(request, await self.system.publish(message))
+
+    async def _ask_all(self, op: str, argument: Any, timeout: float) -> list[tuple[Peer, Any]]:
+        peers = [peer for peer in self._peers.values() if peer.up]
+
+        async def one(peer: Peer) -> tuple[Peer, Any]:
+            try:
+                return peer, await peer.request(wire.QUERY, op, argument, timeout=timeout)
+            except (TimeoutError, MyceliumError) as exc:
+                self._log("node.skipped", peer.address or peer.name, op=op, reason=repr(exc))
+                return peer, None
+
+        return list(await asyncio.gather(*(one(peer) for peer in peers)))
+
+    @staticmethod
+    def _wire_id(cls: type) -> int | None:
+        return wire_id(cls)
+
+    # -- the codec and refs -------------------------------------------------------------
+
+    def encode(self, message: Any) -> bytes:
+        return self.codec.encode(message)
+
+    def decode(self, body: bytes) -> Any:
+        return self.codec.decode(body)
+
+    def check_size(self, frame: bytes, message: Any) -> None:
+        if len(frame) > self.options.max_frame:
+            raise SerializationError(
+                f"{type(message).__qualname__} takes {len(frame)} bytes on the wire, "
+                f"over the maximum frame of {self.options.max_frame}"
+            )
+
+    def _encode_ref(self, ref: ActorRef[Any]) -> str:
+        address = ref.address
+        if address is None:
+            raise SerializationError(
+                f"cannot send a ref to {ref.path}: its system does not listen "
+                "(ActorSystem(..., listen=...))"
+            )
+        return address
+
+    def _decode_ref(self, address: str) -> ActorRef[Any]:
+        try:
+            node_url, path = split_url(address)
+        except (ValueError, TransportError) as exc:
+            raise SerializationError(f"not an actor address: {address!r} ({exc})") from None
+        if node_url == self.address:
+            local = self.system.lookup(path)
+            if local is not None:
+                return local
+        return self.peer_for(node_url).ref(path)
+
+    def log(self, event: str, peer: Peer, **fields: Any) -> None:
+        self._log(event, peer.address or peer.name, **fields)
+
+    def run_blocking(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
+        loop = self.system.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coro.close()
+            raise MyceliumError("ask_blocking() on the system's own loop would deadlock")
+        if loop is None or not loop.is_running():
+            coro.close()
+            raise ActorStopped("the system's event loop is not running")
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        return future.result(None if timeout is None else timeout + 1.0)
+
+
+class _SerializingRef(LocalActorRef[Any]):
+    """`serialize_local=True`: every message and reply goes through the codec."""
+
+    __slots__ = ("_codec",)
+
+    def __init__(self, slot: Any, codec: Codec) -> None:
+        super().__init__(slot)
+        self._codec = codec
+
+    async def tell(self, message: Any) -> None:
+        await super().tell(self._codec.decode(self._codec.encode(message)))
+
+    def tell_nowait(self, message: Any) -> None:
+        super().tell_nowait(self._codec.decode(self._codec.encode(message)))
+
+    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+        check_timeout(timeout)
+        reply = await super().ask(self._codec.decode(self._codec.encode(message)), timeout)
+        return self._codec.decode_value(self._codec.encode_value(reply))
+
+
+def _class_names(cls: type) -> set[str]:
+    return {f"{c.__module__}:{c.__qualname__}" for c in cls.__mro__}
+
+
+def _tree_dict(node: Any) -> dict[str, Any]:
+    return {
+        "path": node.path,
+        "kind": node.kind,
+        "status": node.status,
+        "restarts": node.restarts,
+        "mailbox": node.mailbox,
+        "thread": node.thread,
+        "thread_id": node.thread_id,
+        "cpus": node.cpus,
+        "children": [_tree_dict(child) for child in node.children],
+    }
+
+
+def _new_node(system: ActorSystem, options: NodeOptions) -> NetworkNode:
+    if options.listen is not None:
+        scheme_of(options.listen)
+    return NetworkNode(system, options)
+
+
+set_node_factory(_new_node)

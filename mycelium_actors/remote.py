@@ -1,0 +1,513 @@
+"""Refs to actors on other nodes, and the per-peer state behind them.
+
+A `Peer` is this node's side of the conversation with one other node: its
+connection (made again on the next use after a loss), the asks waiting for a
+reply, and flow control in both directions. Flow control is by credit: a
+sender may have at most `WINDOW` messages in flight per target actor; the
+receiver returns credit as it puts messages into the target's mailbox, so a
+full `"block"` mailbox makes only its own remote senders wait, and memory
+stays bounded on both sides. Replies, credits, stops, heartbeats and watch
+notices are urgent frames that never queue behind data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from . import wire
+from .errors import (
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+    MyceliumError,
+    SerializationError,
+    TransportError,
+)
+from .messages import Terminated
+from .ref import ActorRef, LocalActorRef, Watcher, check_timeout
+from .transport import Connection
+
+if TYPE_CHECKING:
+    from .node import NetworkNode
+
+#: Messages in flight per sender and target before an `await tell` waits (API.md 6).
+WINDOW = 256
+
+
+class Peer:
+    """One other node, as this node sees it; the `FrameSink` of its connection."""
+
+    def __init__(self, node: NetworkNode, address: str | None) -> None:
+        self.node = node
+        self.address = address  # where it listens (None: it called us and does not listen)
+        self.name = ""
+        self.incarnation = ""
+        self.conn: Connection | None = None
+        self.link: Any = None  # the node's frame sink for `conn`
+        self.heard = True  # a frame arrived since the last heartbeat tick
+        self.sent = True
+        self.quiet_since = 0.0
+        self._connecting: asyncio.Future[None] | None = None
+        self._next_request = 0
+        self._asks: dict[int, asyncio.Future[Any]] = {}
+        self._inflight: dict[str, deque[Any]] = {}  # sent, not yet credited (None: an ask)
+        self._credit_waiters: dict[str, deque[asyncio.Future[None]]] = {}
+        self._owed: dict[str, int] = {}  # credit to return, per local path
+        self._inbound: dict[str, deque[tuple[Any, asyncio.Future[Any] | None]]] = {}
+        self._watchers: dict[str, list[Watcher]] = {}
+        self._watched: set[str] = set()  # our paths this peer watches (RemoteWatcher sent)
+        self._refs: dict[str, RemoteActorRef] = {}
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.name or '?'} {self.address} {'up' if self.up else 'down'}>"
+
+    @property
+    def up(self) -> bool:
+        return self.conn is not None and not self.conn.closed
+
+    def ref(self, path: str) -> RemoteActorRef:
+        """The one ref object for `path` on this peer."""
+        ref = self._refs.get(path)
+        if ref is None:
+            ref = self._refs[path] = RemoteActorRef(self, path)
+        return ref
+
+    # -- the connection -----------------------------------------------------------
+
+    async def ensure_up(self) -> None:
+        """Connect if not connected (at most one attempt at a time); `TransportError`."""
+        if self.up:
+            return
+        if self.address is None:
+            raise TransportError(
+                f"{self.name} does not listen: it is reachable only while connected"
+            )
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.get_running_loop().create_future()
+            connecting = self._connecting
+            try:
+                await self.node.connect(self)
+            except BaseException as exc:
+                connecting.set_exception(exc)
+                connecting.exception()  # retrieved: the waiters below get their own copy
+                raise
+            connecting.set_result(None)
+            return
+        await asyncio.shield(self._connecting)
+
+    def attach(self, conn: Connection, name: str, incarnation: str) -> None:
+        """A handshake finished: `conn` is now the way to this peer."""
+        if self.conn is not None and self.conn is not conn and not self.conn.closed:
+            self.lost("replaced by a new connection", close=True)
+        self.conn = conn
+        self.name = name
+        self.incarnation = incarnation
+        self.heard = True
+
+    def send(self, frame: bytes, urgent: bool = False) -> None:
+        conn = self.conn
+        if conn is None or conn.closed:
+            raise TransportError(f"not connected to {self.name or self.address}")
+        conn.send(frame, urgent)
+        self.sent = True
+
+    def lost(self, reason: str, close: bool = False) -> None:
+        """The connection is gone: fail what waits on it, tell the watchers."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if close:
+            conn.close(reason)
+        error = TransportError(f"connection to {self.name or self.address} lost: {reason}")
+        asks, self._asks = self._asks, {}
+        for fut in asks.values():
+            if not fut.done():
+                fut.set_exception(error)
+        inflight, self._inflight = self._inflight, {}
+        system = self.node.system
+        for path, messages in inflight.items():
+            for message in messages:
+                if message is not None:  # a tell in flight: at most once, so it is lost
+                    system.dead_letter(self._url(path), message, "connection_lost")
+        waiters, self._credit_waiters = self._credit_waiters, {}
+        for queue in waiters.values():
+            for fut in queue:
+                if not fut.done():
+                    fut.set_exception(error)
+        watchers, self._watchers = self._watchers, {}
+        for path, watching in watchers.items():
+            for watcher in watching:
+                watcher.deliver(Terminated(self.ref(path), "connection_lost"))
+        self._owed.clear()
+        self._inbound.clear()
+        self._watched.clear()
+        self.node.peer_down(self, reason)
+
+    def _url(self, path: str) -> str:
+        return f"{self.address or self.name}{path}"
+
+    # -- sending -------------------------------------------------------------------
+
+    def _room(self, path: str) -> bool:
+        return len(self._inflight.get(path) or ()) < WINDOW and not self._credit_waiters.get(path)
+
+    async def _wait_for_room(self, path: str) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._credit_waiters.setdefault(path, deque()).append(fut)
+        try:
+            await fut
+        except BaseException:
+            queue = self._credit_waiters.get(path)
+            if queue is not None and fut in queue:
+                queue.remove(fut)
+            elif fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._pass_room(path)  # we were given the room: hand it on
+            raise
+
+    def _pass_room(self, path: str) -> None:
+        queue = self._credit_waiters.get(path)
+        inflight = self._inflight.get(path)
+        while queue and len(inflight or ()) < WINDOW:
+            fut = queue.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        if queue is not None and not queue:
+            del self._credit_waiters[path]
+
+    def _record(self, path: str, message: Any) -> None:
+        inflight = self._inflight.get(path)
+        if inflight is None:
+            inflight = self._inflight[path] = deque()
+        inflight.append(message)
+
+    async def tell(self, path: str, message: Any) -> None:
+        frame = wire.tell(path.encode(), self.node.encode(message))
+        self.node.check_size(frame, message)
+        await self.ensure_up()
+        if not self._room(path):
+            await self._wait_for_room(path)
+        self.send(frame)
+        self._record(path, message)
+
+    def tell_nowait(self, path: str, message: Any) -> None:
+        frame = wire.tell(path.encode(), self.node.encode(message))
+        self.node.check_size(frame, message)
+        if not self.up:
+            raise TransportError(f"not connected to {self.address}: use await tell() to connect")
+        if not self._room(path):
+            raise MailboxFull(f"{WINDOW} messages to {self._url(path)} are already in flight")
+        self.send(frame)
+        self._record(path, message)
+
+    async def ask(self, path: str, message: Any, timeout: float | None) -> Any:
+        body = self.node.encode(message)
+        await self.ensure_up()
+        fut = asyncio.get_running_loop().create_future()
+        what = f"ask to {self._url(path)}"
+        self._next_request = request = (self._next_request + 1) & 0xFFFFFFFF
+        frame = wire.ask(request, path.encode(), body)
+        self.node.check_size(frame, message)
+        if not self._room(path):
+            try:
+                await asyncio.wait_for(self._wait_for_room(path), timeout)
+            except TimeoutError:
+                raise AskTimeout(f"{what} found no room in flight within {timeout}s") from None
+        deadline = None if timeout is None else self.node.system.clock.expire(fut, timeout, what)
+        self.send(frame)
+        self._asks[request] = fut
+        self._record(path, None)
+        try:
+            return await fut
+        finally:
+            self._asks.pop(request, None)  # a late reply finds nothing and is dropped
+            if deadline is not None:
+                deadline.cancel()
+
+    async def request(self, kind: int, *args: Any, timeout: float) -> Any:
+        """A control request answered by a REPLY (stop, queries)."""
+        await self.ensure_up()
+        fut = asyncio.get_running_loop().create_future()
+        self._next_request = request = (self._next_request + 1) & 0xFFFFFFFF
+        self._asks[request] = fut
+        try:
+            self.send(wire.control(kind, request, *args), urgent=True)
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._asks.pop(request, None)
+
+    def watch(self, path: str, watcher: Watcher) -> None:
+        if not self.up:
+            watcher.deliver(Terminated(self.ref(path), "connection_lost"))
+            return
+        watching = self._watchers.setdefault(path, [])
+        if watcher not in watching:
+            watching.append(watcher)
+        if len(watching) == 1:
+            self.send(wire.control(wire.WATCH, path), urgent=True)
+
+    # -- receiving -----------------------------------------------------------------
+
+    def frame_received(self, frame: bytes) -> None:
+        self.heard = True
+        kind = frame[0]
+        try:
+            if kind == wire.TELL:
+                self._on_tell(frame)
+            elif kind == wire.ASK:
+                self._on_ask(frame)
+            elif kind == wire.REPLY:
+                self._on_reply(frame)
+            elif kind == wire.CREDIT:
+                path, n = wire.items(frame, 2)
+                self._on_credit(path, n)
+            elif kind == wire.PING:
+                pass
+            elif kind == wire.WATCH:
+                (path,) = wire.items(frame, 1)
+                self._on_watch(path)
+            elif kind == wire.TERMINATED:
+                path, reason = wire.items(frame, 2)
+                self._on_terminated(path, reason)
+            elif kind == wire.STOP or kind == wire.QUERY:
+                self.node.on_request(self, kind, frame)
+            elif kind == wire.GOODBYE:
+                (reason,) = wire.items(frame, 1)
+                self.lost(f"the peer said goodbye ({reason})", close=True)
+            else:
+                raise wire.ProtocolError(f"unknown frame kind 0x{kind:02x}")
+        except wire.ProtocolError as exc:
+            self.node.log("node.refused", self, reason=str(exc))
+            self.lost(f"protocol error: {exc}", close=True)
+
+    def frames_done(self) -> None:
+        owed = self._owed
+        if owed and self.up:
+            for path, n in owed.items():
+                self.send(wire.control(wire.CREDIT, path, n), urgent=True)
+            owed.clear()
+
+    def connection_lost(self, reason: str | None) -> None:
+        self.lost(reason or "closed")
+
+    def _owe(self, path: str) -> None:
+        self._owed[path] = self._owed.get(path, 0) + 1
+
+    def _on_tell(self, frame: bytes) -> None:
+        path, body = wire.parse_tell(frame)
+        try:
+            message = self.node.decode(body)
+        except SerializationError as exc:
+            self._owe(path)
+            self.node.log("node.refused", self, reason=f"tell to {path}: {exc}")
+            self.node.system.dead_letter(path, body, "undecodable")
+            return
+        self._deliver(path, message, None)
+
+    def _on_ask(self, frame: bytes) -> None:
+        request, path, body = wire.parse_ask(frame)
+        try:
+            message = self.node.decode(body)
+        except SerializationError as exc:
+            self._owe(path)
+            self._reply_error(request, exc)
+            return
+        reply = asyncio.get_running_loop().create_future()
+        reply.add_done_callback(lambda fut: self._answer(request, fut))
+        self._deliver(path, message, reply)
+
+    def _deliver(self, path: str, message: Any, reply: asyncio.Future[Any] | None) -> None:
+        pending = self._inbound.get(path)
+        if pending:  # others from this peer wait for room: keep their order
+            pending.append((message, reply))
+            return
+        ref = self.node.system.lookup(path)
+        if not isinstance(ref, LocalActorRef) or not ref.is_alive:
+            self._owe(path)
+            if reply is None:
+                self.node.system.dead_letter(path, message, "stopped")
+            else:
+                reply.set_exception(ActorStopped(f"no actor at {path}"))
+            return
+        if ref.offer(message, reply):
+            self._owe(path)
+            return
+        self._inbound[path] = deque([(message, reply)])
+        asyncio.get_running_loop().create_task(self._admit(path, ref))
+
+    async def _admit(self, path: str, ref: LocalActorRef[Any]) -> None:
+        """Put what waits for room into `ref`'s mailbox, in order, returning credit."""
+        pending = self._inbound.get(path)
+        while pending:
+            message, reply = pending[0]
+            await ref.put(message, reply)
+            if self._inbound.get(path) is not pending:
+                return  # the connection was lost meanwhile
+            pending.popleft()
+            self._owe(path)
+            self.frames_done()
+        self._inbound.pop(path, None)
+
+    def _answer(self, request: int, fut: asyncio.Future[Any]) -> None:
+        if not self.up:
+            return
+        if fut.cancelled():
+            self._reply_error(request, ActorStopped("the ask was cancelled on the remote node"))
+            return
+        exc = fut.exception()
+        if exc is not None:
+            self._reply_error(request, exc, raised=exc.__traceback__ is not None)
+            return
+        try:
+            payload = self.node.codec.encode_value(fut.result())
+        except SerializationError as error:
+            self._reply_error(request, error)
+            return
+        self.send(wire.reply(request, wire.OK, payload), urgent=True)
+
+    def _reply_error(self, request: int, exc: BaseException, raised: bool = False) -> None:
+        if self.up:
+            self.send(wire.reply(request, wire.FAILED, wire.encode_error(exc, raised)), urgent=True)
+
+    def reply_value(self, request: int, value: Any) -> None:
+        if self.up:
+            payload = self.node.codec.encode_value(value)
+            self.send(wire.reply(request, wire.OK, payload), urgent=True)
+
+    def _on_reply(self, frame: bytes) -> None:
+        request, status, payload = wire.parse_reply(frame)
+        fut = self._asks.pop(request, None)
+        if fut is None or fut.done():
+            return  # it timed out or was cancelled: the reply is dropped
+        if status == wire.OK:
+            try:
+                fut.set_result(self.node.codec.decode_value(payload))
+            except SerializationError as exc:
+                fut.set_exception(exc)
+        else:
+            fut.set_exception(wire.decode_error(payload))
+
+    def _on_credit(self, path: object, n: object) -> None:
+        if not isinstance(path, str) or not isinstance(n, int) or n < 1:
+            raise wire.ProtocolError("a malformed CREDIT frame")
+        inflight = self._inflight.get(path)
+        if inflight is None:
+            return
+        for _ in range(min(n, len(inflight))):
+            inflight.popleft()
+        if not inflight:
+            del self._inflight[path]
+        if self._credit_waiters.get(path):
+            for _ in range(n):
+                self._pass_room(path)
+
+    def _on_watch(self, path: object) -> None:
+        if not isinstance(path, str):
+            raise wire.ProtocolError("a malformed WATCH frame")
+        ref = self.node.system.lookup(path)
+        if ref is None or not ref.is_alive:
+            self.send(wire.control(wire.TERMINATED, path, "stopped"), urgent=True)
+        elif path not in self._watched:
+            self._watched.add(path)
+            ref.add_watcher(_RemoteWatcher(self, path))
+
+    def unwatched(self, path: str) -> None:
+        """Our actor at `path` stopped: the peer's watch on it is over."""
+        self._watched.discard(path)
+
+    def _on_terminated(self, path: object, reason: object) -> None:
+        if not isinstance(path, str) or not isinstance(reason, str):
+            raise wire.ProtocolError("a malformed TERMINATED frame")
+        for watcher in self._watchers.pop(path, ()):
+            watcher.deliver(Terminated(self.ref(path), reason))
+
+
+class _RemoteWatcher:
+    """Watches a local actor for a peer: its death notice goes over the wire."""
+
+    __slots__ = ("path", "peer")
+
+    def __init__(self, peer: Peer, path: str) -> None:
+        self.peer = peer
+        self.path = path
+
+    def deliver(self, message: Any) -> None:
+        self.peer.unwatched(self.path)
+        if self.peer.up and isinstance(message, Terminated):
+            self.peer.send(wire.control(wire.TERMINATED, self.path, message.reason), urgent=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _RemoteWatcher) and (other.peer, other.path) == (
+            self.peer,
+            self.path,
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.peer), self.path))
+
+
+class RemoteActorRef(ActorRef[Any]):
+    """A ref to an actor on another node (API.md section 6)."""
+
+    __slots__ = ("_peer",)
+
+    def __init__(self, peer: Peer, path: str) -> None:
+        self._peer = peer
+        self.path = path
+        self.name = path.rsplit("/", 1)[-1]
+
+    def __repr__(self) -> str:
+        return f"<RemoteActorRef {self.address}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RemoteActorRef) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """What names the actor: its node and path."""
+        peer = self._peer
+        return (peer.address or f"{peer.name}#{peer.incarnation}", self.path)
+
+    @property
+    def address(self) -> str | None:
+        node = self._peer.address
+        return None if node is None else node + self.path
+
+    @property
+    def is_alive(self) -> bool:
+        """True while this node is connected to the actor's node."""
+        return self._peer.up
+
+    async def tell(self, message: Any) -> None:
+        """Send `message`; waits only while `WINDOW` messages to this actor are in
+        flight. `SerializationError` for a non-contract message, `TransportError`
+        when the node cannot be reached."""
+        await self._peer.tell(self.path, message)
+
+    def tell_nowait(self, message: Any) -> None:
+        """Send now; `MailboxFull` when the window in flight is full."""
+        self._peer.tell_nowait(self.path, message)
+
+    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+        """The remote handler's reply; `TransportError` if the connection is lost."""
+        check_timeout(timeout)
+        return await self._peer.ask(self.path, message, timeout)
+
+    def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
+        check_timeout(timeout)
+        return self._peer.node.run_blocking(self.ask(message, timeout), timeout)
+
+    async def stop(self) -> None:
+        """Stop the remote actor for good (a no-op if none lives at the path)."""
+        await self._peer.request(wire.STOP, self.path, timeout=30.0)
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        self._peer.watch(self.path, watcher)
+
+    def proxy(self, timeout: float | None = 5.0) -> Any:
+        raise MyceliumError(f"{self.address}: proxies work on local refs only")

@@ -1,0 +1,225 @@
+"""Node-to-node frames: their kinds and layouts, the handshake, errors on the wire.
+
+A transport carries frames; the first byte of each names its kind. Data
+frames (TELL, ASK) are binary with the message body from the codec; control
+frames carry a small MessagePack array. `docs/wire.md` describes the layouts
+byte by byte. Nothing here imports, resolves or unpickles a name from a peer:
+exceptions are rebuilt from a fixed table, anything else becomes
+`RemoteError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+import traceback
+from typing import Any
+
+import msgspec
+
+from . import errors
+from .errors import MyceliumError, RemoteError, SerializationError
+
+MAGIC = "mycelium"
+VERSION = 1
+
+# Frame kinds (the first byte).
+HELLO = 0x48  # H: [magic, version, name, incarnation, address, nonce, proof]
+AUTH = 0x56  # V: [proof]
+WELCOME = 0x4B  # K: []
+GOODBYE = 0x47  # G: [reason]
+TELL = 0x54  # T: u16 path length, path, body
+ASK = 0x41  # A: u32 request id, u16 path length, path, body
+REPLY = 0x52  # R: u32 request id, u8 status, payload (status 0: value body; 1: error array)
+CREDIT = 0x43  # C: [path, n]
+STOP = 0x53  # S: [request id, path]
+WATCH = 0x57  # W: [path]
+TERMINATED = 0x58  # X: [path, reason]
+QUERY = 0x51  # Q: [request id, op, argument]
+PING = 0x50  # P: []
+
+OK, FAILED = 0, 1
+
+_ASK_HEAD = struct.Struct(">BIH")
+_TELL_HEAD = struct.Struct(">BH")
+_REPLY_HEAD = struct.Struct(">BIB")
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+class ProtocolError(MyceliumError):
+    """A frame that breaks the protocol: the connection is closed with this reason."""
+
+
+def control(kind: int, *items: Any) -> bytes:
+    """A control frame: the kind byte, then the items as a MessagePack array."""
+    return bytes((kind,)) + _encoder.encode(items)
+
+
+def items(frame: bytes, count: int) -> list[Any]:
+    """The MessagePack array of a control frame, checked to hold `count` items."""
+    try:
+        value = _decoder.decode(memoryview(frame)[1:])
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"malformed control frame: {exc}") from None
+    if not isinstance(value, list) or len(value) != count:
+        raise ProtocolError(f"a control frame of kind {frame[:1]!r} needs {count} items")
+    return value
+
+
+def tell(path: bytes, body: bytes) -> bytes:
+    return _TELL_HEAD.pack(TELL, len(path)) + path + body
+
+
+def ask(request: int, path: bytes, body: bytes) -> bytes:
+    return _ASK_HEAD.pack(ASK, request, len(path)) + path + body
+
+
+def reply(request: int, status: int, payload: bytes) -> bytes:
+    return _REPLY_HEAD.pack(REPLY, request, status) + payload
+
+
+def parse_tell(frame: bytes) -> tuple[str, bytes]:
+    """(path, body) of a TELL frame."""
+    try:
+        _, size = _TELL_HEAD.unpack_from(frame)
+    except struct.error:
+        raise ProtocolError("truncated TELL frame") from None
+    start = _TELL_HEAD.size
+    return _path(frame, start, size), frame[start + size :]
+
+
+def parse_ask(frame: bytes) -> tuple[int, str, bytes]:
+    """(request id, path, body) of an ASK frame."""
+    try:
+        _, request, size = _ASK_HEAD.unpack_from(frame)
+    except struct.error:
+        raise ProtocolError("truncated ASK frame") from None
+    start = _ASK_HEAD.size
+    return request, _path(frame, start, size), frame[start + size :]
+
+
+def parse_reply(frame: bytes) -> tuple[int, int, bytes]:
+    """(request id, status, payload) of a REPLY frame."""
+    try:
+        _, request, status = _REPLY_HEAD.unpack_from(frame)
+    except struct.error:
+        raise ProtocolError("truncated REPLY frame") from None
+    return request, status, frame[_REPLY_HEAD.size :]
+
+
+def _path(frame: bytes, start: int, size: int) -> str:
+    raw = frame[start : start + size]
+    if len(raw) != size:
+        raise ProtocolError("truncated actor path")
+    try:
+        path = raw.decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("an actor path that is not UTF-8") from None
+    if not path.startswith("/"):
+        raise ProtocolError(f"an actor path must start with '/': {path!r}")
+    return path
+
+
+# -- the handshake -------------------------------------------------------------------
+
+
+def proof(secret: bytes | None, role: bytes, theirs: bytes, mine: bytes) -> bytes:
+    """The HMAC that shows `secret` is known, bound to both nonces and a role."""
+    if secret is None:
+        return b""
+    return hmac.new(secret, role + b"|" + theirs + b"|" + mine, hashlib.sha256).digest()
+
+
+def proof_matches(expected: bytes, got: object) -> bool:
+    return isinstance(got, bytes) and hmac.compare_digest(expected, got)
+
+
+# -- errors on the wire --------------------------------------------------------------
+
+#: Builtin exceptions rebuilt by exact type name (a subclass arrives as RemoteError).
+BUILTINS: dict[str, type[BaseException]] = {
+    cls.__name__: cls
+    for cls in (
+        ArithmeticError,
+        AssertionError,
+        AttributeError,
+        ConnectionError,
+        EOFError,
+        Exception,
+        FileNotFoundError,
+        IndexError,
+        KeyError,
+        LookupError,
+        NotImplementedError,
+        OSError,
+        OverflowError,
+        PermissionError,
+        RecursionError,
+        RuntimeError,
+        TimeoutError,
+        TypeError,
+        UnicodeError,
+        ValueError,
+        ZeroDivisionError,
+    )
+}
+#: Our errors rebuilt as themselves. ActorStopped, AskTimeout and TransportError
+#: are not here: raised inside a handler they arrive as RemoteError, so at the
+#: caller those three always speak of the caller's own ref and connection.
+OURS: dict[str, type[MyceliumError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.MyceliumError,
+        errors.MailboxFull,
+        errors.UnhandledMessage,
+        errors.SerializationError,
+        errors.ContractError,
+    )
+}
+#: What the framework itself says about a delivery (not raised by a handler).
+FRAMEWORK: dict[str, type[MyceliumError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.ActorStopped,
+        errors.MailboxFull,
+        errors.UnhandledMessage,
+        errors.SerializationError,
+    )
+}
+
+
+def encode_error(exc: BaseException, raised_by_handler: bool) -> bytes:
+    """An exception as [origin, type name, message, traceback text]."""
+    origin = "handler" if raised_by_handler else "framework"
+    text = "".join(traceback.format_exception(exc)) if raised_by_handler else ""
+    return _encoder.encode([origin, type(exc).__name__, str(exc), text])
+
+
+def decode_error(payload: bytes) -> BaseException:
+    """Rebuild an exception from the fixed tables; anything else is `RemoteError`."""
+    try:
+        origin, name, message, text = _decoder.decode(payload)
+    except (msgspec.DecodeError, ValueError, TypeError):
+        return SerializationError("a malformed error reply")
+    if not all(isinstance(v, str) for v in (origin, name, message, text)):
+        return SerializationError("a malformed error reply")
+    if origin == "framework" and name in FRAMEWORK:
+        return FRAMEWORK[name](message)
+    if origin == "handler":
+        builtin = BUILTINS.get(name)
+        if builtin is not None:
+            return _rebuilt(builtin, message, text)
+        ours = OURS.get(name)
+        if ours is not None:
+            return _rebuilt(ours, message, text)
+    return RemoteError(name, message, text)
+
+
+def _rebuilt(cls: type[BaseException], message: str, text: str) -> BaseException:
+    exc = cls(message)
+    if text:
+        exc.add_note(f"raised on a remote node:\n{text.rstrip()}")
+    return exc

@@ -1,0 +1,102 @@
+"""The actors the cross-process tests talk to, and a node process to run them.
+
+`python -m tests.remote.nodeapp NAME URL [--secret S] [--heartbeat T]` starts a
+node listening at URL with the tree below, prints its bound address on
+stdout, and runs until stdin closes or a signal arrives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import builtins
+import signal
+import sys
+from typing import Any
+
+from contracts.probe import Add, Blob, Crash, Echo, Fail, GetTotal, Greet, Hold
+
+from mycelium_actors import Actor, ActorSystem, Child, Supervisor, handler
+
+
+class Oops(ValueError):
+    """A subclass of a builtin: it arrives as RemoteError."""
+
+
+class Counter(Actor):
+    """Answers every probe message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    @handler
+    def echo(self, msg: Echo) -> str:
+        return msg.text
+
+    @handler
+    def add(self, msg: Add) -> int:
+        self.total += msg.n
+        return self.total
+
+    @handler
+    def get_total(self, msg: GetTotal) -> int:
+        return self.total
+
+    @handler
+    def fail(self, msg: Fail) -> None:
+        if msg.kind == "Oops":
+            raise Oops(msg.message)
+        raise getattr(builtins, msg.kind)(msg.message)
+
+    @handler
+    async def hold(self, msg: Hold) -> str:
+        await asyncio.sleep(msg.seconds)
+        return "held"
+
+    @handler
+    async def greet(self, msg: Greet) -> Any:
+        return await msg.reply_to.ask(Echo(msg.text))
+
+    @handler
+    def blob(self, msg: Blob) -> int:
+        return len(msg.data)
+
+    @handler
+    def crash(self, msg: Crash) -> None:
+        raise RuntimeError("asked to crash")
+
+
+class Slow(Counter):
+    """A Counter with a tiny mailbox, for backpressure."""
+
+    mailbox_capacity = 2
+
+
+tree = Supervisor("root", children=[Child(Counter, name="counter"), Child(Slow, name="slow")])
+
+
+async def serve(name: str, url: str, secret: str | None, heartbeat: float) -> None:
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, done.set)
+    loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read(1) or done.set())
+    async with ActorSystem(name, listen=url, secret=secret, heartbeat_timeout=heartbeat) as system:
+        await system.start(tree)
+        print(system.address, flush=True)
+        await done.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("name")
+    parser.add_argument("url")
+    parser.add_argument("--secret")
+    parser.add_argument("--heartbeat", type=float, default=5.0)
+    args = parser.parse_args()
+    asyncio.run(serve(args.name, args.url, args.secret, args.heartbeat))
+
+
+if __name__ == "__main__":
+    main()
