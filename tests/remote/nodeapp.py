@@ -15,7 +15,6 @@ import sys
 from typing import Any
 
 from contracts.probe import Add, Blob, Crash, Echo, Fail, GetTotal, Greet, Hold
-
 from mycelium_actors import Actor, ActorSystem, Child, Supervisor, handler
 
 
