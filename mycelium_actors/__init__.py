@@ -6,15 +6,19 @@ Layers (each imports only the ones above it in this list):
                  actor, slot, executor, transport, system -- actors, refs, mailboxes,
                  discovery, and the registry transports fill by URL scheme
     supervision  spec, supervisor    -- OTP trees built on slots and the system lane
+    transports   transports/         -- memory://, unix://, tcp:// adapters; fill the registry
     wire         codec, codec_cattrs, contracts -- contract types to bytes; YAML contracts
+    remote       wire, remote, node  -- frames, handshakes, peers, remote refs
     tools        testing, cli        -- test helpers and the command line
 
 Users import from this module only.
 """
 
-# The remote layer fills the kernel's node seam when imported (the kernel never
-# imports it): ActorSystem(listen=...) and system.remote() work from here on.
+# The remote layer and the adapters fill the kernel's seams when imported (the
+# kernel never imports them): ActorSystem(listen=...) and system.remote() work
+# from here on, for every registered URL scheme.
 from . import node as _node  # noqa: F401
+from . import transports as _transports  # noqa: F401
 from .actor import Actor, handler
 from .clock import Clock
 from .context import ActorContext, Scheduled

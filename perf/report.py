@@ -17,12 +17,15 @@ OTHERS = ("raw", "pykka")
 def judge(workload: Workload, figures: dict[str, Any], pinned: bool) -> dict[str, Any]:
     """Ratios of our median to the others' (those that ran), and each target's verdict."""
     ours = figures["ours"]["median"]
-    ratios = {o: ours / figures[o]["median"] for o in OTHERS if o in figures}
+    # A zero median (too small a run to move RSS) gives no ratio rather than a crash.
+    ratios = {o: ours / figures[o]["median"] for o in OTHERS if figures.get(o, {}).get("median")}
     values = {"abs": ours, **ratios, **figures["ours"].get("extras", {})}
     verdicts = []
     for target in workload.targets:
         bound = target.bound(pinned)
-        value = values[target.against]
+        value = values.get(target.against)
+        if value is None:
+            continue
         verdicts.append(
             {
                 "target": _describe(workload, target, bound, value),
