@@ -22,7 +22,9 @@ def test_runner_writes_positive_figures_for_every_workload(tmp_path: Path) -> No
     for name, entry in doc["workloads"].items():
         assert "ours" in entry["figures"], name  # the others only where they have an equivalent
         for impl, figures in entry["figures"].items():
-            assert figures["median"] > 0, (name, impl)
+            # RSS moves in pages: at this scale a hundred idle tasks may fit in
+            # memory the interpreter already holds, so memory may read 0.
+            assert figures["median"] > 0 or (name == "memory" and figures["median"] == 0), name
         assert all(ratio > 0 for ratio in entry["ratios"].values()), name
         assert entry["targets"] and all(isinstance(t["ok"], bool) for t in entry["targets"])
     assert "ours/pykka" in done.stdout
