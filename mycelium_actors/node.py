@@ -200,6 +200,14 @@ class NetworkNode:
         answers = await self._ask_all("publish", body, timeout)
         return sum(n for _, n in answers if isinstance(n, int))
 
+    async def remote_tree(self, url: str, timeout: float) -> list[dict[str, Any]]:
+        peer = self.peer_for(url)
+        await peer.ensure_up()
+        tree = await peer.request(wire.QUERY, "tree", None, timeout=timeout)
+        if not isinstance(tree, list):
+            raise TransportError(f"{url} answered the tree query with {type(tree).__name__}")
+        return tree
+
     def local_ref(self, slot: Any) -> ActorRef[Any] | None:
         return _SerializingRef(slot, self.codec) if self.options.serialize_local else None
 

@@ -20,7 +20,7 @@ import attrs
 from . import logs
 from .actor import Actor
 from .clock import Clock
-from .errors import MailboxFull, MyceliumError, SupervisorGaveUp
+from .errors import MailboxFull, MyceliumError, SerializationError, SupervisorGaveUp
 from .executor import DEFAULT_EXECUTOR
 from .ref import LocalActorRef, check_timeout
 from .slot import Slot
@@ -175,6 +175,12 @@ class ActorSystem:
         self._ensure_running()
         remote = await self._network().publish_cluster(message, timeout)  # checks it first
         return await self.publish(message) + remote
+
+    async def remote_tree(self, url: str, timeout: float = 5.0) -> list[TreeNode]:
+        """The live tree of the node at `url` (what `mycelium-actors status` prints)."""
+        check_timeout(timeout)
+        self._ensure_running()
+        return [_from_dict(node) for node in await self._network().remote_tree(url, timeout)]
 
     def make_ref(self, slot: Slot) -> LocalActorRef[Any]:
         """The ref for a new slot (the remote layer may give one that serializes)."""
@@ -571,6 +577,24 @@ class ActorSystem:
     @property
     def running(self) -> bool:
         return self._state == "running"
+
+
+def _from_dict(fields: Any) -> TreeNode:
+    """A TreeNode from the plain data a peer sent (checked field by field)."""
+    try:
+        return TreeNode(
+            path=str(fields["path"]),
+            kind=str(fields["kind"]),
+            status=str(fields["status"]),
+            restarts=int(fields["restarts"]),
+            mailbox=int(fields["mailbox"]),
+            thread=None if fields["thread"] is None else str(fields["thread"]),
+            thread_id=None if fields["thread_id"] is None else int(fields["thread_id"]),
+            cpus=None if fields["cpus"] is None else [int(c) for c in fields["cpus"]],
+            children=[_from_dict(child) for child in fields["children"]],
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SerializationError(f"a malformed tree from a peer: {exc!r}") from None
 
 
 def check_name(name: str) -> None:

@@ -207,6 +207,9 @@ class Node(Protocol):
     def local_ref(self, slot: Any) -> ActorRef[Any] | None:
         """The ref for a new local slot, or None for the ordinary local ref."""
 
+    async def remote_tree(self, url: str, timeout: float) -> list[dict[str, Any]]:
+        """The live tree of the node at `url`, as `TreeNode` fields."""
+
 
 _NODE_FACTORY: list[Callable[[ActorSystem, NodeOptions], Node]] = []
 

@@ -195,7 +195,9 @@ def encode_error(exc: BaseException, raised_by_handler: bool) -> bytes:
     """An exception as [origin, type name, message, traceback text]."""
     origin = "handler" if raised_by_handler else "framework"
     text = "".join(traceback.format_exception(exc)) if raised_by_handler else ""
-    return _encoder.encode([origin, type(exc).__name__, str(exc), text])
+    args = exc.args
+    message = args[0] if len(args) == 1 and isinstance(args[0], str) else str(exc)
+    return _encoder.encode([origin, type(exc).__name__, message, text])
 
 
 def decode_error(payload: bytes) -> BaseException:

@@ -24,7 +24,10 @@ def test_runner_writes_positive_figures_for_every_workload(tmp_path: Path) -> No
         for impl, figures in entry["figures"].items():
             # RSS moves in pages: at this scale a hundred idle tasks may fit in
             # memory the interpreter already holds, so memory may read 0.
-            assert figures["median"] > 0 or (name == "memory" and figures["median"] == 0), name
+            assert figures["median"] > 0 or (name == "memory" and figures["median"] == 0), (
+                name,
+                impl,
+            )
         assert all(ratio > 0 for ratio in entry["ratios"].values()), name
         assert entry["targets"] and all(isinstance(t["ok"], bool) for t in entry["targets"])
     assert "ours/pykka" in done.stdout
