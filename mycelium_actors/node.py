@@ -46,8 +46,6 @@ from .transport import (
 
 #: Connections that may be in their handshake at once; more are closed at once.
 MAX_HANDSHAKES = 64
-#: Room for a frame's own header beside the message body.
-_FRAME_HEADROOM = 64 * 1024
 
 
 class _Link:
@@ -116,7 +114,7 @@ class NetworkNode:
         self.incarnation = secrets.token_hex(8)
         self.codec = Codec(
             refs=RefHook(self._encode_ref, self._decode_ref),
-            max_size=max(1024, options.max_frame - _FRAME_HEADROOM),
+            max_size=options.max_frame,  # the whole frame is checked once built
         )
         self._listener: Listener | None = None
         self._peers: dict[str, Peer] = {}  # by node URL (or name#incarnation if it does not listen)

@@ -35,6 +35,7 @@ class MemoryConnection(Connection):
         self._scheduled = False
         self._closed = False
         self._lost: tuple[str | None] | None = None  # the reason to deliver, once
+        self._drain_first = False  # the peer closed: deliver what it sent before that
 
     def pair_with(self, other: MemoryConnection) -> None:
         self._other = other
@@ -65,6 +66,7 @@ class MemoryConnection(Connection):
 
     def peer_closed(self, reason: str) -> None:
         """The peer closed: what it sent before is delivered first, then the loss."""
+        self._drain_first = True
         self._end(reason, None)
 
     def _end(self, reason: str | None, peer_reason: str | None) -> None:
@@ -87,7 +89,7 @@ class MemoryConnection(Connection):
         if sink is None:
             return
         delivered = False
-        while self._lost is None and (self._urgent or self._normal):
+        while (self._lost is None or self._drain_first) and (self._urgent or self._normal):
             frame = (self._urgent or self._normal).popleft()
             if len(frame) > self._max_frame:
                 # What a socket adapter does when a peer announces too long a frame.

@@ -14,6 +14,7 @@ import signal
 import sys
 from typing import Any
 
+import mycelium_actors
 from contracts.probe import Add, Blob, Crash, Echo, Fail, GetTotal, Greet, Hold
 from mycelium_actors import Actor, ActorSystem, Child, Supervisor, handler
 
@@ -46,7 +47,8 @@ class Counter(Actor):
     def fail(self, msg: Fail) -> None:
         if msg.kind == "Oops":
             raise Oops(msg.message)
-        raise getattr(builtins, msg.kind)(msg.message)
+        kind = getattr(builtins, msg.kind, None) or getattr(mycelium_actors, msg.kind)
+        raise kind(msg.message)
 
     @handler
     async def hold(self, msg: Hold) -> str:
