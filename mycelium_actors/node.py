@@ -122,6 +122,7 @@ class NetworkNode:
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._log = system.log_event
+        self._arm_heartbeat()  # made on the system's running loop, listening or not
 
     # -- the node seam ------------------------------------------------------------
 
@@ -138,7 +139,6 @@ class NetworkNode:
                 url, self._accept, max_frame=self.options.max_frame
             )
             self._log("node.listening", self._listener.address, incarnation=self.incarnation)
-        self._arm_heartbeat()
 
     async def aclose(self) -> None:
         self._closing = True
@@ -272,6 +272,8 @@ class NetworkNode:
 
     @staticmethod
     def _read_hello(frame: bytes) -> tuple[str, str, str | None, bytes, bytes]:
+        if not frame:
+            raise TransportError("an empty frame where HELLO was due")
         if frame[0] == wire.GOODBYE:
             (reason,) = wire.items(frame, 1)
             raise TransportError(f"refused: {reason}")
@@ -308,10 +310,10 @@ class NetworkNode:
                 wire.control(wire.AUTH, wire.proof(secret, b"client", theirs, mine)), urgent=True
             )
             frame = await link.next_frame(timeout)
-            if frame[0] == wire.GOODBYE:
+            if frame[:1] == bytes((wire.GOODBYE,)):
                 (reason,) = wire.items(frame, 1)
                 raise TransportError(f"refused: {reason}")
-            if frame[0] != wire.WELCOME:
+            if frame[:1] != bytes((wire.WELCOME,)):
                 raise TransportError("the handshake ended without WELCOME")
         except (TransportError, wire.ProtocolError) as exc:
             self._log("node.refused", url, reason=str(exc))
@@ -343,15 +345,15 @@ class NetworkNode:
             mine = os.urandom(16)
             conn.send(self._hello(mine, wire.proof(secret, b"server", theirs, mine)), urgent=True)
             frame = await link.next_frame(timeout)
-            if frame[0] != wire.AUTH:
+            if frame[:1] != bytes((wire.AUTH,)):
                 raise TransportError("no AUTH after HELLO")
             (their_proof,) = wire.items(frame, 1)
             if secret is not None and not wire.proof_matches(
                 wire.proof(secret, b"client", mine, theirs), their_proof
             ):
                 raise TransportError("a secret is required" if not their_proof else "wrong secret")
-        except (TransportError, wire.ProtocolError) as exc:
-            self._log("node.refused", conn.peer, reason=str(exc))
+        except Exception as exc:  # garbage from a stranger: refuse it, keep serving
+            self._log("node.refused", conn.peer, reason=str(exc) or repr(exc))
             if not conn.closed:
                 conn.send(wire.control(wire.GOODBYE, str(exc)), urgent=True)
                 conn.close(str(exc))

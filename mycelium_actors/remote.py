@@ -252,8 +252,8 @@ class Peer:
 
     def frame_received(self, frame: bytes) -> None:
         self.heard = True
-        kind = frame[0]
         try:
+            kind = frame[0]
             if kind == wire.TELL:
                 self._on_tell(frame)
             elif kind == wire.ASK:
@@ -278,9 +278,10 @@ class Peer:
                 self.lost(f"the peer said goodbye ({reason})", close=True)
             else:
                 raise wire.ProtocolError(f"unknown frame kind 0x{kind:02x}")
-        except wire.ProtocolError as exc:
-            self.node.log("node.refused", self, reason=str(exc))
-            self.lost(f"protocol error: {exc}", close=True)
+        except Exception as exc:  # whatever a peer sends, it never reaches this node's loop
+            reason = str(exc) if isinstance(exc, wire.ProtocolError) else repr(exc)
+            self.node.log("node.refused", self, reason=reason)
+            self.lost(f"protocol error: {reason}", close=True)
 
     def frames_done(self) -> None:
         owed = self._owed
