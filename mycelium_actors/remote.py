@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 #: Messages in flight per sender and target before an `await tell` waits (API.md 6).
 WINDOW = 256
+#: Asks from one peer this node holds unanswered at most; more are refused at once.
+MAX_OPEN_ASKS = 4096
 
 
 class Peer:
@@ -58,6 +60,7 @@ class Peer:
         self._inbound: dict[str, deque[tuple[Any, asyncio.Future[Any] | None]]] = {}
         self._watchers: dict[str, list[Watcher]] = {}
         self._watched: set[str] = set()  # our paths this peer watches (RemoteWatcher sent)
+        self._open_asks = 0  # asks from this peer not answered yet
         self._refs: dict[str, RemoteActorRef] = {}
 
     def __repr__(self) -> str:
@@ -142,6 +145,7 @@ class Peer:
                 watcher.deliver(Terminated(self.ref(path), "connection_lost"))
         self._owed.clear()
         self._inbound.clear()
+        self._open_asks = 0
         self._watched.clear()
         self.node.peer_down(self, reason)
 
@@ -315,6 +319,11 @@ class Peer:
             self._owe(path)
             self._reply_error(request, exc)
             return
+        if self._open_asks >= MAX_OPEN_ASKS:
+            self._owe(path)
+            self._reply_error(request, MailboxFull(f"{MAX_OPEN_ASKS} asks are already open"))
+            return
+        self._open_asks += 1
         reply = asyncio.get_running_loop().create_future()
         reply.add_done_callback(lambda fut: self._answer(request, fut))
         self._deliver(path, message, reply)
@@ -322,6 +331,8 @@ class Peer:
     def _deliver(self, path: str, message: Any, reply: asyncio.Future[Any] | None) -> None:
         pending = self._inbound.get(path)
         if pending:  # others from this peer wait for room: keep their order
+            if len(pending) >= WINDOW:
+                raise wire.ProtocolError(f"more than {WINDOW} messages to {path} without credit")
             pending.append((message, reply))
             return
         ref = self.node.system.lookup(path)
@@ -352,6 +363,7 @@ class Peer:
         self._inbound.pop(path, None)
 
     def _answer(self, request: int, fut: asyncio.Future[Any]) -> None:
+        self._open_asks = max(0, self._open_asks - 1)
         if not self.up:
             return
         if fut.cancelled():

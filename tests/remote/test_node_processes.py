@@ -72,18 +72,27 @@ async def here() -> AsyncIterator[ActorSystem]:
         yield system
 
 
-async def test_a_node_killed_mid_ask_fails_the_ask_at_once(spawn_node, here) -> None:
+async def test_a_node_killed_mid_ask_fails_the_ask_and_its_tells_in_flight(
+    spawn_node, here
+) -> None:
+    """The ask fails with TransportError at once; tells not yet taken in by the
+    full mailbox (no credit back) are dead letters here (at most once)."""
     far = spawn_node()
-    ref = await here.remote(far.address, "/root/counter")
+    ref = await here.remote(far.address, "/root/slow")  # mailbox capacity 2
     assert await ref.ask(Echo("alive")) == "alive"
-    held = asyncio.ensure_future(ref.ask(Hold(30.0), timeout=None))
-    await asyncio.sleep(0.1)  # the ask is in flight (nothing in this process to wait on)
+    await ref.tell(Hold(30.0))  # parks the handler: 2 more fit, the rest wait there
+    for n in range(10):
+        await ref.tell(Add(n))
+    held = asyncio.ensure_future(ref.ask(Echo("never answered"), timeout=None))
+    counter = await here.remote(far.address, "/root/counter")
+    assert await counter.ask(Echo("x")) == "x"  # sent after them: they have all arrived
+    before = here.dead_letters
     started = time.monotonic()
     far.proc.send_signal(signal.SIGKILL)
     with pytest.raises(TransportError):
         await asyncio.wait_for(held, 5)
-    assert time.monotonic() - started < 5
-    assert not ref.is_alive
+    assert time.monotonic() - started < 5 and not ref.is_alive
+    assert here.dead_letters - before >= 8  # 2 fit in the mailbox, the rest were in flight
 
 
 async def test_a_silent_node_is_down_within_the_heartbeat_timeout(spawn_node, here) -> None:
