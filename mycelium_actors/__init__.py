@@ -6,12 +6,14 @@ Layers (each imports only the ones above it in this list):
                  actor, slot, executor, transport, system -- actors, refs, mailboxes,
                  discovery, and the registry transports fill by URL scheme
     supervision  spec, supervisor    -- OTP trees built on slots and the system lane
+    transports   transports/         -- memory://, unix://, tcp:// adapters; fill the registry
     wire         codec, codec_cattrs, contracts -- contract types to bytes; YAML contracts
     tools        testing, cli        -- test helpers and the command line
 
 Users import from this module only.
 """
 
+from . import transports as _transports  # noqa: F401  (fills the scheme registry)
 from .actor import Actor, handler
 from .clock import Clock
 from .context import ActorContext, Scheduled

@@ -196,12 +196,14 @@ WIRE = {"codec", "codec_cattrs", "contracts"}
 TOOLS = {"testing", "cli", "cli_contracts", "loader", "render"}
 
 
-def _package_imports(module: Path) -> set[str]:
+def _package_imports(module: Path, level: int = 1) -> set[str]:
+    """The modules of `mycelium_actors` that `module` imports; `level` is how many
+    dots name the package from `module` (2 inside a subpackage)."""
     found = set()
     for node in ast.walk(ast.parse(module.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module:
+        if isinstance(node, ast.ImportFrom) and node.level == level and not node.module:
             found.update(alias.name for alias in node.names)  # from . import x
-        elif isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+        elif isinstance(node, ast.ImportFrom) and node.level == level and node.module:
             found.add(node.module.split(".")[0])
         elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
             "mycelium_actors."
@@ -224,6 +226,16 @@ def test_each_layer_imports_only_from_the_layers_below() -> None:
             assert imported <= KERNEL | WIRE, f"{module.stem} imports {imported}"
         else:
             assert module.stem in TOOLS, f"{module.stem} is in no layer of docs/design.md"
+
+
+def test_transport_adapters_import_only_the_kernel() -> None:
+    """The transports layer (the `transports` package, whose modules may import one
+    another) builds on the kernel alone."""
+    adapters = sorted((ROOT / "mycelium_actors" / "transports").glob("*.py"))
+    assert len(adapters) > 1
+    for module in adapters:
+        imported = _package_imports(module, level=2)
+        assert imported <= KERNEL | {"transports"}, f"transports/{module.name} imports {imported}"
 
 
 # -- getting-started.md -------------------------------------------------------------

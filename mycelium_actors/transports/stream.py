@@ -1,0 +1,361 @@
+"""`unix://` and `tcp://`: frames over stream sockets, on asyncio Protocols.
+
+A frame is a 4-byte big-endian length, then that many bytes. Protocols, not
+asyncio streams or anyio: they cost one callback per read and no task or
+future per frame (measured in docs/wire.md).
+
+Receiving: a read is parsed in place through a memoryview when nothing is
+buffered (the common case: whole frames per read); only a partial frame's
+bytes are kept, in one bytearray. A declared length above `max_frame` closes
+the connection before its body is buffered.
+
+Sending: the first frame goes to `transport.write` at once. Frames sent
+later in the same pass of the loop, or while the transport has paused us
+(its buffer is over its high-water mark), wait in a user-space queue and go
+out as one joined write, scheduled once per pass; urgent frames are joined
+before the others. That queue is not bounded here: the node layer bounds what
+it sends with credits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+import sys
+from collections.abc import Callable
+
+from .. import logs
+from ..errors import TransportError
+from ..transport import Connection, FrameSink, Listener, Transport
+from .frames import PREFIX, check_max_frame, oversize
+from .urls import split_simple, split_unix, tcp_endpoint, tcp_url, unix_path
+
+# sun_path holds 108 bytes on Linux, 104 on the BSDs and macOS, with a final NUL.
+UNIX_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
+Accept = Callable[[Connection], None]
+
+
+class StreamConnection(asyncio.Protocol, Connection):
+    """One socket connection: an asyncio Protocol that is also our Connection."""
+
+    def __init__(self, max_frame: int, coalesce: bool, accept: Accept | None = None) -> None:
+        self._max_frame = max_frame
+        self._coalesce = coalesce
+        self._accept = accept
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._sink: FrameSink | None = None
+        self._buffer = bytearray()  # the start of a frame not fully read yet
+        self._urgent: list[bytes] = []  # prefixes and frames, waiting for the next write
+        self._normal: list[bytes] = []
+        self._flush_scheduled = False
+        self._paused = False
+        self._closed = False
+        self._why: tuple[str | None] | None = None  # set when this side closes
+        self._lost: tuple[str | None] | None = None  # the reason, until a sink takes it
+
+    # -- Connection ---------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def start(self, sink: FrameSink) -> None:
+        self._sink = sink
+        if self._lost is not None:
+            self._loop.call_soon(sink.connection_lost, self._lost[0])
+        elif self._transport is not None:
+            self._transport.resume_reading()
+
+    def send(self, frame: bytes, urgent: bool = False) -> None:
+        if self._closed:
+            raise TransportError(f"connection to {self.peer} is closed")
+        size = len(frame)
+        if size > self._max_frame:
+            raise TransportError(oversize(size, self._max_frame))
+        header = size.to_bytes(PREFIX, "big")
+        if self._flush_scheduled or self._paused:
+            queue = self._urgent if urgent else self._normal
+            queue.append(header)
+            queue.append(frame)
+            return
+        assert self._transport is not None
+        self._transport.write(header + frame)
+        if self._coalesce:
+            self._schedule_flush()
+
+    def close(self, reason: str | None = None) -> None:
+        self._shut((None,))
+
+    # -- asyncio.Protocol ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if not self.peer:
+            self.peer = str(transport.get_extra_info("peername") or "a unix socket client")
+        transport.pause_reading()  # frames wait until start()
+        if self._accept is not None:
+            self._accept(self)
+
+    def data_received(self, data: bytes) -> None:
+        sink = self._sink
+        if sink is None or self._closed:
+            return
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+        source = buffer or data
+        end = len(source)
+        pos = 0
+        delivered = False
+        with memoryview(source) as view:
+            while end - pos >= PREFIX and not self._closed:
+                size = int.from_bytes(view[pos : pos + PREFIX], "big")
+                if size > self._max_frame:
+                    self._refuse(oversize(size, self._max_frame))
+                    return
+                stop = pos + PREFIX + size
+                if stop > end:
+                    break
+                sink.frame_received(bytes(view[pos + PREFIX : stop]))
+                delivered = True
+                pos = stop
+        if source is buffer:
+            del buffer[:pos]
+        elif pos < end:
+            buffer += data[pos:]
+        if delivered:
+            sink.frames_done()
+
+    def eof_received(self) -> bool:
+        return False  # no half-open connections: the transport closes itself
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._urgent or self._normal:
+            self._write_queued()
+            if self._coalesce:
+                self._schedule_flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._urgent.clear()
+        self._normal.clear()
+        self._buffer.clear()
+        if self._why is not None:
+            reason = self._why[0]
+        elif exc is not None:
+            reason = f"connection lost: {exc}"
+        else:
+            reason = "closed by the peer"
+        self._lost = (reason,)
+        if self._sink is not None:
+            self._sink.connection_lost(reason)
+
+    # -- inside -------------------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Once per pass while frames keep coming: write what this pass queued."""
+        self._flush_scheduled = False
+        if (self._urgent or self._normal) and not self._paused and not self._closed:
+            self._write_queued()
+            self._schedule_flush()  # frames of the next pass join one write too
+
+    def _write_queued(self) -> None:
+        assert self._transport is not None
+        parts = self._urgent
+        parts += self._normal
+        self._transport.write(b"".join(parts))
+        self._urgent = []
+        self._normal = []
+
+    def _refuse(self, reason: str) -> None:
+        logs.get_logger().warning("transport.frame_refused", peer=self.peer, reason=reason)
+        self._shut((reason,))
+
+    def _shut(self, why: tuple[str | None]) -> None:
+        """Close from this side; what is queued is written first, then the socket closes."""
+        if self._closed:
+            return
+        self._closed = True
+        self._why = why
+        if self._transport is not None:
+            if self._urgent or self._normal:
+                self._write_queued()  # the transport writes out its buffer before closing
+            self._transport.close()
+
+
+class StreamListener(Listener):
+    """An asyncio server; for a unix socket, the socket file it created."""
+
+    def __init__(
+        self, address: str, server: asyncio.Server, socket_file: tuple[str, int, int] | None
+    ) -> None:
+        self.address = address
+        self._server = server
+        self._socket_file = socket_file  # (path, st_dev, st_ino)
+
+    async def aclose(self) -> None:
+        # Server.wait_closed() would wait for every accepted connection (3.12+):
+        # those belong to the node, which closes them itself.
+        self._server.close()
+        if self._socket_file is not None:
+            path, dev, ino = self._socket_file
+            try:
+                found = os.stat(path)
+                if (found.st_dev, found.st_ino) == (dev, ino):  # not a later listener's
+                    os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+
+class StreamTransport(Transport):
+    """What the unix and tcp adapters share; `coalesce=False` writes every frame
+    at once (for measuring what coalescing buys)."""
+
+    def __init__(self, *, coalesce: bool = True) -> None:
+        self.coalesce = coalesce
+
+    def _connection(self, max_frame: int, accept: Accept | None = None) -> StreamConnection:
+        return StreamConnection(max_frame, self.coalesce, accept)
+
+    @staticmethod
+    def _result(connection: asyncio.BaseProtocol, node: str) -> Connection:
+        assert isinstance(connection, StreamConnection)
+        connection.peer = node
+        return connection
+
+
+class TcpTransport(StreamTransport):
+    """`tcp://host:port`, TCP_NODELAY on; a server without a host binds to loopback."""
+
+    async def connect(self, node_url: str, *, max_frame: int) -> Connection:
+        check_max_frame(max_frame)
+        host, port = tcp_endpoint(node_url, listening=False)
+        node = tcp_url(host, port)
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.create_connection(
+                lambda: self._connection(max_frame), host, port
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot connect to {node}: {_describe(exc)}") from exc
+        return self._result(connection, node)
+
+    async def listen(self, node_url: str, accept: Accept, *, max_frame: int) -> Listener:
+        check_max_frame(max_frame)
+        host, port = tcp_endpoint(node_url, listening=True)
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_server(
+                lambda: self._connection(max_frame, accept), host, port
+            )
+        except OSError as exc:
+            raise TransportError(
+                f"cannot listen at {tcp_url(host, port)}: {_describe(exc)}"
+            ) from exc
+        bound = server.sockets[0].getsockname()[1]
+        return StreamListener(tcp_url(host, bound), server, None)
+
+    def split(self, url: str) -> tuple[str, str]:
+        return split_simple("tcp", url)
+
+
+class UnixTransport(StreamTransport):
+    """`unix:///path/node.sock`: socket files of mode 0600, stale ones replaced."""
+
+    async def connect(self, node_url: str, *, max_frame: int) -> Connection:
+        check_max_frame(max_frame)
+        path = _checked_path(node_url)
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.create_unix_connection(
+                lambda: self._connection(max_frame), path
+            )
+        except OSError as exc:
+            raise TransportError(f"cannot connect to {node_url}: {_describe(exc)}") from exc
+        return self._result(connection, node_url)
+
+    async def listen(self, node_url: str, accept: Accept, *, max_frame: int) -> Listener:
+        check_max_frame(max_frame)
+        path = _checked_path(node_url)
+        sock, ident = _bind_private(path, node_url)
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_unix_server(
+                lambda: self._connection(max_frame, accept), sock=sock
+            )
+        except OSError as exc:
+            sock.close()
+            raise TransportError(f"cannot listen at {node_url}: {_describe(exc)}") from exc
+        return StreamListener(node_url, server, (path, *ident))
+
+    def split(self, url: str) -> tuple[str, str]:
+        return split_unix(url)
+
+
+def _checked_path(node_url: str) -> str:
+    path = unix_path(node_url)
+    if len(os.fsencode(path)) > UNIX_PATH_MAX:
+        raise TransportError(
+            f"unix socket path of {len(os.fsencode(path))} bytes is longer than this "
+            f"system's limit of {UNIX_PATH_MAX}: {path}"
+        )
+    return path
+
+
+def _bind_private(path: str, node_url: str) -> tuple[socket.socket, tuple[int, int]]:
+    """A unix socket bound at `path` with mode 0600, not listening yet; a stale
+    socket file is replaced, a live one is an error."""
+    _clear_stale(path, node_url)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        # Nobody can connect before listen(), so chmod here leaves no window,
+        # and unlike a umask it touches no other thread's files.
+        os.chmod(path, 0o600)
+        found = os.stat(path)
+    except OSError as exc:
+        sock.close()
+        raise TransportError(f"cannot listen at {node_url}: {_describe(exc)}") from exc
+    return sock, (found.st_dev, found.st_ino)
+
+
+def _clear_stale(path: str, node_url: str) -> None:
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise TransportError(f"cannot listen at {node_url}: {_describe(exc)}") from exc
+    if not stat.S_ISSOCK(found.st_mode):
+        raise TransportError(f"cannot listen at {node_url}: {path} exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)  # a full backlog must not block us: it means live too
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)  # stale: its process is gone
+            return
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            raise TransportError(f"cannot listen at {node_url}: {_describe(exc)}") from exc
+    raise TransportError(f"cannot listen at {node_url}: address in use")
+
+
+def _describe(exc: OSError) -> str:
+    return exc.strerror or str(exc)
