@@ -22,7 +22,7 @@ from mycelium_actors import (
     handler,
 )
 
-from . import wire
+from . import links, wire
 from .meter import Meter
 from .workloads import CRASH_STORM_CHILDREN, RING_SIZE, TELLS_PER_CRASH, Extras, ring_links
 
@@ -290,3 +290,19 @@ def codec_kib(n: int, meter: Meter) -> Extras:
 
 def codec_nested(n: int, meter: Meter) -> Extras:
     return wire.ours("nested", n, meter)
+
+
+async def unix_pingpong(n: int, meter: Meter) -> Extras:
+    return await links.ours_rtt("unix", n, meter)
+
+
+async def tcp_pingpong(n: int, meter: Meter) -> Extras:
+    return await links.ours_rtt("tcp", n, meter)
+
+
+async def unix_stream(n: int, meter: Meter) -> Extras:
+    return await links.ours_frames("unix", n, meter)
+
+
+async def tcp_stream(n: int, meter: Meter) -> Extras:
+    return await links.ours_frames("tcp", n, meter)

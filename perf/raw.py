@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import wire
+from . import links, wire
 from .meter import Meter
 from .workloads import RING_SIZE, ring_links
 
@@ -169,3 +169,19 @@ def codec_kib(n: int, meter: Meter) -> None:
 
 def codec_nested(n: int, meter: Meter) -> None:
     wire.floor("nested", n, meter)
+
+
+async def unix_pingpong(n: int, meter: Meter) -> dict[str, float]:
+    return await links.raw_rtt("unix", n, meter)
+
+
+async def tcp_pingpong(n: int, meter: Meter) -> dict[str, float]:
+    return await links.raw_rtt("tcp", n, meter)
+
+
+async def unix_stream(n: int, meter: Meter) -> None:
+    await links.raw_frames("unix", n, meter)
+
+
+async def tcp_stream(n: int, meter: Meter) -> None:
+    await links.raw_frames("tcp", n, meter)

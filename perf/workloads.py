@@ -191,4 +191,37 @@ WORKLOADS += tuple(
     )
     for shape, what in (("small", "3 fields"), ("kib", "1 KiB"), ("nested", "nested"))
 )
+PINGPONG_NOTE = (
+    "{}: 100-byte frames, one in flight, to an echo process; both ends on the same code. "
+    "raw = asyncio Protocol; streams_rtps / anyio_rtps = asyncio / anyio streams; "
+    "anyio_cost_pct = how much slower anyio is than the Protocol; "
+    "nocoalesce_rtps = ours with write coalescing off"
+)
+STREAM_NOTE = (
+    "{}: 32-byte frames one way to a counting process, timed until it answers the count. "
+    "raw = asyncio streams both ends (write per frame, drain per 256); "
+    "nocoalesce_fps = ours with write coalescing off"
+)
+WORKLOADS += tuple(
+    Workload(
+        f"{scheme}_pingpong",
+        f"{scheme} socket round trips, 100-byte frames, two processes",
+        "round trips/s",
+        20_000,
+        (Target("raw", 0.8),),
+        note=PINGPONG_NOTE.format(f"{scheme}_pingpong"),
+    )
+    for scheme in ("unix", "tcp")
+)
+WORKLOADS += tuple(
+    Workload(
+        f"{scheme}_stream",
+        f"{scheme} socket one-way frames, 32 bytes, two processes",
+        "frames/s",
+        500_000,
+        (Target("raw", 1.0),),
+        note=STREAM_NOTE.format(f"{scheme}_stream"),
+    )
+    for scheme in ("unix", "tcp")
+)
 BY_NAME = {w.name: w for w in WORKLOADS}

@@ -35,7 +35,6 @@ class MemoryConnection(Connection):
         self._scheduled = False
         self._closed = False
         self._lost: tuple[str | None] | None = None  # the reason to deliver, once
-        self._drain_first = False  # the peer closed: deliver what it sent before that
 
     def pair_with(self, other: MemoryConnection) -> None:
         self._other = other
@@ -57,6 +56,7 @@ class MemoryConnection(Connection):
 
     def close(self, reason: str | None = None) -> None:
         self._end(None, f"closed by the peer: {reason}" if reason else "closed by the peer")
+        self._drop()  # as a socket reads nothing more once closed
 
     def receive(self, frame: bytes, urgent: bool) -> None:
         """The peer sent `frame`: queue it for the next delivery."""
@@ -66,7 +66,6 @@ class MemoryConnection(Connection):
 
     def peer_closed(self, reason: str) -> None:
         """The peer closed: what it sent before is delivered first, then the loss."""
-        self._drain_first = True
         self._end(reason, None)
 
     def _end(self, reason: str | None, peer_reason: str | None) -> None:
@@ -89,11 +88,12 @@ class MemoryConnection(Connection):
         if sink is None:
             return
         delivered = False
-        while (self._lost is None or self._drain_first) and (self._urgent or self._normal):
+        while self._urgent or self._normal:
             frame = (self._urgent or self._normal).popleft()
             if len(frame) > self._max_frame:
                 # What a socket adapter does when a peer announces too long a frame.
                 self._end(oversize(len(frame), self._max_frame), "closed by the peer")
+                self._drop()
                 break
             sink.frame_received(frame)
             delivered = True
@@ -101,9 +101,11 @@ class MemoryConnection(Connection):
             sink.frames_done()
         if self._lost is not None:
             self._sink = None  # connection_lost is delivered once
-            self._urgent.clear()
-            self._normal.clear()
             sink.connection_lost(self._lost[0])
+
+    def _drop(self) -> None:
+        self._urgent.clear()
+        self._normal.clear()
 
 
 class MemoryListener(Listener):

@@ -119,14 +119,16 @@ class StreamConnection(asyncio.Protocol, Connection):
                 size = int.from_bytes(view[pos : pos + PREFIX], "big")
                 if size > self._max_frame:
                     self._refuse(oversize(size, self._max_frame))
-                    return
+                    break
                 stop = pos + PREFIX + size
                 if stop > end:
                     break
                 sink.frame_received(bytes(view[pos + PREFIX : stop]))
                 delivered = True
                 pos = stop
-        if source is buffer:
+        if self._closed:
+            buffer.clear()
+        elif source is buffer:
             del buffer[:pos]
         elif pos < end:
             buffer += data[pos:]

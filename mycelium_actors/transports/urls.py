@@ -41,6 +41,8 @@ def tcp_endpoint(node_url: str, *, listening: bool) -> tuple[str, int]:
         port = port[1:]
     else:
         host, _, port = authority.rpartition(":")
+        if ":" in host:
+            raise ValueError(f"{node_url!r}: an IPv6 host is written [addr]:port")
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{node_url!r} needs a port between 0 and 65535 (0: any, to listen)")
     if not host:
