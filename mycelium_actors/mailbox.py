@@ -162,6 +162,21 @@ class Mailbox:
             self._append_foreign(item)  # another thread's actor: no lock, no hop
         return True
 
+    def offer_quietly(self, item: Item) -> bool:
+        """`offer` on the owner loop without waking the consumer: the caller
+        wakes it once, after a batch, with `wake_now`."""
+        q = self.queue
+        if self.closed or len(q) >= self.capacity or self._putters:
+            return False
+        q.append(item)
+        return True
+
+    def wake_now(self) -> None:
+        """From a plain loop callback on the owner loop (no task running): wake a
+        parked consumer and let it serve at once, in this loop pass."""
+        if self._waiter is not None:
+            self._wake_from_callback()
+
     def put_nowait(self, item: Item) -> bool:
         """Enqueue now or apply the overflow policy; safe from any thread.
 

@@ -116,6 +116,9 @@ class NetworkNode:
             refs=RefHook(self._encode_ref, self._decode_ref),
             max_size=options.max_frame,  # the whole frame is checked once built
         )
+        self.max_frame = options.max_frame
+        self.clock = system.clock
+        self.loop = asyncio.get_running_loop()  # made on the system's loop (the seam's rule)
         self._listener: Listener | None = None
         self._peers: dict[str, Peer] = {}  # by node URL (or name#incarnation if it does not listen)
         self._handshakes = 0
@@ -393,6 +396,7 @@ class NetworkNode:
             elif now - peer.quiet_since > limit:
                 peer.lost(f"silent for {limit}s (heartbeat timeout)", close=True)
                 continue
+            peer.flush_credit()
             if not peer.sent:
                 try:
                     peer.send(wire.control(wire.PING), urgent=True)
@@ -476,12 +480,11 @@ class NetworkNode:
     def decode(self, body: bytes) -> Any:
         return self.codec.decode(body)
 
-    def check_size(self, frame: bytes, message: Any) -> None:
-        if len(frame) > self.options.max_frame:
-            raise SerializationError(
-                f"{type(message).__qualname__} takes {len(frame)} bytes on the wire, "
-                f"over the maximum frame of {self.options.max_frame}"
-            )
+    def too_large(self, frame: bytes, message: Any) -> None:
+        raise SerializationError(
+            f"{type(message).__qualname__} takes {len(frame)} bytes on the wire, "
+            f"over the maximum frame of {self.max_frame}"
+        )
 
     def _encode_ref(self, ref: ActorRef[Any]) -> str:
         address = ref.address

@@ -170,8 +170,22 @@ class LocalActorRef(ActorRef[A]):
 
     def offer(self, message: Any, reply: asyncio.Future[Any] | None = None) -> bool:
         """For transports: enqueue `(message, reply)` if there is room and nobody
-        waits for room; False changes nothing. `reply` gets the handler's outcome."""
+        waits for room; False changes nothing. `reply` gets the handler's outcome
+        (a future, or an object with the same `get_loop`, `done`, `set_result`,
+        `set_exception`)."""
         return self._mailbox.offer((message, reply))
+
+    def offer_quietly(self, message: Any, reply: asyncio.Future[Any] | None = None) -> bool:
+        """`offer` from the actor's own loop without waking it; `wake_now()` after a batch."""
+        return self._mailbox.offer_quietly((message, reply))
+
+    def wake_now(self) -> None:
+        """From a plain loop callback on the actor's loop: let it serve in this pass."""
+        self._mailbox.wake_now()
+
+    def on_own_loop(self) -> bool:
+        """True when the caller runs on the thread of the actor's loop."""
+        return self._mailbox.on_owner_thread()
 
     async def put(self, message: Any, reply: asyncio.Future[Any] | None = None) -> bool:
         """For transports: enqueue, waiting for room under "block" (FIFO); other

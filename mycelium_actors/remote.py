@@ -27,15 +27,20 @@ from .errors import (
 )
 from .messages import Terminated
 from .ref import ActorRef, LocalActorRef, Watcher, check_timeout
+from .replies import resume
 from .transport import Connection
 
 if TYPE_CHECKING:
     from .node import NetworkNode
 
+_INF = float("inf")
+
 #: Messages in flight per sender and target before an `await tell` waits (API.md 6).
 WINDOW = 256
 #: Asks from one peer this node holds unanswered at most; more are refused at once.
 MAX_OPEN_ASKS = 4096
+#: Credit goes back in batches of this many (the heartbeat returns the rest).
+CREDIT_BATCH = WINDOW // 4
 
 
 class Peer:
@@ -61,6 +66,9 @@ class Peer:
         self._watchers: dict[str, list[Watcher]] = {}
         self._watched: set[str] = set()  # our paths this peer watches (RemoteWatcher sent)
         self._open_asks = 0  # asks from this peer not answered yet
+        self._paths: dict[bytes, str] = {}  # path bytes seen in frames, decoded once
+        self._targets: dict[str, tuple[LocalActorRef[Any], bool]] = {}  # and their refs
+        self._wake: list[LocalActorRef[Any]] = []  # to serve at the end of this read
         self._refs: dict[str, RemoteActorRef] = {}
 
     def __repr__(self) -> str:
@@ -146,6 +154,7 @@ class Peer:
         self._owed.clear()
         self._inbound.clear()
         self._open_asks = 0
+        self._wake.clear()
         self._watched.clear()
         self.node.peer_down(self, reason)
 
@@ -155,7 +164,7 @@ class Peer:
     # -- sending -------------------------------------------------------------------
 
     def _room(self, path: str) -> bool:
-        return len(self._inflight.get(path) or ()) < WINDOW and not self._credit_waiters.get(path)
+        return len(self._inflight.get(path) or ()) < WINDOW and path not in self._credit_waiters
 
     async def _wait_for_room(self, path: str) -> None:
         fut = asyncio.get_running_loop().create_future()
@@ -166,6 +175,8 @@ class Peer:
             queue = self._credit_waiters.get(path)
             if queue is not None and fut in queue:
                 queue.remove(fut)
+                if not queue:
+                    del self._credit_waiters[path]
             elif fut.done() and not fut.cancelled() and fut.exception() is None:
                 self._pass_room(path)  # we were given the room: hand it on
             raise
@@ -177,52 +188,70 @@ class Peer:
             fut = queue.popleft()
             if not fut.done():
                 fut.set_result(None)
-                return
+                break
         if queue is not None and not queue:
             del self._credit_waiters[path]
 
-    def _record(self, path: str, message: Any) -> None:
+    def _inflight_to(self, path: str) -> deque[Any]:
         inflight = self._inflight.get(path)
-        if inflight is None:
+        if inflight is None:  # kept when empty: a sender may hold it across an await
             inflight = self._inflight[path] = deque()
-        inflight.append(message)
+        return inflight
 
-    async def tell(self, path: str, message: Any) -> None:
-        frame = wire.tell(path.encode(), self.node.encode(message))
-        self.node.check_size(frame, message)
-        await self.ensure_up()
-        if not self._room(path):
+    async def tell(self, path: str, head: bytes, message: Any) -> None:
+        """The hot path of a remote tell: encode, take a credit, write."""
+        frame = head + self.node.codec.encode(message)
+        if len(frame) > self.node.max_frame:
+            self.node.too_large(frame, message)
+        conn = self.conn
+        if conn is None or conn.closed:
+            await self.ensure_up()
+        inflight = self._inflight_to(path)
+        if len(inflight) >= WINDOW or path in self._credit_waiters:
             await self._wait_for_room(path)
         self.send(frame)
-        self._record(path, message)
+        inflight.append(message)
 
-    def tell_nowait(self, path: str, message: Any) -> None:
-        frame = wire.tell(path.encode(), self.node.encode(message))
-        self.node.check_size(frame, message)
+    def tell_nowait(self, path: str, head: bytes, message: Any) -> None:
+        frame = head + self.node.codec.encode(message)
+        if len(frame) > self.node.max_frame:
+            self.node.too_large(frame, message)
         if not self.up:
             raise TransportError(f"not connected to {self.address}: use await tell() to connect")
         if not self._room(path):
             raise MailboxFull(f"{WINDOW} messages to {self._url(path)} are already in flight")
         self.send(frame)
-        self._record(path, message)
+        self._inflight_to(path).append(message)
 
-    async def ask(self, path: str, message: Any, timeout: float | None) -> Any:
-        body = self.node.encode(message)
-        await self.ensure_up()
-        fut = asyncio.get_running_loop().create_future()
-        what = f"ask to {self._url(path)}"
+    async def ask(
+        self, path: str, tail: bytes, what: str, message: Any, timeout: float | None
+    ) -> Any:
+        """The hot path of a remote ask; `tail` is the frame's path part."""
+        body = self.node.codec.encode(message)
+        conn = self.conn
+        if conn is None or conn.closed:
+            await self.ensure_up()
+            conn = self.conn
+            assert conn is not None
+        fut = self.node.loop.create_future()
         self._next_request = request = (self._next_request + 1) & 0xFFFFFFFF
-        frame = wire.ask(request, path.encode(), body)
-        self.node.check_size(frame, message)
-        if not self._room(path):
+        frame = wire.ask_head(request) + tail + body
+        if len(frame) > self.node.max_frame:
+            self.node.too_large(frame, message)
+        inflight = self._inflight_to(path)
+        if len(inflight) >= WINDOW or path in self._credit_waiters:
             try:
                 await asyncio.wait_for(self._wait_for_room(path), timeout)
             except TimeoutError:
+                what = f"ask to {self._url(path)}"
                 raise AskTimeout(f"{what} found no room in flight within {timeout}s") from None
-        deadline = None if timeout is None else self.node.system.clock.expire(fut, timeout, what)
-        self.send(frame)
+        deadline = None if timeout is None else self.node.clock.expire(fut, timeout, what)
+        if inflight is not self._inflight.get(path) or conn is not self.conn:
+            raise TransportError(f"connection to {self.name or self.address} lost")
+        conn.send(frame)
+        self.sent = True
         self._asks[request] = fut
-        self._record(path, None)
+        inflight.append(None)
         try:
             return await fut
         finally:
@@ -288,6 +317,21 @@ class Peer:
             self.lost(f"protocol error: {reason}", close=True)
 
     def frames_done(self) -> None:
+        """After a read: the actors that got messages serve now, in this loop pass,
+        and credit goes back where a batch of it is due."""
+        wake = self._wake
+        if wake:
+            for ref in wake:
+                ref.wake_now()
+            wake.clear()
+        owed = self._owed
+        if owed and self.up:
+            due = [path for path, n in owed.items() if n >= CREDIT_BATCH]
+            for path in due:
+                self.send(wire.control(wire.CREDIT, path, owed.pop(path)), urgent=True)
+
+    def flush_credit(self) -> None:
+        """Return all credit owed (the heartbeat does, so none is held back long)."""
         owed = self._owed
         if owed and self.up:
             for path, n in owed.items():
@@ -297,11 +341,22 @@ class Peer:
     def connection_lost(self, reason: str | None) -> None:
         self.lost(reason or "closed")
 
+    def _remember_path(self, raw: bytes, path: str) -> None:
+        if len(self._paths) > 1024:
+            self._paths.clear()  # a bound on what a peer can make us remember
+        self._paths[raw] = path
+
     def _owe(self, path: str) -> None:
         self._owed[path] = self._owed.get(path, 0) + 1
 
     def _on_tell(self, frame: bytes) -> None:
-        path, body = wire.parse_tell(frame)
+        size = int.from_bytes(frame[1:3], "big")
+        path = self._paths.get(frame[3 : 3 + size])
+        if path is None:
+            path, body = wire.parse_tell(frame)
+            self._remember_path(frame[3 : 3 + size], path)
+        else:
+            body = frame[3 + size :]
         try:
             message = self.node.decode(body)
         except SerializationError as exc:
@@ -312,7 +367,14 @@ class Peer:
         self._deliver(path, message, None)
 
     def _on_ask(self, frame: bytes) -> None:
-        request, path, body = wire.parse_ask(frame)
+        size = int.from_bytes(frame[5:7], "big")
+        path = self._paths.get(frame[7 : 7 + size])
+        if path is None:
+            request, path, body = wire.parse_ask(frame)
+            self._remember_path(frame[7 : 7 + size], path)
+        else:
+            request = int.from_bytes(frame[1:5], "big")
+            body = frame[7 + size :]
         try:
             message = self.node.decode(body)
         except SerializationError as exc:
@@ -324,9 +386,7 @@ class Peer:
             self._reply_error(request, MailboxFull(f"{MAX_OPEN_ASKS} asks are already open"))
             return
         self._open_asks += 1
-        reply = asyncio.get_running_loop().create_future()
-        reply.add_done_callback(lambda fut: self._answer(request, fut))
-        self._deliver(path, message, reply)
+        self._deliver(path, message, _RemoteReply(self, request))  # type: ignore[arg-type]
 
     def _deliver(self, path: str, message: Any, reply: asyncio.Future[Any] | None) -> None:
         pending = self._inbound.get(path)
@@ -335,15 +395,28 @@ class Peer:
                 raise wire.ProtocolError(f"more than {WINDOW} messages to {path} without credit")
             pending.append((message, reply))
             return
-        ref = self.node.system.lookup(path)
-        if not isinstance(ref, LocalActorRef) or not ref.is_alive:
-            self._owe(path)
-            if reply is None:
-                self.node.system.dead_letter(path, message, "stopped")
-            else:
-                reply.set_exception(ActorStopped(f"no actor at {path}"))
-            return
-        if ref.offer(message, reply):
+        target = self._targets.get(path)
+        if target is None or not target[0].is_alive:
+            found = self.node.system.lookup(path)
+            if not isinstance(found, LocalActorRef) or not found.is_alive:
+                self._owe(path)
+                if reply is None:
+                    self.node.system.dead_letter(path, message, "stopped")
+                else:
+                    reply.set_exception(ActorStopped(f"no actor at {path}"))
+                return
+            if len(self._targets) > 1024:
+                self._targets.clear()  # a bound on what a peer can make us remember
+            target = self._targets[path] = (found, found.on_own_loop())
+        ref, same_loop = target
+        if same_loop:
+            if ref.offer_quietly(message, reply):
+                self._owe(path)
+                wake = self._wake
+                if not wake or wake[-1] is not ref:
+                    wake.append(ref)
+                return
+        elif ref.offer(message, reply):
             self._owe(path)
             return
         self._inbound[path] = deque([(message, reply)])
@@ -362,23 +435,22 @@ class Peer:
             self.frames_done()
         self._inbound.pop(path, None)
 
-    def _answer(self, request: int, fut: asyncio.Future[Any]) -> None:
+    def answer(self, request: int, value: Any) -> None:
+        """The handler of an ask from this peer returned `value`."""
         self._open_asks = max(0, self._open_asks - 1)
         if not self.up:
             return
-        if fut.cancelled():
-            self._reply_error(request, ActorStopped("the ask was cancelled on the remote node"))
-            return
-        exc = fut.exception()
-        if exc is not None:
-            self._reply_error(request, exc, raised=exc.__traceback__ is not None)
-            return
         try:
-            payload = self.node.codec.encode_value(fut.result())
+            payload = self.node.codec.encode_value(value)
         except SerializationError as error:
             self._reply_error(request, error)
             return
         self.send(wire.reply(request, wire.OK, payload), urgent=True)
+
+    def answer_error(self, request: int, exc: BaseException) -> None:
+        """The ask failed: raised by its handler (it has a traceback) or refused here."""
+        self._open_asks = max(0, self._open_asks - 1)
+        self._reply_error(request, exc, raised=exc.__traceback__ is not None)
 
     def _reply_error(self, request: int, exc: BaseException, raised: bool = False) -> None:
         if self.up:
@@ -394,13 +466,16 @@ class Peer:
         fut = self._asks.pop(request, None)
         if fut is None or fut.done():
             return  # it timed out or was cancelled: the reply is dropped
+        # resume: we run in a transport callback, so the asker's step can run now.
         if status == wire.OK:
             try:
-                fut.set_result(self.node.codec.decode_value(payload))
+                value = self.node.codec.decode_value(payload)
             except SerializationError as exc:
-                fut.set_exception(exc)
+                resume(fut, exc=exc)
+            else:
+                resume(fut, value)
         else:
-            fut.set_exception(wire.decode_error(payload))
+            resume(fut, exc=wire.decode_error(payload))
 
     def _on_credit(self, path: object, n: object) -> None:
         if not isinstance(path, str) or not isinstance(n, int) or n < 1:
@@ -410,8 +485,6 @@ class Peer:
             return
         for _ in range(min(n, len(inflight))):
             inflight.popleft()
-        if not inflight:
-            del self._inflight[path]
         if self._credit_waiters.get(path):
             for _ in range(n):
                 self._pass_room(path)
@@ -435,6 +508,43 @@ class Peer:
             raise wire.ProtocolError("a malformed TERMINATED frame")
         for watcher in self._watchers.pop(path, ()):
             watcher.deliver(Terminated(self.ref(path), reason))
+
+
+class _RemoteReply:
+    """Where the handler's outcome of an ask from a peer goes: straight onto the
+    wire as a REPLY (the serving loop completes it as it would a future, with
+    no extra loop pass for a done-callback)."""
+
+    __slots__ = ("_done", "_loop", "_peer", "_request")
+
+    def __init__(self, peer: Peer, request: int) -> None:
+        self._peer = peer
+        self._request = request
+        self._loop = peer.node.loop
+        self._done = False
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, value: Any) -> None:
+        if not self._done:
+            self._done = True
+            self._peer.answer(self._request, value)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self._done:
+            self._done = True
+            self._peer.answer_error(self._request, exc)
+
+    def cancel(self) -> bool:
+        self.set_exception(ActorStopped("the ask was cancelled on the remote node"))
+        return True
 
 
 class _RemoteWatcher:
@@ -464,12 +574,16 @@ class _RemoteWatcher:
 class RemoteActorRef(ActorRef[Any]):
     """A ref to an actor on another node (API.md section 6)."""
 
-    __slots__ = ("_peer",)
+    __slots__ = ("_ask_tail", "_peer", "_tell_head", "_what")
 
     def __init__(self, peer: Peer, path: str) -> None:
         self._peer = peer
         self.path = path
         self.name = path.rsplit("/", 1)[-1]
+        raw = path.encode()
+        self._tell_head = wire.tell(raw, b"")
+        self._ask_tail = wire.path_part(raw)
+        self._what = f"ask to {peer.address or peer.name}{path}"
 
     def __repr__(self) -> str:
         return f"<RemoteActorRef {self.address}>"
@@ -500,16 +614,17 @@ class RemoteActorRef(ActorRef[Any]):
         """Send `message`; waits only while `WINDOW` messages to this actor are in
         flight. `SerializationError` for a non-contract message, `TransportError`
         when the node cannot be reached."""
-        await self._peer.tell(self.path, message)
+        await self._peer.tell(self.path, self._tell_head, message)
 
     def tell_nowait(self, message: Any) -> None:
         """Send now; `MailboxFull` when the window in flight is full."""
-        self._peer.tell_nowait(self.path, message)
+        self._peer.tell_nowait(self.path, self._tell_head, message)
 
     async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
         """The remote handler's reply; `TransportError` if the connection is lost."""
-        check_timeout(timeout)
-        return await self._peer.ask(self.path, message, timeout)
+        if timeout is not None and (type(timeout) is not float or not 0.0 < timeout < _INF):
+            check_timeout(timeout)
+        return await self._peer.ask(self.path, self._ask_tail, self._what, message, timeout)
 
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
         check_timeout(timeout)

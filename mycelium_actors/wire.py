@@ -77,6 +77,19 @@ def ask(request: int, path: bytes, body: bytes) -> bytes:
     return _ASK_HEAD.pack(ASK, request, len(path)) + path + body
 
 
+_ASK_ID = struct.Struct(">BI")
+_PATH_SIZE = struct.Struct(">H")
+
+
+def ask_head(request: int) -> bytes:
+    """The start of an ASK frame; `path_part(path)` and the body follow."""
+    return _ASK_ID.pack(ASK, request)
+
+
+def path_part(path: bytes) -> bytes:
+    return _PATH_SIZE.pack(len(path)) + path
+
+
 def reply(request: int, status: int, payload: bytes) -> bytes:
     return _REPLY_HEAD.pack(REPLY, request, status) + payload
 

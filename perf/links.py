@@ -390,6 +390,11 @@ async def raw_rtt(scheme: str, n: int, meter: Meter) -> Extras:
     return extras
 
 
+async def protocol_rtt(scheme: str, n: int, meter: Meter) -> None:
+    """The Protocol floor alone (the remote-ask workloads' floor)."""
+    await _with_peer("protocol", "echo", scheme, n, protocol_pingpong(n, meter))
+
+
 async def ours_frames(scheme: str, n: int, meter: Meter) -> Extras:
     """Our adapter, coalescing on; off as an extra (frames/s)."""
     await _with_peer("ours", "sink", scheme, n, ours_pipeline(True, n, meter))

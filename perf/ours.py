@@ -22,7 +22,7 @@ from mycelium_actors import (
     handler,
 )
 
-from . import links, wire
+from . import links, nodes, wire
 from .meter import Meter
 from .workloads import CRASH_STORM_CHILDREN, RING_SIZE, TELLS_PER_CRASH, Extras, ring_links
 
@@ -306,3 +306,19 @@ async def unix_stream(n: int, meter: Meter) -> Extras:
 
 async def tcp_stream(n: int, meter: Meter) -> Extras:
     return await links.ours_frames("tcp", n, meter)
+
+
+async def unix_remote_ask(n: int, meter: Meter) -> None:
+    await nodes.ours_ask("unix", n, meter)
+
+
+async def tcp_remote_ask(n: int, meter: Meter) -> None:
+    await nodes.ours_ask("tcp", n, meter)
+
+
+async def unix_remote_tell(n: int, meter: Meter) -> None:
+    await nodes.ours_tell("unix", n, meter)
+
+
+async def tcp_remote_tell(n: int, meter: Meter) -> None:
+    await nodes.ours_tell("tcp", n, meter)

@@ -185,3 +185,19 @@ async def unix_stream(n: int, meter: Meter) -> None:
 
 async def tcp_stream(n: int, meter: Meter) -> None:
     await links.raw_frames("tcp", n, meter)
+
+
+async def unix_remote_ask(n: int, meter: Meter) -> None:
+    await links.protocol_rtt("unix", n, meter)
+
+
+async def tcp_remote_ask(n: int, meter: Meter) -> None:
+    await links.protocol_rtt("tcp", n, meter)
+
+
+async def unix_remote_tell(n: int, meter: Meter) -> None:
+    await links.raw_frames("unix", n, meter)
+
+
+async def tcp_remote_tell(n: int, meter: Meter) -> None:
+    await links.raw_frames("tcp", n, meter)

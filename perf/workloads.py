@@ -224,4 +224,30 @@ WORKLOADS += tuple(
     )
     for scheme in ("unix", "tcp")
 )
+REMOTE_NOTE = (
+    "{}: a node asks (or tells) an actor on a node in another process through the whole "
+    "stack (codec, credits, adapter). raw = {}"
+)
+WORKLOADS += tuple(
+    Workload(
+        f"{scheme}_remote_ask",
+        f"remote ask round trips over {scheme}, ~100-byte message, two processes",
+        "round trips/s",
+        10_000,
+        (Target("raw", 0.8),),
+        note=REMOTE_NOTE.format(f"{scheme}_remote_ask", "asyncio Protocol ping-pong, 100 B"),
+    )
+    for scheme in ("unix", "tcp")
+)
+WORKLOADS += tuple(
+    Workload(
+        f"{scheme}_remote_tell",
+        f"remote one-way tells over {scheme}, timed until a final ask returns the count",
+        "msgs/s",
+        200_000,
+        (Target("raw", 0.5),),
+        note=REMOTE_NOTE.format(f"{scheme}_remote_tell", "asyncio streams pipeline, 32 B"),
+    )
+    for scheme in ("unix", "tcp")
+)
 BY_NAME = {w.name: w for w in WORKLOADS}

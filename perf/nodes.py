@@ -1,0 +1,107 @@
+"""The remote-ref workloads: a node in this process asks and tells an actor on a
+node in another process, over our whole stack (codec, credits, the adapter).
+
+The peer is `python -m perf.nodes URL`: a node listening at URL with one
+`Sink` actor at `/sink`; it prints its address and runs until stdin closes.
+The floors are the transport workloads' (`perf/links.py`): an asyncio
+Protocol ping-pong of 100-byte frames for asks, an asyncio-streams pipeline of
+small frames for one-way tells.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import tempfile
+
+from contracts.probe import Add, Echo, GetTotal
+from mycelium_actors import Actor, ActorSystem, handler
+
+from . import links
+from .meter import Meter
+
+ROOT = links.ROOT
+TEXT = "x" * 78  # an Echo frame of about 100 bytes, like the floor's
+
+
+class Sink(Actor):
+    """Echoes, and counts `Add`s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    @handler
+    def echo(self, msg: Echo) -> str:
+        return msg.text
+
+    @handler
+    def add(self, msg: Add) -> None:
+        self.total += msg.n
+
+    @handler
+    def get_total(self, msg: GetTotal) -> int:
+        return self.total
+
+
+async def _serve(url: str) -> None:
+    loop = asyncio.get_running_loop()
+    closed = asyncio.Event()
+    loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read(1) or closed.set())
+    async with ActorSystem("peer", listen=url) as system:
+        await system.spawn(Sink, name="sink")
+        print(system.address, flush=True)
+        await closed.wait()
+
+
+async def _with_node(scheme: str, body: object) -> None:
+    where = tempfile.mkdtemp(prefix="perf-") if scheme == "unix" else None
+    url = f"unix://{where}/node.sock" if where else "tcp://127.0.0.1:0"
+    peer = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "perf.nodes", url,
+        cwd=ROOT, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert peer.stdout is not None and peer.stdin is not None
+    try:
+        address = (await peer.stdout.readline()).decode().strip()
+        async with ActorSystem("bench") as system:
+            await body(await system.remote(address, "/sink"))  # type: ignore[operator]
+    finally:
+        peer.stdin.close()
+        try:
+            await asyncio.wait_for(peer.wait(), 10)
+        except TimeoutError:
+            peer.kill()
+            await peer.wait()
+        if where:
+            shutil.rmtree(where, ignore_errors=True)
+
+
+async def ours_ask(scheme: str, n: int, meter: Meter) -> None:
+    async def run(ref: object) -> None:
+        echo = Echo(TEXT)
+        for _ in range(100):  # connect and warm up outside the meter
+            await ref.ask(echo)  # type: ignore[attr-defined]
+        with meter:
+            for _ in range(n):
+                await ref.ask(echo)  # type: ignore[attr-defined]
+
+    await _with_node(scheme, run)
+
+
+async def ours_tell(scheme: str, n: int, meter: Meter) -> None:
+    async def run(ref: object) -> None:
+        one = Add(1)
+        await ref.ask(GetTotal())  # type: ignore[attr-defined]
+        with meter:
+            for _ in range(n):
+                await ref.tell(one)  # type: ignore[attr-defined]
+            total = await ref.ask(GetTotal(), timeout=None)  # type: ignore[attr-defined]
+        assert total == n, total
+
+    await _with_node(scheme, run)
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(sys.argv[1]))
