@@ -194,7 +194,7 @@ KERNEL = {
 SUPERVISION = {"spec", "supervisor"}
 WIRE = {"codec", "codec_cattrs", "contracts"}
 REMOTE = {"wire", "remote", "node"}
-TOOLS = {"testing", "cli", "cli_contracts", "loader", "render"}
+TOOLS = {"testing", "cli", "cli_contracts", "loader", "render", "__main__"}
 
 
 def _package_imports(module: Path, level: int = 1) -> set[str]:
