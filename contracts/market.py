@@ -71,3 +71,21 @@ class Send:
 @attrs.frozen
 class Logon:
     """Ask the exchange connection for its session number."""
+
+
+@message(id=208)
+@attrs.frozen
+class Drain:
+    """An ask that returns once all sent before it has passed this stage and the later ones."""
+
+
+@message(id=209)
+@attrs.frozen
+class GetStats:
+    """Ask a node's back office for its counters and fault logs."""
+
+
+@message(id=210)
+@attrs.frozen
+class CloseMarket:
+    """The market closes; a node stops injecting faults."""

@@ -17,8 +17,9 @@ from typing import Any
 import attrs
 import structlog
 
+from contracts.market import Drain
 from mycelium_actors import ActorSystem, TreeNode
-from supervisors.market import Chaos, Drain, FaultLog, Stats, build_tree
+from supervisors.market import Chaos, FaultLog, Stats, build_tree
 
 # Stage (path below /market) -> the counter of messages it handled, in data-flow order.
 STAGES = {

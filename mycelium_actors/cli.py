@@ -8,14 +8,15 @@ on a second signal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn
 
 import click
 import structlog
@@ -31,7 +32,7 @@ from .system import ActorSystem
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 
 
-def _fail(message: str, code: int = 2) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     raise SystemExit(code)
 
@@ -55,7 +56,7 @@ def load_tree(target: str, factory: bool, app_dir: str) -> Supervisor:
             _fail(f"the factory {target!r} raised (traceback above)")
     if not isinstance(obj, Supervisor):
         _fail(f"{target!r} is {_what(obj)}, not a Supervisor tree{_hint(obj)}")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def _what(obj: object) -> str:
@@ -100,12 +101,17 @@ def configure_logging(log_format: str, level: str) -> None:
     )
 
 
-async def run_tree(tree: Supervisor, status_every: float | None) -> int:
-    """Start `tree`, serve until a signal or a give-up; return the exit status."""
+async def run_tree(
+    tree: Supervisor,
+    status_every: float | None,
+    listen: str | None = None,
+    secret: str | None = None,
+) -> int:
+    """Bind (with `listen`), start `tree`, serve until a signal or a give-up; the exit status."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
-    system = ActorSystem(tree.name)
+    system = ActorSystem(tree.name, listen=listen, secret=secret)
 
     def on_signal() -> None:
         nonlocal signals
@@ -125,37 +131,76 @@ async def run_tree(tree: Supervisor, status_every: float | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     loop.add_signal_handler(signal.SIGUSR1, show_status)
-    log = structlog.get_logger("mycelium_actors.cli")
-    async with system:
-        starting = loop.create_task(system.start(tree))
-        signalled = loop.create_task(stop.wait())
-        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():  # a signal while on_start hangs: abandon the start
-            starting.cancel()
-            await asyncio.wait({starting})
-            return 0
-        signalled.cancel()
-        if starting.exception() is not None:
-            exc = starting.exception()
-            if not isinstance(exc, MyceliumError):
-                raise exc  # type: ignore[misc]
+    async with contextlib.AsyncExitStack() as stack:
+        try:  # binds the listener (and logs node.listening) before the tree starts
+            await stack.enter_async_context(system)
+        except (MyceliumError, ValueError) as exc:
             click.echo(f"error: {exc}", err=True)
             return 1
-        log.info("cli.running", tree=tree.name, pid=os.getpid())
-        ticker = None
-        if status_every is not None:
-            ticker = loop.create_task(_tick(status_every, show_status))
-        stopped = loop.create_task(system.wait_stopped())
-        signalled = loop.create_task(stop.wait())
-        await asyncio.wait({stopped, signalled}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (ticker, stopped, signalled):
-            if task is not None:
-                task.cancel()
-        log.info("cli.stopping", reason="signal" if stop.is_set() else "stopped")
-    if system.gave_up is not None:
+        status = await _serve(system, tree, stop, status_every, show_status)
+    if status == 0 and system.gave_up is not None:
         click.echo(f"error: {system.gave_up}", err=True)
         return 1
+    return status
+
+
+async def _serve(
+    system: ActorSystem,
+    tree: Supervisor,
+    stop: asyncio.Event,
+    status_every: float | None,
+    show_status: Callable[[], None],
+) -> int:
+    loop = asyncio.get_running_loop()
+    log = structlog.get_logger("mycelium_actors.cli")
+    starting = loop.create_task(system.start(tree))
+    signalled = loop.create_task(stop.wait())
+    await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():  # a signal while on_start hangs: abandon the start
+        starting.cancel()
+        await asyncio.wait({starting})
+        return 0
+    signalled.cancel()
+    if starting.exception() is not None:
+        exc = starting.exception()
+        if not isinstance(exc, MyceliumError):
+            raise exc  # type: ignore[misc]
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    log.info("cli.running", tree=tree.name, pid=os.getpid())
+    ticker = None
+    if status_every is not None:
+        ticker = loop.create_task(_tick(status_every, show_status))
+    stopped = loop.create_task(system.wait_stopped())
+    signalled = loop.create_task(stop.wait())
+    await asyncio.wait({stopped, signalled}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (ticker, stopped, signalled):
+        if task is not None:
+            task.cancel()
+    log.info("cli.stopping", reason="signal" if stop.is_set() else "stopped")
     return 0
+
+
+async def live_tree(url: str, secret: str | None) -> str:
+    """The live tree of the node at `url`, drawn as SIGUSR1 draws it; `MyceliumError`
+    (or `TimeoutError`) when it cannot be read."""
+    async with ActorSystem("status", secret=secret) as system:
+        return render_live_tree(await system.remote_tree(url))
+
+
+def read_secret(var: str | None) -> str | None:
+    """The secret in the environment variable `var` (None without `--secret-env`);
+    exits 2 with one line when it is unset or empty."""
+    if var is None:
+        return None
+    value = os.environ.get(var)
+    if not value:
+        _fail(f"--secret-env {var}: the environment variable {var} is {_unset(value)}")
+    return value
+
+
+def _unset(value: str | None) -> str:
+    return "not set" if value is None else "empty"
 
 
 def run_until_done(main: Coroutine[Any, Any, int], grace: float = 1.0) -> int:
@@ -230,6 +275,11 @@ _factory = click.option(
 _app_dir = click.option(
     "--app-dir", default=".", show_default=True, help="Folder added to the import path."
 )
+_secret_env = click.option(
+    "--secret-env",
+    metavar="VAR",
+    help="Read the shared secret of the nodes from the environment variable VAR.",
+)
 
 
 @main.command()
@@ -245,6 +295,12 @@ _app_dir = click.option(
     callback=_positive_seconds,
     help="Print the live tree every N s (N > 0).",
 )
+@click.option(
+    "--listen",
+    metavar="URL",
+    help="Listen for other nodes at URL (tcp://host:port, unix:///path/x.sock).",
+)
+@_secret_env
 def run(
     target: str,
     factory: bool,
@@ -252,11 +308,27 @@ def run(
     log_format: str,
     log_level: str,
     status_every: float | None,
+    listen: str | None,
+    secret_env: str | None,
 ) -> None:
     """Start the tree TARGET (module:attr) and run it until SIGINT or SIGTERM."""
     tree = load_tree(target, factory, app_dir)
+    secret = read_secret(secret_env)
     configure_logging(log_format, log_level)
-    raise SystemExit(run_until_done(run_tree(tree, status_every)))
+    raise SystemExit(run_until_done(run_tree(tree, status_every, listen, secret)))
+
+
+@main.command()
+@click.argument("url")
+@_secret_env
+def status(url: str, secret_env: str | None) -> None:
+    """Print the live tree of the node listening at URL."""
+    secret = read_secret(secret_env)
+    try:
+        drawing = asyncio.run(live_tree(url, secret))
+    except (MyceliumError, TimeoutError, ValueError) as exc:
+        _fail(str(exc) or f"{url} did not answer in time", code=1)
+    click.echo(drawing)
 
 
 @main.command()

@@ -2,6 +2,10 @@
 
     mycelium-actors tree supervisors.market:tree
     mycelium-actors run supervisors.market:tree --status-every 5
+    mycelium-actors run supervisors.market:venue --listen unix:///tmp/venue.sock
+
+`venue` is the execution branch alone, as a node: a `tree` built with
+`with_execution=False` and connected to it finds the gateway there.
 
 Data flows down that line, but the tree lists the stages the other way round:
 children start in list order and stop in reverse, so every stage's consumers
@@ -30,6 +34,18 @@ from typing import Any
 import attrs
 import psutil
 
+from contracts.market import (
+    Approved,
+    CloseMarket,
+    Drain,
+    GetStats,
+    Logon,
+    OrderRequest,
+    RawTick,
+    Send,
+    Tick,
+    Verdict,
+)
 from mycelium_actors import Actor, ActorRef, Backoff, Child, PinnedThread, Supervisor, handler
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA")
@@ -37,58 +53,9 @@ BATCH_EVERY = 0.01  # seconds between the feed's batches
 
 # -- messages ---------------------------------------------------------------
 
-
-@attrs.frozen
-class RawTick:
-    """A tick as it comes off the wire: the price is still text."""
-
-    seq: int
-    symbol: str
-    price: str
-
-
-@attrs.frozen
-class Tick:
-    seq: int
-    symbol: str
-    price: float
-
-
-@attrs.frozen
-class OrderRequest:
-    strategy: str
-    symbol: str
-    side: str  # "buy" | "sell"
-    qty: int
-    price: float
-
-
-@attrs.frozen
-class Verdict:
-    approved: bool
-    reason: str = ""
-
-
-@attrs.frozen
-class Approved:
-    order: OrderRequest
-
-
-@attrs.frozen
-class Send:
-    order_id: str
-    order: OrderRequest
-
-
-@attrs.frozen
-class Logon:
-    """Ask the exchange connection for its session number."""
-
-
-@attrs.frozen
-class Drain:
-    """An ask that returns once all sent before it has passed this stage and the later ones."""
-
+# What the stages send one another are contract types (contracts/market.yaml), so
+# any part of the pipeline can run in another process: examples/remote_demo.py runs
+# `venue` below as a node of its own.
 
 # Self-messages from timers: the feed's next batch, the injected drop, the periodic report.
 
@@ -211,7 +178,7 @@ class Feed(Stage):
         if self.chaos.enabled and seq % self.chaos.malformed_every == 0:
             self.stats.count["feed.malformed"] += 1
             price = "n/a"
-        return RawTick(seq, symbol, price)
+        return RawTick(seq=seq, symbol=symbol, price=price)
 
 
 class Normalizer(Stage):
@@ -221,7 +188,7 @@ class Normalizer(Stage):
 
     @handler
     async def normalize(self, raw: RawTick) -> None:
-        tick = Tick(raw.seq, raw.symbol, float(raw.price))  # a garbled price raises: a crash
+        tick = Tick(seq=raw.seq, symbol=raw.symbol, price=float(raw.price))  # "n/a" raises
         self.stats.count["normalizer"] += 1
         await self.context.system.publish(tick)
 
@@ -255,7 +222,9 @@ class Strategy(Stage, abc.ABC):
         side = self.decide(tick)
         self.last[tick.symbol] = tick.price
         if side is not None:
-            request = OrderRequest(self.name, tick.symbol, side, 1, tick.price)
+            request = OrderRequest(
+                strategy=self.name, symbol=tick.symbol, side=side, qty=1, price=tick.price
+            )
             verdict = await self.risk.ask(request)
             self.stats.count[f"{self.name}.{'approved' if verdict.approved else 'rejected'}"] += 1
 
@@ -313,7 +282,8 @@ class Risk(Stage):
 
     async def on_start(self) -> None:
         await super().on_start()
-        self.gateway = self.find(Approved)
+        # The gateway may run on another node this one is connected to.
+        [self.gateway] = await self.context.system.discover_cluster(handles=Approved)
 
     @handler
     async def check(self, request: OrderRequest) -> Verdict:
@@ -322,11 +292,11 @@ class Risk(Stage):
         position = self.positions[key] + (request.qty if request.side == "buy" else -request.qty)
         if abs(position) > self.limit:
             self.stats.count["risk.rejected"] += 1
-            return Verdict(False, f"position limit {self.limit}")
+            return Verdict(approved=False, reason=f"position limit {self.limit}")
         self.positions[key] = position
-        await self.gateway.tell(Approved(request))
+        await self.gateway.tell(Approved(order=request))
         self.stats.count["risk.approved"] += 1
-        return Verdict(True)
+        return Verdict(approved=True)
 
     @handler
     async def drain(self, msg: Drain) -> None:
@@ -348,7 +318,7 @@ class Gateway(Stage):
     async def send(self, msg: Approved) -> None:
         self.seq += 1
         self.stats.count["gateway"] += 1
-        await self.exchange.tell(Send(f"{self.session}-{self.seq}", msg.order))
+        await self.exchange.tell(Send(order_id=f"{self.session}-{self.seq}", order=msg.order))
 
     @handler
     async def drain(self, msg: Drain) -> None:
@@ -406,6 +376,25 @@ class Reporter(Actor):
         self.context.log.info("market.stats", **counts)
 
 
+class BackOffice(Actor):
+    """A node's counters for whoever asks (`GetStats`), and its end of the trading day."""
+
+    def __init__(self, stats: Stats, chaos: Chaos) -> None:
+        super().__init__()
+        self.stats = stats
+        self.chaos = chaos
+
+    @handler
+    def get_stats(self, _: GetStats) -> dict[str, Any]:
+        """Plain data, so that it can cross processes."""
+        faults = {path: attrs.asdict(log) for path, log in self.stats.faults.items()}
+        return {"count": dict(self.stats.count), "faults": faults}
+
+    @handler
+    def close(self, _: CloseMarket) -> None:
+        self.chaos.enabled = False
+
+
 # -- the tree -----------------------------------------------------------------
 
 
@@ -417,10 +406,31 @@ def pinned_cpus() -> list[int] | None:
     return allowed[-1:]
 
 
+def execution(stats: Stats, chaos: Chaos) -> Supervisor:
+    """The order gateway and the exchange connection it depends on."""
+    return Supervisor(
+        "execution",
+        strategy="rest_for_one",  # the gateway depends on the connection before it
+        max_restarts=10,
+        within=5.0,
+        backoff=Backoff(min=0.05, max=2.0, reset_after=5.0),
+        children=[
+            Child(Exchange, stats, chaos, name="exchange"),
+            Child(Gateway, stats, name="gateway"),
+        ],
+    )
+
+
 def build_tree(
-    stats: Stats | None = None, chaos: Chaos | None = None, rate: int = 1000
+    stats: Stats | None = None,
+    chaos: Chaos | None = None,
+    rate: int = 1000,
+    with_execution: bool = True,
 ) -> Supervisor:
-    """The market tree; pass your own `stats` and `chaos` to watch and steer it."""
+    """The market tree; pass your own `stats` and `chaos` to watch and steer it.
+
+    Without its execution branch, risk finds a gateway on a connected node (`venue`).
+    """
     stats = Stats() if stats is None else stats
     chaos = Chaos() if chaos is None else chaos
     return Supervisor(
@@ -429,17 +439,7 @@ def build_tree(
         max_restarts=3,
         within=10.0,
         children=[
-            Supervisor(
-                "execution",
-                strategy="rest_for_one",  # the gateway depends on the connection before it
-                max_restarts=10,
-                within=5.0,
-                backoff=Backoff(min=0.05, max=2.0, reset_after=5.0),
-                children=[
-                    Child(Exchange, stats, chaos, name="exchange"),
-                    Child(Gateway, stats, name="gateway"),
-                ],
-            ),
+            *([execution(stats, chaos)] if with_execution else []),
             Child(Risk, stats, name="risk"),
             Supervisor(
                 "strategies",
@@ -468,4 +468,16 @@ def build_tree(
     )
 
 
+def build_venue(stats: Stats | None = None, chaos: Chaos | None = None) -> Supervisor:
+    """The execution branch alone, as a node of its own: its root is `/market` too, so
+    its stages keep their paths; its back office answers `GetStats` and `CloseMarket`."""
+    stats = Stats() if stats is None else stats
+    chaos = Chaos() if chaos is None else chaos
+    return Supervisor(
+        "market",
+        children=[execution(stats, chaos), Child(BackOffice, stats, chaos, name="office")],
+    )
+
+
 tree = build_tree()
+venue = build_venue()

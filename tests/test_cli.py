@@ -8,9 +8,11 @@ line, never sleep; each is bounded by `WAIT`, five times what the slowest needs.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,15 +31,17 @@ WAIT = 10.0
 FIRST, SECOND, THIRD, FOURTH = "/app/first", "/app/second", "/app/group/third", "/app/group/fourth"
 STARTED = [FIRST, SECOND, THIRD, FOURTH, "/app/group", "/app"]
 STOPPED = [FOURTH, THIRD, "/app/group", SECOND, FIRST, "/app"]
+TREE = [(path, "supervisor" if path in ("/app", "/app/group") else "actor") for path in STARTED]
 
 
 class Running:
     """A `mycelium-actors run` process; its stderr (where it logs) is read line by line."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [str(CLI), "run", *args],
             cwd=cwd,
+            env=None if env is None else os.environ | env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             encoding="utf-8",
@@ -106,8 +110,10 @@ def start() -> Iterator[Start]:
     """`start(target, *options, ready="cli.running")`: run it and wait for that line."""
     running: list[Running] = []
 
-    def start(*args: str, ready: str = "cli.running", cwd: Path = APPS) -> Running:
-        cli = Running(list(args), cwd)
+    def start(
+        *args: str, ready: str = "cli.running", cwd: Path = APPS, env: dict[str, str] | None = None
+    ) -> Running:
+        cli = Running(list(args), cwd, env)
         running.append(cli)
         cli.wait_for(ready)
         return cli
@@ -117,10 +123,17 @@ def start() -> Iterator[Start]:
         cli.close()
 
 
-def invoke(*args: str, cwd: Path = APPS) -> subprocess.CompletedProcess[str]:
-    """Run a command that ends by itself."""
+def invoke(
+    *args: str, cwd: Path = APPS, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command that ends by itself (with `env` added to the environment)."""
     return subprocess.run(
-        [str(CLI), *args], cwd=cwd, capture_output=True, encoding="utf-8", timeout=WAIT
+        [str(CLI), *args],
+        cwd=cwd,
+        env=None if env is None else os.environ | env,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=WAIT,
     )
 
 
@@ -243,6 +256,133 @@ def test_the_market_demo_tree_runs_until_sigint(start: Start) -> None:
     cli.wait_for("actor.restarted")  # the normalizer, after a malformed tick
     cli.send(signal.SIGINT)
     assert cli.exit_code() == 0
+
+
+# -- run --listen, and status ------------------------------------------------------
+
+SECRET = {"NODE_SECRET": "s3cret"}
+
+
+def listening_at(cli: Running) -> str:
+    """The bound address from `node.listening`, checked to come before the tree starts."""
+    [at] = [n for n, line in enumerate(cli.lines) if "node.listening" in line]
+    assert not any("actor.started" in line for line in cli.lines[:at])
+    match = re.search(r"\bpath=(\S+)", cli.lines[at])
+    assert match is not None
+    return match[1]
+
+
+@pytest.fixture(params=["unix", "tcp"])
+def listen(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a node listens: a socket file in tmp_path, or TCP port 0."""
+    return f"unix://{tmp_path}/node.sock" if request.param == "unix" else "tcp://127.0.0.1:0"
+
+
+def test_status_prints_the_live_tree_of_a_listening_node(start: Start, listen: str) -> None:
+    cli = start("trees:tree", "--listen", listen)
+    address = listening_at(cli)
+    assert address.startswith(listen.removesuffix("0"))
+    result = invoke("status", address)
+    assert result.returncode == 0, result.stderr
+    drawn = [line.lstrip("│├└─ ").split("  ")[:3] for line in result.stdout.splitlines()]
+    assert sorted(drawn) == sorted([path, kind, "running"] for path, kind in TREE)
+    cli.send(signal.SIGTERM)
+    assert cli.exit_code() == 0
+
+
+def test_sigterm_removes_the_socket_file(start: Start, tmp_path: Path) -> None:
+    sock = tmp_path / "node.sock"
+    cli = start("trees:tree", "--listen", f"unix://{sock}")
+    assert sock.exists()
+    cli.send(signal.SIGTERM)
+    assert cli.exit_code() == 0
+    assert not sock.exists()
+
+
+@pytest.mark.parametrize(
+    "env, says",
+    [({}, "a secret is required"), ({"NODE_SECRET": "wrong"}, "did not prove")],
+    ids=["no secret", "a wrong secret"],
+)
+def test_a_node_with_a_secret_shows_its_tree_only_to_those_who_know_it(
+    start: Start, tmp_path: Path, env: dict[str, str], says: str
+) -> None:
+    cli = start(
+        "trees:tree",
+        "--listen",
+        f"unix://{tmp_path}/node.sock",
+        "--secret-env",
+        "NODE_SECRET",
+        env=SECRET,
+    )
+    address = listening_at(cli)
+    assert invoke("status", address, "--secret-env", "NODE_SECRET", env=SECRET).returncode == 0
+    options = ["--secret-env", "NODE_SECRET"] if env else []
+    refused = invoke("status", address, *options, env=env)
+    assert refused.returncode == 1
+    [line] = refused.stderr.splitlines()
+    assert line.startswith("error: ") and says in line
+    assert refused.stdout == ""
+
+
+@pytest.fixture
+def port() -> Iterator[int]:
+    """A TCP port bound but not listening: connections to it are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize("address", ["unix://{tmp}/gone.sock", "tcp://127.0.0.1:{port}"])
+def test_status_of_a_dead_address_exits_1_with_one_line(
+    address: str, tmp_path: Path, port: int
+) -> None:
+    address = address.format(tmp=tmp_path, port=port)
+    result = invoke("status", address)
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"error: cannot connect to {address}")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", [["run", "trees:tree"], ["status", "tcp://127.0.0.1:1"]])
+@pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
+def test_secret_env_naming_an_unset_or_empty_variable_exits_2(
+    command: list[str], value: str | None
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NODE_SECRET"}
+    if value is not None:
+        env["NODE_SECRET"] = value
+    result = subprocess.run(
+        [str(CLI), *command, "--secret-env", "NODE_SECRET"],
+        cwd=APPS,
+        env=env,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=WAIT,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and "NODE_SECRET" in line
+
+
+@pytest.mark.parametrize(
+    "listen, says",
+    [
+        ("unix:///tmp/" + "x" * 200 + ".sock", "longer than"),
+        ("tcp://127.0.0.1:{port}", "address already in use"),
+    ],
+    ids=["a socket path too long", "a port in use"],
+)
+def test_a_bind_failure_exits_1_with_one_line_before_the_tree_starts(
+    listen: str, says: str
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        result = invoke("run", "trees:tree", "--listen", listen.format(port=taken.getsockname()[1]))
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert says in line
+    assert "actor.started" not in result.stderr
 
 
 # -- loading the target --------------------------------------------------------

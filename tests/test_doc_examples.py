@@ -27,6 +27,7 @@ from examples.docs import (
     lifecycle,
     mailboxes,
     refs,
+    remote_tour,
     shutdown,
     supervision_tree,
 )
@@ -61,6 +62,7 @@ OUR_PAGES = {
     "design.md",
     "testing.md",
     "cli.md",
+    "remote.md",
 }
 MARKER = re.compile(r"^<!-- from (\S+) -->$")
 CAPTION = re.compile(r"^\*File: \[([^\]]+)\]\(([^)]+)\)\*$")
@@ -194,7 +196,7 @@ KERNEL = {
 SUPERVISION = {"spec", "supervisor"}
 WIRE = {"codec", "codec_cattrs", "contracts"}
 REMOTE = {"wire", "remote", "node"}
-TOOLS = {"testing", "cli", "cli_contracts", "loader", "render"}
+TOOLS = {"testing", "cli", "cli_contracts", "loader", "render", "__main__"}
 
 
 def _package_imports(module: Path, level: int = 1) -> set[str]:
@@ -489,6 +491,49 @@ async def test_death_watch_ignores_restarts() -> None:
         "after_restart": [],
         "after_stop": [("/root/w", "shutdown")],
     }
+
+
+# -- remote.md ----------------------------------------------------------------------
+
+
+async def test_remote_basics() -> None:
+    assert await remote_tour.basics() == {
+        "address": True,
+        "total": 5,
+        "equal": True,
+        "greeted": "hello back",
+        "errors": ["KeyError", "RemoteError", "ActorStopped"],
+        "remote_type": "CustomError",
+        "nodes": ["b"],
+    }
+
+
+async def test_remote_secrets() -> None:
+    assert await remote_tour.secrets() == {
+        "None": "refused: a secret is required",
+        "wrong": "it did not prove the shared secret",
+        "s3cret": "in",
+    }
+
+
+async def test_remote_node_loss_and_reconnect() -> None:
+    assert await remote_tour.node_loss() == {
+        "asked": "ActorStopped",
+        "notices": ["/root/counter killed"],
+        "alive": False,
+        "again": "reconnected",
+    }
+
+
+async def test_remote_cluster_discovery_and_publish() -> None:
+    result = await remote_tour.cluster()
+    assert result["found"][0] == "/here" and result["found"][1].endswith("/b.sock/root/counter")
+    assert result["accepted"] == 2
+    assert result["totals"] == [10, 10]
+
+
+async def test_serialize_local_catches_a_non_contract_message() -> None:
+    assert await remote_tour.serialize_local() == "SerializationError"
 
 
 # -- cli.md -------------------------------------------------------------------------

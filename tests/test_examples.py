@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from examples import bank, market_demo
+from examples import bank, market_demo, remote_demo
 from supervisors.market import Chaos
 
 
@@ -34,3 +34,24 @@ async def test_market_demo_repairs_every_injected_fault_and_loses_nothing(
     assert summary.lost == dict.fromkeys(summary.lost, 0)
     assert summary.where["strategies/meanrev"].startswith("own thread")
     assert "Check: OK" in capsys.readouterr().out
+
+
+async def test_remote_demo_runs_execution_in_another_process_and_loses_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = await remote_demo.main(seconds=1.5, chaos=Chaos(malformed_every=200))
+
+    assert summary.ok, summary
+    pipeline = summary.pipeline
+    assert pipeline.ok and pipeline.lost == dict.fromkeys(pipeline.lost, 0)
+    assert summary.node_names == ["market"]
+    # the venue drops its exchange connection every second: repaired over there
+    drops = pipeline.injected["connection drops"]
+    assert drops >= 1 and summary.venue_restarts == 2 * drops
+    assert (
+        pipeline.restarts["execution/gateway"] == pipeline.restarts["execution/exchange"] == drops
+    )
+    assert pipeline.where["execution/gateway"].startswith("other process")
+    assert pipeline.restarts["marketdata/normalizer"] == pipeline.injected["malformed ticks"] > 0
+    out = capsys.readouterr().out
+    assert "Check: OK" in out and "Remote check: OK" in out

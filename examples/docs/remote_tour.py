@@ -1,0 +1,217 @@
+"""docs/remote.md: two nodes in one process, over a Unix socket in a temp dir.
+
+Run it with `python -m examples.docs.remote_tour`. Each function starts its own
+systems; what they return is what the page says happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+
+from contracts.probe import Add, Echo, Fail, GetTotal, Greet, Hold
+from mycelium_actors import (
+    Actor,
+    ActorRef,
+    ActorStopped,
+    ActorSystem,
+    Child,
+    RemoteError,
+    SerializationError,
+    Supervisor,
+    Terminated,
+    TransportError,
+    handler,
+)
+
+
+class Counter(Actor):
+    """Answers the probe contracts (contracts/probe.yaml)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    @handler
+    def echo(self, msg: Echo) -> str:
+        return msg.text
+
+    @handler
+    def add(self, msg: Add) -> int:
+        self.total += msg.n
+        return self.total
+
+    @handler
+    def get_total(self, _: GetTotal) -> int:
+        return self.total
+
+    @handler
+    def fail(self, msg: Fail) -> None:
+        raise {"KeyError": KeyError, "Custom": CustomError}[msg.kind](msg.message)
+
+    @handler
+    async def hold(self, msg: Hold) -> str:
+        await asyncio.sleep(msg.seconds)
+        return "held"
+
+    @handler
+    async def greet(self, msg: Greet) -> Any:
+        return await msg.reply_to.ask(Echo(msg.text))  # a ref that came in a message
+
+
+class CustomError(Exception):
+    """Not in the fixed table: it arrives as RemoteError."""
+
+
+tree = Supervisor("root", children=[Child(Counter, name="counter")])
+
+
+@asynccontextmanager
+async def socket_dir() -> AsyncIterator[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        yield tmp
+
+
+async def basics() -> dict[str, Any]:
+    async with socket_dir() as tmp:
+        async with (
+            ActorSystem("a", listen=f"unix://{tmp}/a.sock") as a,
+            ActorSystem("b", listen=f"unix://{tmp}/b.sock") as b,
+        ):
+            await b.start(tree)
+            counter = await a.remote(f"unix://{tmp}/b.sock/root/counter")
+            await counter.tell(Add(n=2))
+            total = await counter.ask(Add(n=3))  # FIFO: after the tell
+            same = await a.remote(b.address or "", "/root/counter")
+            local = await a.spawn(Counter, name="local")
+            greeted = await counter.ask(Greet(reply_to=local, text="hello back"))
+            errors = []
+            try:
+                await counter.ask(Fail(kind="KeyError", message="nope"))
+            except KeyError:  # in the fixed table: rebuilt as itself
+                errors.append("KeyError")
+            try:
+                await counter.ask(Fail(kind="Custom", message="nope"))
+            except RemoteError as exc:  # anything else
+                errors.append("RemoteError")
+                remote_type = exc.type_name
+            missing = await a.remote(b.address or "", "/root/nobody")
+            try:
+                await missing.ask(Echo(text="anyone?"))
+            except ActorStopped:
+                errors.append("ActorStopped")
+            return {
+                "address": counter.address == f"unix://{tmp}/b.sock/root/counter",
+                "total": total,
+                "equal": same == counter,
+                "greeted": greeted,
+                "errors": errors,
+                "remote_type": remote_type,
+                "nodes": [node.name for node in a.nodes()],
+            }
+
+
+async def secrets() -> dict[str, str]:
+    outcome = {}
+    async with socket_dir() as tmp:
+        node = f"unix://{tmp}/b.sock"
+        url = f"{node}/root/counter"
+        async with ActorSystem("b", listen=node, secret="s3cret") as b:
+            await b.start(tree)
+            for secret in (None, "wrong", "s3cret"):
+                async with ActorSystem("a", secret=secret) as a:
+                    try:
+                        outcome[str(secret)] = await (await a.remote(url)).ask(Echo(text="in"))
+                    except TransportError as exc:
+                        outcome[str(secret)] = str(exc).removeprefix(f"cannot connect to {node}: ")
+    return outcome
+
+
+class Watcher(Actor):
+    """Watches a remote ref and keeps what it is told."""
+
+    def __init__(self, target: ActorRef[Any]) -> None:
+        super().__init__()
+        self.target = target
+        self.notices: list[str] = []
+
+    async def on_start(self) -> None:
+        self.context.watch(self.target)
+
+    @handler
+    def terminated(self, msg: Terminated) -> None:
+        self.notices.append(f"{msg.ref.path} {msg.reason}")
+
+    @handler
+    def seen(self, _: GetTotal) -> list[str]:
+        return self.notices
+
+
+async def node_loss() -> dict[str, Any]:
+    async with socket_dir() as tmp, ActorSystem("a") as a:
+        b_url = f"unix://{tmp}/b.sock"
+        async with ActorSystem("b", listen=b_url) as b:
+            await b.start(tree)
+            counter = await a.remote(b_url, "/root/counter")
+            watcher = await a.spawn(Watcher, counter)
+            pending = asyncio.ensure_future(counter.ask(Hold(seconds=30.0), timeout=60.0))
+            await counter.ask(Echo(text="sync"))  # the Hold arrived before this reply
+        # b has shut down: it stopped its actors, said goodbye, and a knows at once
+        try:
+            await pending
+        except (ActorStopped, TransportError) as exc:
+            asked = type(exc).__name__
+        notices = await watcher.ask(GetTotal())
+        alive = counter.is_alive
+        async with ActorSystem("b", listen=b_url) as b:  # back at the same address
+            await b.start(tree)
+            again = await counter.ask(Echo(text="reconnected"))  # the next use reconnects
+        return {"asked": asked, "notices": notices, "alive": alive, "again": again}
+
+
+async def cluster() -> dict[str, Any]:
+    async with socket_dir() as tmp:
+        async with (
+            ActorSystem("a") as a,
+            ActorSystem("b", listen=f"unix://{tmp}/b.sock") as b,
+        ):
+            await a.spawn(Counter, name="here")
+            await b.start(tree)
+            await a.remote(f"unix://{tmp}/b.sock", "/root/counter")  # connects a to b
+            found = await a.discover_cluster(Counter)
+            accepted = await a.publish_cluster(Add(n=10))
+            totals = [await ref.ask(GetTotal()) for ref in found]
+            return {
+                "found": [ref.address or ref.path for ref in found],
+                "accepted": accepted,
+                "totals": totals,
+            }
+
+
+@attrs.frozen
+class NotAContract:
+    text: str
+
+
+async def serialize_local() -> str:
+    async with ActorSystem("test", serialize_local=True) as system:
+        ref = await system.spawn(Counter, name="counter")
+        try:
+            await ref.tell(NotAContract("hi"))
+        except SerializationError as exc:
+            return type(exc).__name__
+    return "sent"
+
+
+async def main() -> None:
+    for tour in (basics, secrets, node_loss, cluster, serialize_local):
+        print(tour.__name__, await tour())
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
