@@ -518,9 +518,8 @@ async def test_remote_secrets() -> None:
 
 async def test_remote_node_loss_and_reconnect() -> None:
     assert await remote_tour.node_loss() == {
-        "asked": "ActorStopped",
-        "notices": ["/root/counter killed"],
-        "alive": False,
+        "asked": "TransportError",
+        "notices": ["/root/counter shutdown"],
         "again": "reconnected",
     }
 
