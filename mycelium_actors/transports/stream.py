@@ -9,12 +9,14 @@ buffered (the common case: whole frames per read); only a partial frame's
 bytes are kept, in one bytearray. A declared length above `max_frame` closes
 the connection before its body is buffered.
 
-Sending: the first frame goes to `transport.write` at once. Frames sent
-later in the same pass of the loop, or while the transport has paused us
-(its buffer is over its high-water mark), wait in a user-space queue and go
-out as one joined write, scheduled once per pass; urgent frames are joined
-before the others. That queue is not bounded here: the node layer bounds what
-it sends with credits.
+Sending: the first frame after a read (or after the queue was last written)
+goes to `transport.write` at once. Frames sent after it before the next read,
+or while the transport has paused us (its buffer is over its high-water mark),
+wait in a user-space queue and go out as one joined write, scheduled once
+(`call_soon`): so a burst costs one write per pass of the loop, a request
+answered by a reply costs no extra loop pass, and a frame waits at most one
+pass. Urgent frames are joined before the others. That queue is not bounded
+here: the node layer bounds what it sends with credits.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._urgent: list[bytes] = []  # prefixes and frames, waiting for the next write
         self._normal: list[bytes] = []
         self._flush_scheduled = False
+        self._fresh = True  # nothing written since the last read or flush: write at once
         self._paused = False
         self._closed = False
         self._why: tuple[str | None] | None = None  # set when this side closes
@@ -76,15 +79,17 @@ class StreamConnection(asyncio.Protocol, Connection):
         if size > self._max_frame:
             raise TransportError(oversize(size, self._max_frame))
         header = size.to_bytes(PREFIX, "big")
-        if self._flush_scheduled or self._paused:
-            queue = self._urgent if urgent else self._normal
-            queue.append(header)
-            queue.append(frame)
+        if self._fresh and not self._paused:
+            assert self._transport is not None
+            self._transport.write(header + frame)
+            self._fresh = not self._coalesce
             return
-        assert self._transport is not None
-        self._transport.write(header + frame)
-        if self._coalesce:
-            self._schedule_flush()
+        queue = self._urgent if urgent else self._normal
+        queue.append(header)
+        queue.append(frame)
+        if not self._flush_scheduled and not self._paused:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def close(self, reason: str | None = None) -> None:
         self._shut((None,))
@@ -107,6 +112,9 @@ class StreamConnection(asyncio.Protocol, Connection):
         sink = self._sink
         if sink is None or self._closed:
             return
+        # The loop has moved on since our last write: a reply to what we just
+        # read goes out at once, a burst of them is queued behind it.
+        self._fresh = not self._flush_scheduled
         buffer = self._buffer
         if buffer:
             buffer += data
@@ -145,8 +153,6 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._paused = False
         if self._urgent or self._normal:
             self._write_queued()
-            if self._coalesce:
-                self._schedule_flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -165,16 +171,12 @@ class StreamConnection(asyncio.Protocol, Connection):
 
     # -- inside -------------------------------------------------------------------
 
-    def _schedule_flush(self) -> None:
-        self._flush_scheduled = True
-        self._loop.call_soon(self._flush)
-
     def _flush(self) -> None:
-        """Once per pass while frames keep coming: write what this pass queued."""
+        """Write what was queued since the last write, in one call."""
         self._flush_scheduled = False
         if (self._urgent or self._normal) and not self._paused and not self._closed:
             self._write_queued()
-            self._schedule_flush()  # frames of the next pass join one write too
+            self._fresh = True
 
     def _write_queued(self) -> None:
         assert self._transport is not None
