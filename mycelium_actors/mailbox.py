@@ -26,8 +26,9 @@ The whole protocol lives here, behind these methods:
 - producers: `offer` (the fast path: enqueue if there is room and nobody
   waits), `put_nowait` (apply the policy now), `put` (wait for space), and
   `put_system` (the unbounded system lane);
-- the consumer, on the owner loop only: `take` (pop one item and admit
-  blocked senders), `next_signal`, `park` (wait until something arrives);
+- the consumer, on the owner loop only: `take` (pop the oldest item, which
+  must exist, and admit blocked senders: a plain `deque.popleft` while none
+  waits), `next_signal`, `park` (wait until something arrives);
 - ending: `close`, `finish`, `reopen`, `drop_queued`.
 """
 
@@ -37,6 +38,7 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
+from threading import get_ident
 from typing import Any
 
 from .clock import Clock
@@ -87,6 +89,7 @@ class Mailbox:
         "queue",
         "swept",
         "system",
+        "take",
     )
 
     def __init__(self, path: str, capacity: int, policy: str, dead_letter: DeadLetterSink) -> None:
@@ -102,6 +105,9 @@ class Mailbox:
         self.policy = _POLICIES[policy]  # the interned constant: compared with `is`
         self.dead_letter = dead_letter
         self.queue: deque[Item] = deque()
+        #: The consumer's pop (the queue must not be empty): the deque's own
+        #: `popleft` while no sender waits for room, else `_take_granting`.
+        self.take: Callable[[], Item] = self.queue.popleft
         self.system: deque[Any] | None = None  # created on first use: most stay empty
         self.closed = False
         self.swept = False  # finished for good: whatever is appended now gets rejected
@@ -154,7 +160,7 @@ class Mailbox:
         q = self.queue
         if self.closed or len(q) >= self.capacity or self._putters:
             return False
-        if threading.get_ident() == self._tid:
+        if get_ident() == self._tid:
             q.append(item)
             if self._waiter is not None:
                 self._wake()
@@ -234,6 +240,7 @@ class Mailbox:
         handoff = _Handoff(item, asyncio.get_running_loop().create_future())
         putters = self._putter_queue()
         putters.append(handoff)
+        self.take = self._take_granting
         if not self._check_in(putters, handoff):
             self._reject(item, "stopped")
             return False
@@ -287,14 +294,13 @@ class Mailbox:
 
     # -- consumer (owner loop only) ----------------------------------------
 
-    def take(self) -> Item | None:
-        """Pop the oldest item (None if empty) and give its space to a blocked sender."""
-        q = self.queue
-        if not q:
-            return None
-        item = q.popleft()
+    def _take_granting(self) -> Item:
+        """`take` while senders wait: pop, then give the freed room to the oldest."""
+        item = self.queue.popleft()
         if self._putters:
             self._grant()
+        else:  # nobody waits any more: back to the plain pop
+            self.take = self.queue.popleft
         return item
 
     def next_signal(self) -> Any:
@@ -310,21 +316,23 @@ class Mailbox:
             lane.remove(signal)  # type: ignore[union-attr]
         return found
 
-    async def park(self) -> None:
-        """Wait until a message or a signal arrives (returns at once if one is there)."""
+    def park(self) -> asyncio.Future[None] | None:
+        """The future for the consumer to await until a message or a signal
+        arrives, or None if one is already there. (A plain call, not a
+        coroutine: an idle actor parks once per burst, and a frame less counts.)"""
         loop = self._loop
         assert loop is not None
         waiter = loop.create_future()
         self._waiter = waiter
         # Re-check after publishing the waiter: a foreign thread may have
-        # appended between the consumer's emptiness check and now (lost wake-up guard).
+        # appended between the consumer's emptiness check and now (lost wake-up
+        # guard), or blocked while the consumer took with a pop that did not grant.
+        if self._putters:
+            self._grant()
         if self.queue or self.system:
             self._waiter = None
-            return
-        try:
-            await waiter
-        finally:
-            self._waiter = None
+            return None
+        return waiter  # whoever wakes it clears `_waiter`; a cancelled one is skipped
 
     def _grant(self) -> None:
         putters = self._putters
@@ -484,3 +492,23 @@ def _take_back(putters: deque[Any], handoff: _Handoff) -> bool:
 def _expire_grant(done: asyncio.Future[bool], path: str, timeout: float) -> None:
     if not done.done():
         done.set_exception(AskTimeout(f"no mailbox space at {path} within {timeout}s"))
+
+
+async def tell(ref: Any, message: Any) -> None:
+    """`LocalActorRef.tell`: the hot path of the library, kept in this module.
+
+    It is the ref's method (`ref.mailbox` is its mailbox) but defined here, so
+    the fast path (open, room, nobody waiting: append and wake) is one
+    function with no further call, and every put still lives in this module.
+    """
+    mb = ref.mailbox
+    q = mb.queue
+    if not mb.closed and len(q) < mb.capacity and not mb._putters:  # noqa: SLF001 (ours)
+        if get_ident() == mb._tid:  # noqa: SLF001 (this module's own Mailbox)
+            q.append((message, None))
+            if mb._waiter is not None:  # noqa: SLF001
+                mb._wake()  # noqa: SLF001
+            return
+        mb._append_foreign((message, None))  # noqa: SLF001
+        return
+    await ref.tell_slowly(message)

@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from .errors import ActorStopped, AskTimeout, MailboxFull, MyceliumError
+from .mailbox import tell as mailbox_tell
 from .messages import ProxyCall
 
 if TYPE_CHECKING:
@@ -106,11 +107,11 @@ class ActorRef(ABC, Generic[A]):
 class LocalActorRef(ActorRef[A]):
     """A ref to an actor of this process: its slot's mailbox, directly."""
 
-    __slots__ = ("_clock", "_mailbox", "_slot", "_what")
+    __slots__ = ("_clock", "_slot", "_what", "mailbox")
 
     def __init__(self, slot: Slot) -> None:
         self._slot = slot
-        self._mailbox = slot.mailbox
+        self.mailbox = slot.mailbox
         self._clock = slot.system.clock
         self.path = slot.path
         self.name = slot.name
@@ -142,18 +143,17 @@ class LocalActorRef(ActorRef[A]):
         slot, invocation = current
         return slot is self._slot and invocation is not None and invocation is slot.handling
 
-    async def tell(self, message: Any) -> None:
-        """Enqueue `message`; under "block" wait (FIFO) while the mailbox is full.
+    #: Enqueue `message`; under "block" wait (FIFO) while the mailbox is full.
+    #: Under "drop_new"/"drop_old" a dropped message becomes a dead letter; under
+    #: "fail" raises `MailboxFull`; a tell to a stopped actor is a dead letter. An
+    #: actor waiting for room in its own mailbox would wait for itself: that
+    #: raises `MyceliumError` at once. (Defined in `mailbox.py`: the hot path.)
+    tell = mailbox_tell
 
-        Under "drop_new"/"drop_old" a dropped message becomes a dead letter;
-        under "fail" raises `MailboxFull`. A tell to a stopped actor is a dead
-        letter. An actor waiting for room in its own mailbox would wait for
-        itself: that raises `MyceliumError` at once.
-        """
+    async def tell_slowly(self, message: Any) -> None:
+        """`tell` when the mailbox is full, closed, or has senders waiting."""
         item = (message, None)
-        mb = self._mailbox
-        if mb.offer(item):
-            return
+        mb = self.mailbox
         if mb.must_wait() and self.owns_current_task():
             raise MyceliumError(
                 f"{self.path} told itself with its own mailbox full; waiting for room "
@@ -166,26 +166,26 @@ class LocalActorRef(ActorRef[A]):
 
         Raises `MailboxFull` under "block" and "fail" when the mailbox is full.
         """
-        self._mailbox.put_nowait((message, None))
+        self.mailbox.put_nowait((message, None))
 
     def offer(self, message: Any, reply: asyncio.Future[Any] | None = None) -> bool:
         """For transports: enqueue `(message, reply)` if there is room and nobody
         waits for room; False changes nothing. `reply` gets the handler's outcome
         (a future, or an object with the same `get_loop`, `done`, `set_result`,
         `set_exception`)."""
-        return self._mailbox.offer((message, reply))
+        return self.mailbox.offer((message, reply))
 
     def offer_quietly(self, message: Any, reply: asyncio.Future[Any] | None = None) -> bool:
         """`offer` from the actor's own loop without waking it; `wake_now()` after a batch."""
-        return self._mailbox.offer_quietly((message, reply))
+        return self.mailbox.offer_quietly((message, reply))
 
     def wake_now(self) -> None:
         """From a plain loop callback on the actor's loop: let it serve in this pass."""
-        self._mailbox.wake_now()
+        self.mailbox.wake_now()
 
     def on_own_loop(self) -> bool:
         """True when the caller runs on the thread of the actor's loop."""
-        return self._mailbox.on_owner_thread()
+        return self.mailbox.on_owner_thread()
 
     async def put(self, message: Any, reply: asyncio.Future[Any] | None = None) -> bool:
         """For transports: enqueue, waiting for room under "block" (FIFO); other
@@ -193,7 +193,7 @@ class LocalActorRef(ActorRef[A]):
         False when the message was dropped or rejected."""
         item = (message, reply)
         try:
-            return await self._mailbox.put(item, self._clock)
+            return await self.mailbox.put(item, self._clock)
         except MailboxFull as exc:  # "fail": refused outright
             if reply is None:
                 self._slot.system.dead_letter(self.path, message, "mailbox_full")
@@ -221,7 +221,7 @@ class LocalActorRef(ActorRef[A]):
     async def _ask(self, message: Any, timeout: float | None) -> Any:
         fut = _get_running_loop().create_future()
         item = (message, fut)
-        mb = self._mailbox
+        mb = self.mailbox
         clock = self._clock
         # Arm the deadline before the message goes in: a consumer on another
         # thread that wakes at once need not wait for this thread's GIL turn.
@@ -242,7 +242,7 @@ class LocalActorRef(ActorRef[A]):
         clock = self._clock
         started = clock.now()
         try:
-            await self._mailbox.put(item, clock, timeout)  # waits for space, or rejects into fut
+            await self.mailbox.put(item, clock, timeout)  # waits for space, or rejects into fut
         except BaseException:
             # Gave up waiting (timeout, cancellation): if the item went in after
             # all, its reply finds `fut` done and is dropped, not left unread.
@@ -280,7 +280,7 @@ class LocalActorRef(ActorRef[A]):
         Raises `MyceliumError` when called on the loop that runs the actor.
         """
         check_timeout(timeout)
-        loop = self._mailbox.loop
+        loop = self.mailbox.loop
         try:
             running = _get_running_loop()
         except RuntimeError:

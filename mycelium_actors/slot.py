@@ -388,7 +388,7 @@ class Slot:
     async def _serve(self, instance: Actor) -> Exit:
         """The mailbox loop: the hot path. No task, log or isinstance per message."""
         mb = self.mailbox
-        take = mb.take
+        queue = mb.queue
         cls = type(instance)
         dispatch = cls._dispatch
         miss = cls.dispatch_miss
@@ -408,14 +408,16 @@ class Slot:
                 if signal is STOP_DRAIN:
                     draining = True
                 continue
-            item = take()
-            if item is None:
+            if not queue:
                 if draining:
                     return SHUTDOWN
                 # Hold nothing while idle: the last message and reply may be large.
-                message = reply = result = None
-                await mb.park()
+                message = reply = result = item = None
+                waiter = mb.park()
+                if waiter is not None:
+                    await waiter
                 continue
+            item = mb.take()  # read each time: it changes while senders wait for room
             message, reply = item
             mtype = type(message)
             fn, is_async = dispatch.get(mtype) or miss(mtype)

@@ -251,11 +251,11 @@ class SupervisorSlot(Slot):
                 exit = await self._handle(event)
                 if exit is not None:
                     return exit
-            item = mb.take()
-            while item is not None:
-                self._unhandled(*item)
-                item = mb.take()
-            await mb.park()
+            while mb.queue:
+                self._unhandled(*mb.take())
+            waiter = mb.park()
+            if waiter is not None:
+                await waiter
 
     async def _handle(self, event: Any) -> Exit | None:
         if isinstance(event, _Exited):

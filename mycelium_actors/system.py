@@ -606,7 +606,7 @@ def check_name(name: str) -> None:
         or "/" in name
         or name in (".", "..")
         or not name.isprintable()
-        or any(ch.isspace() for ch in name)
+        or name.split(None, 1) != [name]  # any whitespace (str methods: no per-char loop)
     ):
         raise ValueError(
             f"an actor name must be non-empty, printable, without '/' or whitespace "

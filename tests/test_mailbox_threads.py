@@ -174,7 +174,9 @@ async def test_many_threads_telling_through_a_tiny_mailbox_lose_and_reorder_noth
             if mailbox.queue:
                 got.append(pop(mailbox))
             else:
-                await mailbox.park()
+                waiter = mailbox.park()
+                if waiter is not None:
+                    await waiter
         test_loop.call_soon_threadsafe(done.set)
 
     asyncio.run_coroutine_threadsafe(consume(), owner)

@@ -16,7 +16,7 @@ from typing import Any
 
 import mycelium_actors
 from contracts.probe import Add, Blob, Crash, Echo, Fail, GetTotal, Greet, Hold
-from mycelium_actors import Actor, ActorSystem, Child, Supervisor, handler
+from mycelium_actors import Actor, ActorRef, ActorSystem, Child, Supervisor, Terminated, handler
 
 
 class Oops(ValueError):
@@ -66,6 +66,21 @@ class Counter(Actor):
     @handler
     def crash(self, msg: Crash) -> None:
         raise RuntimeError("asked to crash")
+
+
+class Watcher(Actor):
+    """Watches `target` from its start; records the `Terminated` it gets."""
+
+    def __init__(self, target: ActorRef[Any], seen: list[Terminated]) -> None:
+        super().__init__()
+        self.target, self.seen = target, seen
+
+    async def on_start(self) -> None:
+        self.context.watch(self.target)
+
+    @handler
+    def terminated(self, msg: Terminated) -> None:
+        self.seen.append(msg)
 
 
 class Slow(Counter):

@@ -19,8 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contracts.probe import Add, Echo, GetTotal, Hold
-from mycelium_actors import ActorSystem, TransportError
+from mycelium_actors import ActorSystem, SerializationError, Terminated, TransportError
 from mycelium_actors.testing import eventually
+
+from .nodeapp import Watcher
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,6 +82,8 @@ async def test_a_node_killed_mid_ask_fails_the_ask_and_its_tells_in_flight(
     far = spawn_node()
     ref = await here.remote(far.address, "/root/slow")  # mailbox capacity 2
     assert await ref.ask(Echo("alive")) == "alive"
+    notices: list[Terminated] = []
+    await here.spawn(Watcher, ref, notices)
     await ref.tell(Hold(30.0))  # parks the handler: 2 more fit, the rest wait there
     for n in range(10):
         await ref.tell(Add(n))
@@ -93,6 +97,8 @@ async def test_a_node_killed_mid_ask_fails_the_ask_and_its_tells_in_flight(
         await asyncio.wait_for(held, 5)
     assert time.monotonic() - started < 5 and not ref.is_alive
     assert here.dead_letters - before >= 8  # 2 fit in the mailbox, the rest were in flight
+    await eventually(lambda: notices)
+    assert [n.reason for n in notices] == ["connection_lost"]
 
 
 async def test_a_silent_node_is_down_within_the_heartbeat_timeout(spawn_node, here) -> None:
@@ -253,3 +259,43 @@ async def test_the_fuzzed_node_still_answers_and_did_not_grow(fuzz_target) -> No
                 sock.sendall(_frame(b"T\x00\x0d/root/counter\x00\x00\x01\x2d\xc1"))
         assert await ref.ask(Echo("and now")) == "and now"
         assert process.memory_info().rss - before < 10 * 1024 * 1024
+
+
+def _ask_frame(request: int, path: bytes, body: bytes) -> bytes:
+    return b"A" + struct.pack(">IH", request, len(path)) + path + body
+
+
+def _reply(sock: socket.socket) -> tuple[int, int, bytes]:
+    frame = _read_frame(sock)
+    while frame[:1] != b"R":  # credits and pings may come first
+        frame = _read_frame(sock)
+    request, status = struct.unpack(">IB", frame[1:6])
+    return request, status, frame[6:]
+
+
+def test_a_frame_that_fails_to_decode_is_refused_and_the_connection_stays(fuzz_target) -> None:
+    """An unknown wire id and a wrongly typed field get SerializationError replies;
+    the next good ask on the same connection is answered."""
+    from mycelium_actors import wire
+    from mycelium_actors.codec import Codec
+
+    good = Codec().encode(Echo("fine"))
+    wrong_type = struct.pack(">I", 301) + b"\x81\xa4text\x05"  # {"text": 5}
+    with _connect(fuzz_target) as sock:
+        _handshake(sock)
+        for request, body in ((1, struct.pack(">I", 999) + b"\x80"), (2, wrong_type)):
+            sock.sendall(_frame(_ask_frame(request, b"/root/counter", body)))
+            got, status, payload = _reply(sock)
+            assert (got, status) == (request, wire.FAILED)
+            assert isinstance(wire.decode_error(payload), SerializationError)
+        sock.sendall(_frame(_ask_frame(3, b"/root/counter", good)))
+        assert _reply(sock)[:2] == (3, wire.OK)
+
+
+def test_a_frame_over_the_maximum_closes_only_that_connection(fuzz_target) -> None:
+    with _connect(fuzz_target) as sock:
+        _handshake(sock)
+        sock.sendall(struct.pack(">I", 64 * 1024 * 1024))  # announces 64 MiB: over 16 MiB
+        while sock.recv(4096):  # a ping may still come before the close
+            pass  # recv raises on the 5 s socket timeout if it never closes
+    _still_serving(fuzz_target)

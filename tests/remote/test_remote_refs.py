@@ -22,9 +22,10 @@ from mycelium_actors import (
     TransportError,
     handler,
 )
+from mycelium_actors.remote import WINDOW
 from mycelium_actors.testing import capture_events, events_named, eventually
 
-from .nodeapp import Counter
+from .nodeapp import Counter, Watcher
 
 
 async def counter_of(client: ActorSystem, server: ActorSystem, name: str = "counter") -> Any:
@@ -127,21 +128,6 @@ async def test_a_ref_to_an_actor_of_the_receiving_node_arrives_as_its_local_ref(
     assert await there.ask(Greet(there, "am I yours?")) is True
 
 
-class Watcher(Actor):
-    """Watches `target` from its start; records the `Terminated` it gets."""
-
-    def __init__(self, target: ActorRef[Any], seen: list[Terminated]) -> None:
-        super().__init__()
-        self.target, self.seen = target, seen
-
-    async def on_start(self) -> None:
-        self.context.watch(self.target)
-
-    @handler
-    def terminated(self, msg: Terminated) -> None:
-        self.seen.append(msg)
-
-
 async def watch_remote(client: ActorSystem, target: ActorRef[Any]) -> list[Terminated]:
     seen: list[Terminated] = []
     await client.spawn(Watcher, target, seen)
@@ -206,6 +192,14 @@ async def test_a_message_over_the_maximum_frame_is_refused_at_the_sender(url_for
         with pytest.raises(SerializationError, match=r"maximum frame|over the limit"):
             await ref.tell(Blob(b"x" * 100_000))
         assert await ref.ask(Blob(b"")) == 0
+
+
+async def test_tell_nowait_refuses_once_the_window_in_flight_is_full(client, server) -> None:
+    slow = await counter_of(client, server, "slow")
+    await slow.tell(Hold(30.0))  # 2 fit behind it; the rest wait on b without credit
+    with pytest.raises(MailboxFull, match="in flight"):
+        for _ in range(WINDOW + 10):
+            slow.tell_nowait(Add(1))
 
 
 async def test_a_full_mailbox_makes_only_its_own_senders_wait(client, server) -> None:
