@@ -136,11 +136,17 @@ class NetworkNode:
     async def start(self) -> None:
         url = self.options.listen
         if url is not None:
-            if not url.startswith("nats://") and split_url(url)[1] not in ("", "/"):
+            if url.startswith("nats://"):
+                # A node joins NATS under its system's name: nats://host:port/<name>.
+                url = f"{url.rstrip('/')}/{self.system.name}"
+            if split_url(url)[1] not in ("", "/"):
                 raise ValueError(f"listen takes a node URL without an actor path: {url!r}")
             self._listener = await transport_for(url).listen(
                 url, self._accept, max_frame=self.options.max_frame
             )
+            if self._listener.max_frame is not None:  # the adapter carries less (NATS)
+                self.max_frame = min(self.max_frame, self._listener.max_frame)
+                self.codec.max_size = self.max_frame
             self._log("node.listening", self._listener.address, incarnation=self.incarnation)
 
     async def aclose(self) -> None:

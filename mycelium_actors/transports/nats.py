@@ -362,8 +362,11 @@ class NatsConnection(Connection):
         self._sink: FrameSink | None = None
         self._backlog: deque[bytes] = deque()  # received before start(), urgent first
         self._backlog_urgent = 0
-        self._urgent: list[bytes] = []
-        self._normal: list[bytes] = []
+        # Frames to publish, in send order (None: a frame; "u": urgent). NATS
+        # takes each publish at once, so nothing waits here beyond one pass of
+        # the loop and urgent frames have no backlog to overtake on this side;
+        # the receiver's backlog (frames before start()) puts them first.
+        self._out: list[tuple[bytes, str | None]] = []
         self._queued = False  # in the hub's send queue
         self._farewell: bytes | None = None  # the close message still to publish
         self._closed = False
@@ -383,7 +386,7 @@ class NatsConnection(Connection):
             raise TransportError(f"connection to {self.peer} is closed")
         if len(frame) > self.max_frame:
             raise TransportError(oversize(len(frame), self.max_frame))
-        (self._urgent if urgent else self._normal).append(frame)
+        self._out.append((frame, _URGENT if urgent else None))
         self._queue()
 
     def close(self, reason: str | None = None) -> None:
@@ -420,8 +423,7 @@ class NatsConnection(Connection):
         if self._closed:
             return
         self._closed = True
-        self._urgent.clear()
-        self._normal.clear()
+        self._out.clear()
         self.forget()
         self._end(reason)
 
@@ -431,13 +433,14 @@ class NatsConnection(Connection):
     async def publish(self, nc: Client) -> None:
         """Publish what is queued (the hub's sender calls this)."""
         self._queued = False
-        urgent, normal, farewell = self._urgent, self._normal, self._farewell
-        self._urgent, self._normal, self._farewell = [], [], None
+        out, farewell = self._out, self._farewell
+        self._out, self._farewell = [], None
         try:
-            for frame in urgent:
-                await nc.publish(self.target, frame, reply=_URGENT)
-            for frame in normal:
-                await nc.publish(self.target, frame)
+            for frame, kind in out:
+                if kind is None:
+                    await nc.publish(self.target, frame)
+                else:
+                    await nc.publish(self.target, frame, reply=kind)
             if farewell is not None:
                 await nc.publish(self.target, farewell, reply=_CLOSE)
         except (nats.errors.Error, OSError) as exc:
@@ -458,8 +461,7 @@ class NatsConnection(Connection):
             reason = oversize(len(data), self.max_frame)
             logs.get_logger().warning("transport.frame_refused", peer=self.peer, reason=reason)
             self._closed = True
-            self._urgent.clear()
-            self._normal.clear()
+            self._out.clear()
             self._farewell = reason.encode()
             self._queue()
             self._end(reason)
