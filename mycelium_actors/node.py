@@ -144,8 +144,9 @@ class NetworkNode:
             self._listener = await transport_for(url).listen(
                 url, self._accept, max_frame=self.options.max_frame
             )
-            if self._listener.max_frame is not None:  # the adapter carries less (NATS)
-                self.max_frame = min(self.max_frame, self._listener.max_frame)
+            limit = self._listener.frame_limit  # the adapter may carry less (NATS)
+            if limit is not None and limit < self.max_frame:
+                self.max_frame = limit
                 self.codec.max_size = self.max_frame
             self._log("node.listening", self._listener.address, incarnation=self.incarnation)
 

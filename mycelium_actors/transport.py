@@ -77,9 +77,9 @@ class Listener(ABC):
 
     #: The bound URL of the node (the real port when listening on port 0).
     address: str = ""
-    #: The largest frame it carries, when the adapter caps the one asked for
-    #: (NATS: the server's max_payload); None: as asked.
-    max_frame: int | None = None
+    #: The largest frame the adapter can carry, where it has a limit of its own
+    #: (NATS: the server's max_payload); None: any that was asked for.
+    frame_limit: int | None = None
 
     @abstractmethod
     async def aclose(self) -> None:

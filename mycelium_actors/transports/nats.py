@@ -509,6 +509,7 @@ class NatsListener(Listener):
 
     def __init__(self, hub: _Hub, name: str, accept: Accept, max_frame: int) -> None:
         self.address = f"nats://{hub.server}/{name}"
+        self.frame_limit = hub.max_payload
         self.max_frame = min(max_frame, hub.max_payload)
         self.name = name
         self._hub = hub
