@@ -27,14 +27,14 @@ def free_port() -> int:
 class NatsServer:
     """`nats-server -a 127.0.0.1 -p PORT`; `restart()` keeps the port."""
 
-    def __init__(self, tmp: Path, max_payload: int | None = None) -> None:
+    def __init__(self, tmp: Path, *extra: str, max_payload: int | None = None) -> None:
         binary = shutil.which("nats-server")
         assert binary, "nats-server is not installed (apt-get install nats-server)"
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         config = tmp / f"nats-{self.port}.conf"
         config.write_text(f"max_payload: {max_payload}\n" if max_payload else "")
-        self.args = [binary, "-a", "127.0.0.1", "-p", str(self.port), "-c", str(config)]
+        self.args = [binary, "-a", "127.0.0.1", "-p", str(self.port), "-c", str(config), *extra]
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 

@@ -223,3 +223,36 @@ async def test_without_nats_py_joining_says_what_to_install(
     async with ActorSystem(unique("y")) as system:
         with pytest.raises(TransportError, match=r"pip install 'mycelium-actors\[nats\]'"):
             await system.remote(f"{nats_url}/b/root/counter")
+
+
+@pytest.mark.parametrize(
+    ("env", "userinfo", "joins"),
+    [
+        ({}, "", False),
+        ({"MYCELIUM_NATS_USER": "node", "MYCELIUM_NATS_PASSWORD": "pw"}, "", True),
+        ({"MYCELIUM_NATS_USER": "node", "MYCELIUM_NATS_PASSWORD": "bad"}, "", False),
+        ({}, "node:pw@", True),
+    ],
+)
+async def test_nats_credentials_come_from_the_environment_or_the_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], userinfo: str, joins: bool
+) -> None:
+    for key in ("USER", "PASSWORD", "TOKEN", "CREDS"):
+        monkeypatch.delenv(f"MYCELIUM_NATS_{key}", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    server = NatsServer(tmp_path, "--user", "node", "--pass", "pw")
+    url = server.url.replace("nats://", f"nats://{userinfo}")
+    try:
+        if not joins:
+            with pytest.raises(TransportError, match="cannot reach the NATS server"):
+                async with ActorSystem(unique("locked"), listen=url):
+                    pass
+            return
+        async with ActorSystem(unique("b"), listen=url) as b:
+            assert b.address == f"{server.url}/{b.name}"  # no credentials in it
+            await b.spawn(Counter, name="c")
+            async with ActorSystem(unique("a")) as a:  # the same client: same credentials
+                assert await (await a.remote(f"{b.address}/c")).ask(Echo("in")) == "in"
+    finally:
+        server.stop()
