@@ -163,6 +163,10 @@ class NetworkNode:
                 peer.lost("this node shut down", close=True)
         if self._listener is not None:
             await self._listener.aclose()
+        # close() is not async: an adapter may still be finishing what it closed.
+        urls = {peer.address for peer in self._peers.values() if peer.address is not None}
+        for transport in {transport_for(url) for url in urls}:
+            await transport.settle()
 
     async def remote(self, url: str, path: str | None) -> ActorRef[Any]:
         if path is None:

@@ -103,6 +103,10 @@ class Transport(ABC):
     def split(self, url: str) -> tuple[str, str]:
         """Split a full actor URL into (node URL, actor path); raises ValueError."""
 
+    async def settle(self) -> None:  # noqa: B027 (an optional hook: nothing to wait for here)
+        """Wait until connections closed on this event loop have finished closing,
+        for an adapter whose `close()` completes later (NATS); by default, no wait."""
+
 
 # -- the registry ------------------------------------------------------------------
 

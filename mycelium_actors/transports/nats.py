@@ -102,6 +102,7 @@ class NatsTransport(Transport):
         self.connect_options = connect_options
         self._hubs: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[_Hub]] = {}
         self._userinfo: dict[str, str] = {}  # per server, from a listen URL
+        self._closing: set[_Hub] = set()
 
     def split(self, url: str) -> tuple[str, str]:
         userinfo, server, name, path = parse(url)
@@ -161,7 +162,7 @@ class NatsTransport(Transport):
         pending = self._hubs.get(key)
         if pending is None or (pending.done() and (pending.exception() or pending.result().gone)):
             pending = self._hubs[key] = loop.create_future()
-            hub = _Hub(server, self._forget_hub)
+            hub = _Hub(server, self._forget_hub, self._closed_hub)
             try:
                 await hub.open(userinfo, self.connect_options)
             except BaseException as exc:
@@ -175,10 +176,24 @@ class NatsTransport(Transport):
         hub.users += 1  # released by the connection or listener built on it
         return hub
 
+    async def settle(self) -> None:
+        loop = asyncio.get_running_loop()
+        hubs = [p.result() for (on, _), p in self._hubs.items() if on is loop and p.done()]
+        hubs += [hub for hub in self._closing if hub.loop is loop]
+        for hub in hubs:
+            await hub.settle()  # a connection's last publish may be its client's last use
+        for hub in [hub for hub in self._closing if hub.loop is loop]:
+            await hub.closed()
+
     def _forget_hub(self, hub: _Hub) -> None:
+        """`hub` is closing: new users get a new client."""
         for key, pending in list(self._hubs.items()):
             if pending.done() and not pending.exception() and pending.result() is hub:
                 del self._hubs[key]
+        self._closing.add(hub)
+
+    def _closed_hub(self, hub: _Hub) -> None:
+        self._closing.discard(hub)
 
 
 # -- one NATS client -------------------------------------------------------------------
@@ -187,8 +202,12 @@ class NatsTransport(Transport):
 class _Hub:
     """One NATS client: the inbox subscription of its connections and their sender."""
 
-    def __init__(self, server: str, forget: Callable[[_Hub], None]) -> None:
+    def __init__(
+        self, server: str, forget: Callable[[_Hub], None], closed: Callable[[_Hub], None]
+    ) -> None:
         self.server = server
+        self.loop = asyncio.get_running_loop()
+        self._on_closed = closed
         self.nc = Client()
         self.prefix = CONN_SUBJECT + secrets.token_hex(8)
         self.users = 0
@@ -282,7 +301,8 @@ class _Hub:
 
     async def settle(self) -> None:
         """Wait until what closed connections still had to send is published."""
-        await self._idle.wait()
+        if self._pump is not None and not self._pump.done():
+            await self._idle.wait()
 
     async def _close(self) -> None:
         await self._idle.wait()  # the last frames and close messages go first
@@ -291,6 +311,7 @@ class _Hub:
         finally:
             if self._pump is not None:
                 self._pump.cancel()
+            self._on_closed(self)
 
     # -- from nats-py ---------------------------------------------------------------
 

@@ -256,3 +256,20 @@ async def test_nats_credentials_come_from_the_environment_or_the_url(
                 assert await (await a.remote(f"{b.address}/c")).ask(Echo("in")) == "in"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("first_to_close", ["the listening node", "the connecting system"])
+async def test_a_system_that_only_connects_closes_its_nats_client_at_shutdown(
+    nats_url: str, first_to_close: str
+) -> None:
+    """No NATS socket outlives the systems (pytest fails a test on an unclosed one)."""
+    async with ActorSystem(unique("listens"), listen=nats_url) as b:
+        await b.spawn(Counter, name="c")
+        a = ActorSystem(unique("connects"))
+        await a.__aenter__()
+        assert await (await a.remote(f"{b.address}/c")).ask(Echo("x")) == "x"
+        if first_to_close == "the connecting system":
+            await a.shutdown()
+    if first_to_close == "the listening node":
+        await eventually(lambda: not a.nodes())
+        await a.shutdown()
