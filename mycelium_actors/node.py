@@ -136,11 +136,18 @@ class NetworkNode:
     async def start(self) -> None:
         url = self.options.listen
         if url is not None:
-            if not url.startswith("nats://") and split_url(url)[1] not in ("", "/"):
+            if url.startswith("nats://"):
+                # A node joins NATS under its system's name: nats://host:port/<name>.
+                url = f"{url.rstrip('/')}/{self.system.name}"
+            if split_url(url)[1] not in ("", "/"):
                 raise ValueError(f"listen takes a node URL without an actor path: {url!r}")
             self._listener = await transport_for(url).listen(
                 url, self._accept, max_frame=self.options.max_frame
             )
+            limit = self._listener.frame_limit  # the adapter may carry less (NATS)
+            if limit is not None and limit < self.max_frame:
+                self.max_frame = limit
+                self.codec.max_size = self.max_frame
             self._log("node.listening", self._listener.address, incarnation=self.incarnation)
 
     async def aclose(self) -> None:
@@ -156,6 +163,10 @@ class NetworkNode:
                 peer.lost("this node shut down", close=True)
         if self._listener is not None:
             await self._listener.aclose()
+        # close() is not async: an adapter may still be finishing what it closed.
+        urls = {peer.address for peer in self._peers.values() if peer.address is not None}
+        for transport in {transport_for(url) for url in urls}:
+            await transport.settle()
 
     async def remote(self, url: str, path: str | None) -> ActorRef[Any]:
         if path is None:

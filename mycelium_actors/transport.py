@@ -77,6 +77,9 @@ class Listener(ABC):
 
     #: The bound URL of the node (the real port when listening on port 0).
     address: str = ""
+    #: The largest frame the adapter can carry, where it has a limit of its own
+    #: (NATS: the server's max_payload); None: any that was asked for.
+    frame_limit: int | None = None
 
     @abstractmethod
     async def aclose(self) -> None:
@@ -99,6 +102,10 @@ class Transport(ABC):
     @abstractmethod
     def split(self, url: str) -> tuple[str, str]:
         """Split a full actor URL into (node URL, actor path); raises ValueError."""
+
+    async def settle(self) -> None:  # noqa: B027 (an optional hook: nothing to wait for here)
+        """Wait until connections closed on this event loop have finished closing,
+        for an adapter whose `close()` completes later (NATS); by default, no wait."""
 
 
 # -- the registry ------------------------------------------------------------------

@@ -22,7 +22,7 @@ from mycelium_actors import (
     handler,
 )
 
-from . import links, nodes, wire
+from . import links, nats_nodes, nodes, wire
 from .meter import Meter
 from .workloads import CRASH_STORM_CHILDREN, RING_SIZE, TELLS_PER_CRASH, Extras, ring_links
 
@@ -322,3 +322,11 @@ async def unix_remote_tell(n: int, meter: Meter) -> None:
 
 async def tcp_remote_tell(n: int, meter: Meter) -> None:
     await nodes.ours_tell("tcp", n, meter)
+
+
+async def nats_remote_ask(n: int, meter: Meter) -> None:
+    await nats_nodes.ours_ask(n, meter)
+
+
+async def nats_remote_tell(n: int, meter: Meter) -> None:
+    await nats_nodes.ours_tell(n, meter)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import links, wire
+from . import links, nats_nodes, wire
 from .meter import Meter
 from .workloads import RING_SIZE, ring_links
 
@@ -201,3 +201,11 @@ async def unix_remote_tell(n: int, meter: Meter) -> None:
 
 async def tcp_remote_tell(n: int, meter: Meter) -> None:
     await links.raw_frames("tcp", n, meter)
+
+
+async def nats_remote_ask(n: int, meter: Meter) -> None:
+    await nats_nodes.raw_ask(n, meter)
+
+
+async def nats_remote_tell(n: int, meter: Meter) -> None:
+    await nats_nodes.raw_tell(n, meter)

@@ -250,4 +250,24 @@ WORKLOADS += tuple(
     )
     for scheme in ("unix", "tcp")
 )
+WORKLOADS += (
+    Workload(
+        "nats_remote_ask",
+        "remote ask round trips through a nats-server, ~100-byte message, two processes",
+        "round trips/s",
+        5_000,
+        (Target("raw", 0.8),),
+        note=REMOTE_NOTE.format("nats_remote_ask", "nats-py request/reply, 100 B"),
+    ),
+    Workload(
+        "nats_remote_tell",
+        "remote one-way tells through a nats-server, timed until a final ask returns the count",
+        "msgs/s",
+        100_000,
+        (Target("raw", 0.5),),
+        note=REMOTE_NOTE.format(
+            "nats_remote_tell", "nats-py publish to a counting subscriber, 32 B"
+        ),
+    ),
+)
 BY_NAME = {w.name: w for w in WORKLOADS}

@@ -37,3 +37,12 @@ def gate() -> Iterator[Gate]:
     gate = Gate()
     yield gate
     gate.open()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_nats_server() -> Iterator[None]:
+    """The NATS tests share one nats-server (tests/natsserver.py); stop it at the end."""
+    yield
+    from natsserver import stop_shared
+
+    stop_shared()

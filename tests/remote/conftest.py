@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from natsserver import shared
 
 from mycelium_actors import ActorSystem
 
@@ -15,7 +16,7 @@ from .nodeapp import tree
 _names = itertools.count()
 
 
-@pytest.fixture(params=["memory", "unix", "tcp"])
+@pytest.fixture(params=["memory", "unix", "tcp", "nats"])
 def url_for(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
     """A listen URL for a node called `name`, on the adapter of this run."""
     scheme = request.param
@@ -25,6 +26,8 @@ def url_for(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], s
             return f"memory://{name}-{next(_names)}"
         if scheme == "unix":
             return f"unix://{tmp_path}/{name}.sock"
+        if scheme == "nats":  # the node name is the system's: nats://host:port/<name>
+            return shared(tmp_path).url
         return "tcp://127.0.0.1:0"
 
     return url

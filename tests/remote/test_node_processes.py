@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parents[2]
 class NodeProcess:
     """`python -m tests.remote.nodeapp` listening at a unix socket in a temp dir."""
 
-    def __init__(self, url: str, *extra: str) -> None:
+    def __init__(self, url: str, *extra: str, name: str = "far") -> None:
         self.url = url
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.remote.nodeapp", "far", url, *extra],
+            [sys.executable, "-m", "tests.remote.nodeapp", name, url, *extra],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

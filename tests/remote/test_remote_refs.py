@@ -148,6 +148,9 @@ async def test_a_node_that_shuts_down_reports_its_actors_stopped(client, url_for
         await gone.spawn(Counter, name="c")
         ref = await client.remote(gone.address, "/c")
         seen = await watch_remote(client, ref)
+        # The watch travels ahead of this ask on the one connection: once it is
+        # answered, the watch is in place (over NATS it takes more loop passes).
+        assert await ref.ask(Echo("watched?")) == "watched?"
     await eventually(lambda: seen and not client.nodes())
     assert [t.reason for t in seen] == ["shutdown"] and not ref.is_alive
     with pytest.raises(TransportError):

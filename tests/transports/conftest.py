@@ -13,9 +13,11 @@ from pathlib import Path
 
 import attrs
 import pytest
+from natsserver import shared
 
 from mycelium_actors.transport import Connection, Listener, Transport
 from mycelium_actors.transports import MemoryTransport, TcpTransport, UnixTransport
+from mycelium_actors.transports.nats import NatsTransport
 
 WAIT = 10.0  # seconds: a bound for what should take milliseconds, even on a loaded CI box
 MAX = 256 * 1024  # a small maximum keeps the "up to max_frame" frames quick
@@ -33,8 +35,10 @@ ADAPTERS: dict[str, Callable[[Path], Adapter]] = {
     "memory": lambda _: Adapter("memory", MemoryTransport(), "memory://conformance", False),
     "unix": lambda tmp: Adapter("unix", UnixTransport(), f"unix://{tmp}/node.sock", True),
     "tcp": lambda _: Adapter("tcp", TcpTransport(), "tcp://127.0.0.1:0", True),
+    # A real nats-server (tests/natsserver.py); frames are NATS messages, not a stream.
+    "nats": lambda tmp: Adapter("nats", NatsTransport(), f"{shared(tmp).url}/conformance", False),
 }
-STREAM = [name for name in ADAPTERS if name != "memory"]
+STREAM = [name for name in ADAPTERS if name in ("unix", "tcp")]
 
 
 @pytest.fixture(params=list(ADAPTERS))

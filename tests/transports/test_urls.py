@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from mycelium_actors import transport
 from mycelium_actors.errors import TransportError
 from mycelium_actors.transport import split_url, transport_for
 from mycelium_actors.transports import MemoryTransport, TcpTransport, UnixTransport
+from mycelium_actors.transports.nats import NatsTransport
 from mycelium_actors.transports.urls import tcp_endpoint
 
 
@@ -76,6 +80,37 @@ def test_the_package_registers_each_scheme(scheme: str, kind: type) -> None:
     assert isinstance(transport_for(f"{scheme}://x"), kind)
 
 
-def test_nats_says_what_to_install() -> None:
+def test_nats_says_what_to_install_without_nats_py(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As if nats-py were not installed: its import fails, nothing is registered yet.
+    monkeypatch.setitem(sys.modules, "nats", None)
+    monkeypatch.delitem(sys.modules, "mycelium_actors.transports.nats", raising=False)
+    monkeypatch.delitem(transport._FACTORIES, "nats", raising=False)
+    monkeypatch.delitem(transport._INSTANCES, "nats", raising=False)
     with pytest.raises(TransportError, match=r"pip install 'mycelium-actors\[nats\]'"):
         transport_for("nats://127.0.0.1:4222")
+
+
+def test_nats_is_registered_when_nats_py_is_installed() -> None:
+    assert isinstance(transport_for("nats://127.0.0.1:4222"), NatsTransport)
+
+
+@pytest.mark.parametrize(
+    ("url", "node", "path"),
+    [
+        ("nats://127.0.0.1:4222/b/root/counter", "nats://127.0.0.1:4222/b", "/root/counter"),
+        ("nats://127.0.0.1:4222/b", "nats://127.0.0.1:4222/b", "/"),
+        ("nats://nats.example/node-1/a", "nats://nats.example:4222/node-1", "/a"),
+        ("nats://u:p@127.0.0.1:4222/b/x", "nats://u:p@127.0.0.1:4222/b", "/x"),
+    ],
+)
+def test_nats_urls_split_after_the_node_name(url: str, node: str, path: str) -> None:
+    assert split_url(url) == (node, path)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["nats://127.0.0.1:4222", "nats://127.0.0.1:4222/a.b/x", "nats://h:99999/a", "nats://:1/a"],
+)
+def test_bad_nats_urls_are_value_errors(url: str) -> None:
+    with pytest.raises(ValueError):
+        split_url(url)

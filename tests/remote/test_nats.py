@@ -1,0 +1,275 @@
+"""Nodes joined through a real nats-server: other processes, kills, server restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from natsserver import NatsServer, shared
+
+from contracts.probe import Add, Blob, Echo, GetTotal, Greet, Hold
+from mycelium_actors import ActorSystem, SerializationError, TransportError, transport
+from mycelium_actors.testing import capture_events, events_named, eventually
+
+from .nodeapp import Counter, tree
+from .test_node_processes import NodeProcess
+
+HEARTBEAT = 1.0
+_runs = itertools.count()
+
+
+def unique(name: str) -> str:
+    """Node names are cluster-wide: one per test, even if an earlier one leaked."""
+    return f"{name}-{next(_runs)}"
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> str:
+    return shared(tmp_path).url
+
+
+@pytest.fixture
+def spawn(nats_url: str) -> Iterator[Callable[[str], NodeProcess]]:
+    started: list[NodeProcess] = []
+
+    def spawn(name: str) -> NodeProcess:
+        node = NodeProcess(nats_url, "--heartbeat", str(HEARTBEAT), name=name)
+        started.append(node)
+        return node
+
+    yield spawn
+    for node in started:
+        node.stop()
+
+
+@pytest.fixture
+async def here(nats_url: str) -> AsyncIterator[ActorSystem]:
+    async with ActorSystem(unique("here"), listen=nats_url, heartbeat_timeout=HEARTBEAT) as s:
+        yield s
+
+
+async def test_the_address_is_the_server_and_the_system_name(nats_url: str) -> None:
+    name = unique("named")
+    async with ActorSystem(name, listen=nats_url) as system:
+        assert system.address == f"{nats_url}/{name}"
+        await system.spawn(Counter, name="c")
+        assert (await system.remote(f"{system.address}/c")).address == f"{system.address}/c"
+
+
+async def test_node_processes_talk_only_through_nats(spawn, here) -> None:
+    """Three processes: this one asks `left`, whose actor asks `right` through a
+    ref that crossed in the message."""
+    left, right = spawn(unique("left")), spawn(unique("right"))
+    assert left.address.startswith("nats://") and right.address.startswith("nats://")
+    to_left = await here.remote(f"{left.address}/root/counter")
+    to_right = await here.remote(f"{right.address}/root/counter")
+    for _ in range(300):  # past one window of credit
+        await to_left.tell(Add(1))
+    assert await to_left.ask(GetTotal()) == 300
+    assert await to_left.ask(Greet(to_right, "via right")) == "via right"
+    assert sorted(n.name for n in here.nodes()) == sorted(
+        a.rsplit("/", 1)[1] for a in (left.address, right.address)
+    )
+
+
+async def test_a_name_in_use_on_the_cluster_is_refused(spawn, nats_url: str) -> None:
+    far = spawn(unique("taken"))
+    name = far.address.rsplit("/", 1)[1]
+    with pytest.raises(TransportError, match=f"node name {name} is already in use"):
+        async with ActorSystem(name, listen=nats_url):
+            pass
+
+
+async def test_two_nodes_claiming_one_name_at_once_leave_one_holder(nats_url: str) -> None:
+    nats = transport.transport_for(nats_url)
+    url = f"{nats_url}/{unique('twin')}"
+    got = await asyncio.gather(
+        *(nats.listen(url, lambda conn: conn.close(), max_frame=1024) for _ in range(2)),
+        return_exceptions=True,
+    )
+    errors = [g for g in got if isinstance(g, BaseException)]
+    assert len(errors) == 1 and "already in use" in str(errors[0])
+    for listener in got:
+        if not isinstance(listener, BaseException):
+            await listener.aclose()
+
+
+async def test_a_missing_node_fails_at_once(here, nats_url: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="no node of that name"):
+        await here.remote(f"{nats_url}/{unique('nobody')}/root/counter")
+    assert time.monotonic() - started < 1.0  # NATS says "no responders" at once
+
+
+async def test_a_node_killed_mid_ask_fails_the_ask_within_the_heartbeat_timeout(
+    spawn, here
+) -> None:
+    far = spawn(unique("doomed"))
+    ref = await here.remote(f"{far.address}/root/counter")
+    assert await ref.ask(Echo("alive")) == "alive"
+    held = asyncio.ensure_future(ref.ask(Hold(30.0), timeout=None))
+    started = time.monotonic()
+    far.proc.send_signal(signal.SIGKILL)
+    with pytest.raises(TransportError):
+        await asyncio.wait_for(held, HEARTBEAT * 5)
+    assert time.monotonic() - started < HEARTBEAT * 5 and not ref.is_alive
+
+
+async def test_a_full_mailbox_loses_nothing_and_keeps_the_node_connected(
+    nats_url: str,
+) -> None:
+    """600 tells to a parked actor of capacity 2: senders wait on credit (the
+    window is 256), nothing is dropped, nobody is disconnected."""
+    async with (
+        ActorSystem(unique("b"), listen=nats_url, heartbeat_timeout=HEARTBEAT) as b,
+        ActorSystem(unique("a"), listen=nats_url, heartbeat_timeout=HEARTBEAT) as a,
+    ):
+        await b.start(tree)
+        slow = await a.remote(f"{b.address}/root/slow")
+        with capture_events() as events:
+            await slow.tell(Hold(HEARTBEAT * 2))  # parked across heartbeats
+            await asyncio.gather(*(slow.tell(Add(1)) for _ in range(600)))
+            assert await slow.ask(GetTotal(), timeout=30) == 600
+        assert not events_named(events, "node.down")
+        assert a.dead_letters == 0 and b.dead_letters == 0
+
+
+async def test_a_restarted_nats_server_fails_pending_asks_then_clients_reconnect(
+    tmp_path: Path,
+) -> None:
+    server = NatsServer(tmp_path)
+    try:
+        async with (
+            ActorSystem(unique("b"), listen=server.url, heartbeat_timeout=HEARTBEAT) as b,
+            ActorSystem(unique("a"), listen=server.url, heartbeat_timeout=HEARTBEAT) as a,
+        ):
+            await b.start(tree)
+            ref = await a.remote(f"{b.address}/root/counter")
+            slow = await a.remote(f"{b.address}/root/slow")
+            assert await ref.ask(Add(5)) == 5
+            held = asyncio.ensure_future(slow.ask(Hold(30.0), timeout=None))
+            await ref.ask(Echo("after the hold"))  # one connection, FIFO: the hold is there
+            server.restart()
+            with pytest.raises(TransportError, match="lost the NATS server"):
+                await asyncio.wait_for(held, HEARTBEAT * 5)
+
+            async def works() -> bool:
+                try:
+                    return bool(await ref.ask(Echo("back"), timeout=HEARTBEAT) == "back")
+                except TransportError:
+                    return False  # the client is still reconnecting
+
+            await eventually(works, timeout=10)
+            assert await ref.ask(GetTotal()) == 5  # the same node, reached again
+    finally:
+        server.stop()
+
+
+async def test_a_message_over_the_servers_max_payload_is_refused_at_the_sender(
+    tmp_path: Path,
+) -> None:
+    server = NatsServer(tmp_path, max_payload=64 * 1024)
+    try:
+        async with (
+            ActorSystem(unique("b"), listen=server.url) as b,
+            ActorSystem(unique("a"), listen=server.url) as a,  # asks for 16 MiB
+        ):
+            await b.spawn(Counter, name="c")
+            ref = await a.remote(f"{b.address}/c")
+            assert await ref.ask(Blob(b"x" * 1000)) == 1000
+            with pytest.raises(
+                SerializationError, match=r"(over the limit|maximum frame) of 65536"
+            ):
+                await ref.tell(Blob(b"x" * 100_000))
+            assert await ref.ask(Blob(b"")) == 0
+    finally:
+        server.stop()
+
+
+async def test_discovery_follows_a_node_that_leaves(here, nats_url: str) -> None:
+    async with ActorSystem(unique("stays"), listen=nats_url) as stays:
+        await stays.spawn(Counter, name="c")
+        async with ActorSystem(unique("leaves"), listen=nats_url) as leaves:
+            await leaves.spawn(Counter, name="c")
+            for node in (stays, leaves):
+                await here.remote(f"{node.address}/c")
+            found = await here.discover_cluster(Counter)
+            assert sorted(r.address or "" for r in found) == sorted(
+                [f"{stays.address}/c", f"{leaves.address}/c"]
+            )
+        await eventually(lambda: len(here.nodes()) == 1)
+        started = time.monotonic()
+        found = await here.discover_cluster(Counter)
+        assert [r.address for r in found] == [f"{stays.address}/c"]
+        assert time.monotonic() - started < 1.0  # nobody waited for the node that left
+
+
+async def test_without_nats_py_joining_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, nats_url: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "nats", None)
+    monkeypatch.delitem(sys.modules, "mycelium_actors.transports.nats", raising=False)
+    monkeypatch.delitem(transport._FACTORIES, "nats", raising=False)
+    monkeypatch.delitem(transport._INSTANCES, "nats", raising=False)
+    with pytest.raises(TransportError, match=r"pip install 'mycelium-actors\[nats\]'"):
+        async with ActorSystem(unique("x"), listen=nats_url):
+            pass
+    async with ActorSystem(unique("y")) as system:
+        with pytest.raises(TransportError, match=r"pip install 'mycelium-actors\[nats\]'"):
+            await system.remote(f"{nats_url}/b/root/counter")
+
+
+@pytest.mark.parametrize(
+    ("env", "userinfo", "joins"),
+    [
+        ({}, "", False),
+        ({"MYCELIUM_NATS_USER": "node", "MYCELIUM_NATS_PASSWORD": "pw"}, "", True),
+        ({"MYCELIUM_NATS_USER": "node", "MYCELIUM_NATS_PASSWORD": "bad"}, "", False),
+        ({}, "node:pw@", True),
+    ],
+)
+async def test_nats_credentials_come_from_the_environment_or_the_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], userinfo: str, joins: bool
+) -> None:
+    for key in ("USER", "PASSWORD", "TOKEN", "CREDS"):
+        monkeypatch.delenv(f"MYCELIUM_NATS_{key}", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    server = NatsServer(tmp_path, "--user", "node", "--pass", "pw")
+    url = server.url.replace("nats://", f"nats://{userinfo}")
+    try:
+        if not joins:
+            with pytest.raises(TransportError, match="cannot reach the NATS server"):
+                async with ActorSystem(unique("locked"), listen=url):
+                    pass
+            return
+        async with ActorSystem(unique("b"), listen=url) as b:
+            assert b.address == f"{server.url}/{b.name}"  # no credentials in it
+            await b.spawn(Counter, name="c")
+            async with ActorSystem(unique("a")) as a:  # the same client: same credentials
+                assert await (await a.remote(f"{b.address}/c")).ask(Echo("in")) == "in"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("first_to_close", ["the listening node", "the connecting system"])
+async def test_a_system_that_only_connects_closes_its_nats_client_at_shutdown(
+    nats_url: str, first_to_close: str
+) -> None:
+    """No NATS socket outlives the systems (pytest fails a test on an unclosed one)."""
+    async with ActorSystem(unique("listens"), listen=nats_url) as b:
+        await b.spawn(Counter, name="c")
+        a = ActorSystem(unique("connects"))
+        await a.__aenter__()
+        assert await (await a.remote(f"{b.address}/c")).ask(Echo("x")) == "x"
+        if first_to_close == "the connecting system":
+            await a.shutdown()
+    if first_to_close == "the listening node":
+        await eventually(lambda: not a.nodes())
+        await a.shutdown()
