@@ -25,6 +25,8 @@ import secrets
 from collections.abc import Coroutine
 from typing import Any
 
+import anyio
+
 from . import wire
 from .actor import Actor
 from .codec import Codec, RefHook
@@ -468,16 +470,25 @@ class NetworkNode:
         peer.reply_value(request, await self.system.publish(message))
 
     async def _ask_all(self, op: str, argument: Any, timeout: float) -> list[tuple[Peer, Any]]:
+        """Query every connected node at once; one that fails or does not answer
+        within `timeout` is skipped (and logged). anyio's task group and
+        `move_on_after` keep the fan-out structured: nothing outlives the call."""
         peers = [peer for peer in self._peers.values() if peer.up]
+        answers: dict[int, Any] = {}
 
-        async def one(peer: Peer) -> tuple[Peer, Any]:
-            try:
-                return peer, await peer.request(wire.QUERY, op, argument, timeout=timeout)
-            except (TimeoutError, MyceliumError) as exc:
-                self._log("node.skipped", peer.address or peer.name, op=op, reason=repr(exc))
-                return peer, None
+        async def one(index: int, peer: Peer) -> None:
+            with anyio.move_on_after(timeout) as scope:
+                try:
+                    answers[index] = await peer.request(wire.QUERY, op, argument, timeout=timeout)
+                except (TimeoutError, MyceliumError) as exc:
+                    self._log("node.skipped", peer.address or peer.name, op=op, reason=repr(exc))
+            if scope.cancelled_caught:
+                self._log("node.skipped", peer.address or peer.name, op=op, reason="no answer")
 
-        return list(await asyncio.gather(*(one(peer) for peer in peers)))
+        async with anyio.create_task_group() as group:
+            for index, peer in enumerate(peers):
+                group.start_soon(one, index, peer)
+        return [(peer, answers.get(index)) for index, peer in enumerate(peers)]
 
     @staticmethod
     def _wire_id(cls: type) -> int | None:

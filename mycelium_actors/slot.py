@@ -79,6 +79,9 @@ class Owner(Protocol):
         """Start again a child that was stopped for good (`restart_child`)."""
 
 
+_BASE_HOOKS = frozenset((Actor.on_start, Actor.on_stop, Actor.on_failure))
+
+
 def is_crash(exc: BaseException) -> bool:
     """Whether an exception escaping user code is a crash (supervision.md section 0).
 
@@ -335,9 +338,14 @@ class Slot:
         return exit
 
     async def _hook(self, hook: Any, *args: Any) -> BaseException | None:
-        """Run a lifecycle hook as the actor; the crash it raised, if any."""
+        """Run a lifecycle hook as the actor; the crash it raised, if any.
+
+        A hook the class does not override (`Actor`'s own no-op) is not run at
+        all: most actors have none, and spawning should not pay for them."""
+        if getattr(hook, "__func__", None) in _BASE_HOOKS:
+            return None
         marker = self.handling = object()  # asks to self from here would wait for themselves
-        serving.set((self, marker))
+        token = serving.set((self, marker))
         try:
             await hook(*args)
         except BaseException as exc:
@@ -346,6 +354,7 @@ class Slot:
             return exc
         finally:
             self.handling = None
+            serving.reset(token)  # an idle actor's context keeps no entry for it
         return None
 
     async def _live(self, instance: Actor, ctx: ActorContext) -> Exit:

@@ -191,8 +191,14 @@ async def unix_remote_ask(n: int, meter: Meter) -> None:
     await links.protocol_rtt("unix", n, meter)
 
 
-async def tcp_remote_ask(n: int, meter: Meter) -> None:
+async def tcp_remote_ask(n: int, meter: Meter) -> dict[str, float]:
     await links.protocol_rtt("tcp", n, meter)
+    # Thespian's TCP base beside it, as a peer (fewer asks: it is much slower).
+    from . import meter as meters
+    from . import thespian_peer
+
+    timer = meters.stopwatch()
+    return {"thespian_rtps": await asyncio.to_thread(thespian_peer.rtps, max(1, n // 10), timer)}
 
 
 async def unix_remote_tell(n: int, meter: Meter) -> None:
