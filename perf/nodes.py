@@ -1,8 +1,9 @@
 """The remote-ref workloads: a node in this process asks and tells an actor on a
 node in another process, over our whole stack (codec, credits, the adapter).
 
-The peer is `python -m perf.nodes URL`: a node listening at URL with one
-`Sink` actor at `/sink`; it prints its address and runs until stdin closes.
+The peer is `python -m perf.nodes URL`: a node listening at URL with the
+probe `Counter` (supervisors/probe.py) at `/sink`; it prints its address and
+runs until stdin closes.
 The floors are the transport workloads' (`perf/links.py`): an asyncio
 Protocol ping-pong of 100-byte frames for asks, an asyncio-streams pipeline of
 small frames for one-way tells.
@@ -16,7 +17,8 @@ import sys
 import tempfile
 
 from contracts.probe import Add, Echo, GetTotal
-from mycelium_actors import Actor, ActorSystem, handler
+from mycelium_actors import ActorSystem
+from supervisors.probe import Counter
 
 from . import links
 from .meter import Meter
@@ -25,32 +27,12 @@ ROOT = links.ROOT
 TEXT = "x" * 78  # an Echo frame of about 100 bytes, like the floor's
 
 
-class Sink(Actor):
-    """Echoes, and counts `Add`s."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    @handler
-    def echo(self, msg: Echo) -> str:
-        return msg.text
-
-    @handler
-    def add(self, msg: Add) -> None:
-        self.total += msg.n
-
-    @handler
-    def get_total(self, msg: GetTotal) -> int:
-        return self.total
-
-
 async def _serve(url: str) -> None:
     loop = asyncio.get_running_loop()
     closed = asyncio.Event()
     loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read(1) or closed.set())
     async with ActorSystem("peer", listen=url) as system:
-        await system.spawn(Sink, name="sink")
+        await system.spawn(Counter, name="sink")
         print(system.address, flush=True)
         await closed.wait()
 

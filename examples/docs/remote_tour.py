@@ -28,27 +28,11 @@ from mycelium_actors import (
     TransportError,
     handler,
 )
+from supervisors.probe import Counter as ProbeCounter
 
 
-class Counter(Actor):
-    """Answers the probe contracts (contracts/probe.yaml)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.total = 0
-
-    @handler
-    def echo(self, msg: Echo) -> str:
-        return msg.text
-
-    @handler
-    def add(self, msg: Add) -> int:
-        self.total += msg.n
-        return self.total
-
-    @handler
-    def get_total(self, _: GetTotal) -> int:
-        return self.total
+class Counter(ProbeCounter):
+    """The probe counter (supervisors/probe.py), which also fails on demand."""
 
     @handler
     def fail(self, msg: Fail) -> None:
