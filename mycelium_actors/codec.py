@@ -14,6 +14,7 @@ reference, slower; see docs/wire.md for the figures).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
@@ -310,7 +311,7 @@ class Codec:
             raise SerializationError(f"{entry.cls.__qualname__}: malformed body ({exc})") from exc
 
 
-class Backend:
+class Backend(ABC):
     """What differs between backends: fields to MessagePack and back.
 
     Plain reply values are the same on both: untyped MessagePack, depth-checked first.
@@ -320,11 +321,13 @@ class Backend:
     _encoder: msgspec.msgpack.Encoder
     _plain: msgspec.msgpack.Decoder[Any]
 
+    @abstractmethod
     def decoder(self, cls: type) -> Callable[[bytes | memoryview], Any]:
-        raise NotImplementedError
+        """A strict decoder of a body (after the wire id) into an instance of `cls`."""
 
+    @abstractmethod
     def encode(self, msg: object, cls: type) -> bytes:
-        raise NotImplementedError
+        """The MessagePack of `msg`'s fields (already checked against their types)."""
 
     def encode_plain(self, value: object) -> bytes:
         try:

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import nats
 
-from contracts.probe import Add, Echo, GetTotal
 from mycelium_actors import ActorSystem
 
 from . import links
 from .meter import Meter
-from .nodes import TEXT
+from .nodes import asks, tells
 
 ROOT = links.ROOT
 PAYLOAD = b"x" * 100  # about the size of ours' Echo frame
@@ -85,28 +84,11 @@ async def _with_node(body: Callable[[object], Awaitable[None]]) -> None:
 
 
 async def ours_ask(n: int, meter: Meter) -> None:
-    async def run(ref: object) -> None:
-        echo = Echo(TEXT)
-        for _ in range(100):  # connect and warm up outside the meter
-            await ref.ask(echo)  # type: ignore[attr-defined]
-        with meter:
-            for _ in range(n):
-                await ref.ask(echo)  # type: ignore[attr-defined]
-
-    await _with_node(run)
+    await _with_node(lambda ref: asks(ref, n, meter))
 
 
 async def ours_tell(n: int, meter: Meter) -> None:
-    async def run(ref: object) -> None:
-        one = Add(1)
-        await ref.ask(GetTotal())  # type: ignore[attr-defined]
-        with meter:
-            for _ in range(n):
-                await ref.tell(one)  # type: ignore[attr-defined]
-            total = await ref.ask(GetTotal(), timeout=None)  # type: ignore[attr-defined]
-        assert total == n, total
-
-    await _with_node(run)
+    await _with_node(lambda ref: tells(ref, n, meter))
 
 
 async def raw_ask(n: int, meter: Meter) -> None:

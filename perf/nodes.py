@@ -15,6 +15,8 @@ import asyncio
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from contracts.probe import Add, Echo, GetTotal
 from mycelium_actors import ActorSystem
@@ -37,7 +39,7 @@ async def _serve(url: str) -> None:
         await closed.wait()
 
 
-async def _with_node(scheme: str, body: object) -> None:
+async def _with_node(scheme: str, body: Callable[[Any], Awaitable[None]]) -> None:
     where = tempfile.mkdtemp(prefix="perf-") if scheme == "unix" else None
     url = f"unix://{where}/node.sock" if where else "tcp://127.0.0.1:0"
     peer = await asyncio.create_subprocess_exec(
@@ -48,7 +50,7 @@ async def _with_node(scheme: str, body: object) -> None:
     try:
         address = (await peer.stdout.readline()).decode().strip()
         async with ActorSystem("bench") as system:
-            await body(await system.remote(address, "/sink"))  # type: ignore[operator]
+            await body(await system.remote(address, "/sink"))
     finally:
         peer.stdin.close()
         try:
@@ -60,29 +62,33 @@ async def _with_node(scheme: str, body: object) -> None:
             shutil.rmtree(where, ignore_errors=True)
 
 
-async def ours_ask(scheme: str, n: int, meter: Meter) -> None:
-    async def run(ref: object) -> None:
-        echo = Echo(TEXT)
-        for _ in range(100):  # connect and warm up outside the meter
-            await ref.ask(echo)  # type: ignore[attr-defined]
-        with meter:
-            for _ in range(n):
-                await ref.ask(echo)  # type: ignore[attr-defined]
+async def asks(ref: Any, n: int, meter: Meter) -> None:
+    """`n` sequential asks of an ~100-byte `Echo` to `ref`, after a warm-up."""
+    echo = Echo(TEXT)
+    for _ in range(100):  # connect and warm up outside the meter
+        await ref.ask(echo)
+    with meter:
+        for _ in range(n):
+            await ref.ask(echo)
 
-    await _with_node(scheme, run)
+
+async def tells(ref: Any, n: int, meter: Meter) -> None:
+    """`n` tells of `Add(1)` to `ref`, timed until a final ask returns the count."""
+    one = Add(1)
+    await ref.ask(GetTotal())
+    with meter:
+        for _ in range(n):
+            await ref.tell(one)
+        total = await ref.ask(GetTotal(), timeout=None)
+    assert total == n, total
+
+
+async def ours_ask(scheme: str, n: int, meter: Meter) -> None:
+    await _with_node(scheme, lambda ref: asks(ref, n, meter))
 
 
 async def ours_tell(scheme: str, n: int, meter: Meter) -> None:
-    async def run(ref: object) -> None:
-        one = Add(1)
-        await ref.ask(GetTotal())  # type: ignore[attr-defined]
-        with meter:
-            for _ in range(n):
-                await ref.tell(one)  # type: ignore[attr-defined]
-            total = await ref.ask(GetTotal(), timeout=None)  # type: ignore[attr-defined]
-        assert total == n, total
-
-    await _with_node(scheme, run)
+    await _with_node(scheme, lambda ref: tells(ref, n, meter))
 
 
 if __name__ == "__main__":
