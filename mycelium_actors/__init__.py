@@ -3,7 +3,8 @@
 Layers (each imports only the ones above it in this list):
 
     kernel       errors, logs, clock, messages, schema, replies, mailbox, ref, context,
-                 actor, slot, executor, transport, system -- actors, refs, mailboxes,
+                 actor, exits, dispatcher, slot, executor, transport, system -- actors,
+                 refs, mailboxes, the per-loop dispatcher,
                  discovery, and the registry transports fill by URL scheme
     supervision  spec, supervisor    -- OTP trees built on slots and the system lane
     transports   transports/         -- memory://, unix://, tcp:// adapters; fill the registry

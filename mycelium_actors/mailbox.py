@@ -28,7 +28,9 @@ The whole protocol lives here, behind these methods:
   `put_system` (the unbounded system lane);
 - the consumer, on the owner loop only: `take` (pop the oldest item, which
   must exist, and admit blocked senders: a plain `deque.popleft` while none
-  waits), `next_signal`, `park` (wait until something arrives);
+  waits), `next_signal`, `wait` (go idle: a `Consumer` is called when
+  something arrives; what an actor's dispatcher uses) or `park` (a future
+  to await: what a supervisor's task uses);
 - ending: `close`, `finish`, `reopen`, `drop_queued`.
 """
 
@@ -39,11 +41,11 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from threading import get_ident
-from typing import Any
+from typing import Any, Protocol
 
 from .clock import Clock
 from .errors import ActorStopped, AskTimeout, MailboxFull
-from .replies import resume, settle
+from .replies import settle
 
 Item = tuple[Any, "asyncio.Future[Any] | None"]
 DeadLetterSink = Callable[[Any, str], None]
@@ -66,6 +68,33 @@ class Signal:
 STOP_DRAIN = Signal("stop_drain")  # final stop: handle what is queued, then end (mailbox closed)
 STOP_NOW = Signal("stop_now")  # end after the current message; the mailbox is kept (restart-stop)
 STOP_SELF = Signal("stop_self")  # context.stop(): end after the current message, reason normal
+
+
+class Consumer(Protocol):
+    """Who reads a mailbox while it is idle: told once when something arrives."""
+
+    def wake(self) -> None:
+        """On the owner loop, from a task or a callback: something arrived."""
+
+    def wake_now(self) -> None:
+        """On the owner loop, from a plain callback (no task running): something
+        arrived, and the consumer may serve it right here, in this loop pass."""
+
+
+class _Parked:
+    """A consumer that is a future to await (`Mailbox.park`)."""
+
+    __slots__ = ("fut",)
+
+    def __init__(self, fut: asyncio.Future[None]) -> None:
+        self.fut = fut
+
+    def wake(self) -> None:
+        if not self.fut.done():
+            self.fut.set_result(None)
+
+    wake_now = wake
+
 
 _POLICIES = {p: p for p in (BLOCK, DROP_NEW, DROP_OLD, FAIL)}
 _NEW_DEQUE = threading.Lock()  # guards only the lazy creation of a system lane or putter queue
@@ -113,7 +142,7 @@ class Mailbox:
         self.swept = False  # finished for good: whatever is appended now gets rejected
         self.dropped = 0
         self._putters: deque[_Handoff] | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: Consumer | None = None  # the idle consumer, told when something arrives
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tid = 0
@@ -178,8 +207,8 @@ class Mailbox:
         return True
 
     def wake_now(self) -> None:
-        """From a plain loop callback on the owner loop (no task running): wake a
-        parked consumer and let it serve at once, in this loop pass."""
+        """From a plain loop callback on the owner loop: wake an idle consumer
+        and let it serve at once, in this loop pass (if no task is running)."""
         if self._waiter is not None:
             self._wake_from_callback()
 
@@ -316,23 +345,36 @@ class Mailbox:
             lane.remove(signal)  # type: ignore[union-attr]
         return found
 
+    def wait(self, consumer: Consumer) -> bool:
+        """Go idle: `consumer` is told (once) when a message or a signal arrives.
+
+        False if one is already there (nothing stays registered): serve it.
+        Called by the running consumer only, so no wake-up is pending for it.
+        """
+        if self._putters:
+            self._grant()  # a sender blocked while we took with a pop that did not grant
+        self._waiter = consumer
+        # Re-check after publishing the consumer: a foreign thread may have
+        # appended between the consumer's emptiness check and now (lost wake-up
+        # guard). One that saw the consumer schedules a wake-up that then finds
+        # none (or a later idle one: a spurious wake-up, which consumers allow).
+        if self.queue or self.system:
+            self._waiter = None
+            return False
+        return True
+
+    def unwait(self, consumer: Consumer) -> None:
+        """`consumer` no longer waits (its incarnation was killed while idle)."""
+        if self._waiter is consumer:
+            self._waiter = None
+
     def park(self) -> asyncio.Future[None] | None:
-        """The future for the consumer to await until a message or a signal
-        arrives, or None if one is already there. (A plain call, not a
-        coroutine: an idle actor parks once per burst, and a frame less counts.)"""
+        """A future for a consumer *task* to await until a message or a signal
+        arrives, or None if one is already there."""
         loop = self._loop
         assert loop is not None
         waiter = loop.create_future()
-        self._waiter = waiter
-        # Re-check after publishing the waiter: a foreign thread may have
-        # appended between the consumer's emptiness check and now (lost wake-up
-        # guard), or blocked while the consumer took with a pop that did not grant.
-        if self._putters:
-            self._grant()
-        if self.queue or self.system:
-            self._waiter = None
-            return None
-        return waiter  # whoever wakes it clears `_waiter`; a cancelled one is skipped
+        return waiter if self.wait(_Parked(waiter)) else None
 
     def _grant(self) -> None:
         putters = self._putters
@@ -359,18 +401,18 @@ class Mailbox:
     def _wake(self) -> None:
         waiter = self._take_waiter()
         if waiter is not None:
-            waiter.set_result(None)
+            waiter.wake()
 
     def _wake_from_callback(self) -> None:
         waiter = self._take_waiter()
         if waiter is not None:
-            resume(waiter)  # the consumer serves right now, in this loop pass
+            waiter.wake_now()  # the consumer may serve right now, in this loop pass
 
-    def _take_waiter(self) -> asyncio.Future[None] | None:
-        """Clear the pending wake-up; the parked consumer's future if it still waits."""
+    def _take_waiter(self) -> Consumer | None:
+        """Clear the pending wake-up; the idle consumer, if one waits."""
         self._wake_pending = False
         waiter, self._waiter = self._waiter, None
-        return waiter if waiter is not None and not waiter.done() else None
+        return waiter
 
     def _wake_threadsafe(self) -> None:
         if not self._wake_pending and self._loop is not None:

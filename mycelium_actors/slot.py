@@ -1,8 +1,10 @@
-"""Slots (logical actors) and their incarnations (instances), with the mailbox loop.
+"""Slots (logical actors) and their incarnations (instances).
 
 A `Slot` holds the path, the ref and the mailbox; each start creates a new
-incarnation: an instance of the actor class plus one task that runs
-`on_start`, serves the mailbox, then `on_stop`. When an incarnation ends on its
+incarnation: an instance of the actor class, a task that runs `on_start`,
+then a `Server` that serves the mailbox from the loop's dispatcher (no task
+while idle: see dispatcher.py), then `on_stop` (in a task only when there
+is a hook or a child to wait for). When an incarnation ends on its
 own (crash, `context.stop()`), its *owner* decides what follows: a supervisor
 may restart it; without one the slot stops for good. When someone stops it
 (`stop_incarnation`), that caller is in charge and the owner is not asked.
@@ -15,49 +17,24 @@ time the task is cancelled, and after `kill_grace` more it is abandoned.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Protocol, cast
+import contextvars
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .actor import Actor, Unhandled, constructing
+from .actor import Actor, constructing
 from .context import ActorContext
-from .errors import ActorStopped, Ignore, MyceliumError, UnhandledMessage
-from .mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF, Mailbox, Signal
+from .dispatcher import DONE, EAGER, Server
+from .errors import ActorStopped, Ignore, UnhandledMessage
+from .exits import KILLED, NORMAL, SHUTDOWN, Exit, is_crash
+from .mailbox import STOP_DRAIN, STOP_NOW, Mailbox, Signal
 from .messages import Terminated
 from .ref import LocalActorRef, Watcher, serving
-from .replies import Outbox, outbox_of, settle
+from .replies import settle
+
+__all__ = ["KILLED", "NORMAL", "SHUTDOWN", "Exit", "Owner", "Slot", "is_crash", "wait_done"]
 
 if TYPE_CHECKING:
     from .executor import Executor, Runner
     from .system import ActorSystem
-
-
-class Exit:
-    """Why an incarnation ended: normal, shutdown, crash, killed or gave_up."""
-
-    __slots__ = ("escalate", "exc", "in_start", "kind")
-
-    def __init__(
-        self,
-        kind: str,
-        exc: BaseException | None = None,
-        in_start: bool = False,
-        escalate: bool = False,
-    ):
-        self.kind = kind
-        self.exc = exc
-        self.in_start = in_start
-        self.escalate = escalate  # the owner should give up at once (a directive)
-
-    @property
-    def abnormal(self) -> bool:
-        return self.kind in ("crash", "killed", "gave_up")
-
-    def __repr__(self) -> str:
-        return f"Exit({self.kind}{', ' + repr(self.exc) if self.exc else ''})"
-
-
-NORMAL = Exit("normal")
-SHUTDOWN = Exit("shutdown")
-KILLED = Exit("killed")
 
 
 class Owner(Protocol):
@@ -80,31 +57,6 @@ class Owner(Protocol):
 
 
 _BASE_HOOKS = frozenset((Actor.on_start, Actor.on_stop, Actor.on_failure))
-
-
-def is_crash(exc: BaseException) -> bool:
-    """Whether an exception escaping user code is a crash (supervision.md section 0).
-
-    KeyboardInterrupt and SystemExit end the program. A CancelledError is a
-    kill only when somebody cancelled the actor's task (the framework after a
-    shutdown time, or an outside cancel); one raised by user code is a crash.
-    """
-    if isinstance(exc, KeyboardInterrupt | SystemExit):
-        return False
-    if isinstance(exc, asyncio.CancelledError):
-        task = asyncio.current_task()
-        return task is None or task.cancelling() == 0
-    return True
-
-
-def _for_asker(exc: BaseException) -> BaseException:
-    """What the asker of a crashed message receives: the exception itself, except a
-    stray CancelledError, which would cancel the asker's own task."""
-    if isinstance(exc, asyncio.CancelledError):
-        error = MyceliumError("the handler raised CancelledError")
-        error.__cause__ = exc
-        return error
-    return exc
 
 
 async def wait_done(system: ActorSystem, fut: asyncio.Future[Any], timeout: float | None) -> bool:
@@ -162,6 +114,7 @@ class Slot:
         "ref",
         "restarts",
         "runner",
+        "server",
         "shutdown",
         "spec",
         "started_at",
@@ -207,7 +160,8 @@ class Slot:
         self.restarts = 0
         self.instance: Actor | None = None
         self.context: ActorContext | None = None
-        self.task: asyncio.Task[Any] | None = None
+        self.task: asyncio.Task[Any] | None = None  # the task running for it now, if any
+        self.server: Server | None = None  # the serving part of the current incarnation
         self.children: list[Slot] = []
         self.watchers: list[Watcher] = []
         self.handling: Any = None  # the async handler or hook running now (self-ask check)
@@ -256,8 +210,12 @@ class Slot:
         loop = asyncio.get_running_loop()
         started: asyncio.Future[None] = loop.create_future()
         self._starting = started
-        done = self.runner.submit(self._run())
+        done: asyncio.Future[Exit] = loop.create_future()
         self._done = done
+        begun = self.runner.submit(self._run())
+        if isinstance(begun, asyncio.Task):
+            self.task = begun  # a cancel before its first step must reach it
+        begun.add_done_callback(lambda begun: _begun(done, begun))
         done.add_done_callback(self._incarnation_done)
         limit = self.owner.start_timeout(self) if self.owner is not None else None
         timer = None
@@ -300,11 +258,14 @@ class Slot:
         if started is not None:
             settle(started, exc=exc)
 
-    async def _run(self) -> Exit:
+    async def _run(self) -> Exit | None:
+        """The start of an incarnation: its Exit if it ended already, or None
+        once its `Server` serves the mailbox (which then ends it)."""
         self.task = asyncio.current_task()
         ctx = ActorContext(self)
         self.context = ctx
         token = constructing.set(ctx)
+        exit: Exit | None = None
         try:
             try:
                 instance = self.actor_class(*self.args, **self.kwargs)
@@ -313,19 +274,23 @@ class Slot:
             finally:
                 constructing.reset(token)
             del token
-            return await self._live(instance, ctx)
+            exit = await self._live(instance, ctx)
+            return exit
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError) and not is_crash(exc):
-                return await self._killed()
+                exit = await self._killed()
+                return exit
             if not is_crash(exc):
                 raise  # KeyboardInterrupt, SystemExit: the program ends
             self.system.log_crash(self.path, exc, during="init")  # the constructor raised
             self._start_finished(exc)
-            return Exit("crash", exc, in_start=True)
+            exit = Exit("crash", exc, in_start=True)
+            return exit
         finally:
-            ctx.cancel_all()
             self.task = None
             self.handling = None
+            if exit is not None or self.server is None or self.server.state is DONE:
+                ctx.cancel_all()
 
     async def _killed(self) -> Exit:
         exit = Exit("killed", in_start=self._starting is not None)
@@ -342,7 +307,7 @@ class Slot:
 
         A hook the class does not override (`Actor`'s own no-op) is not run at
         all: most actors have none, and spawning should not pay for them."""
-        if getattr(hook, "__func__", None) in _BASE_HOOKS:
+        if _is_base(hook):
             return None
         marker = self.handling = object()  # asks to self from here would wait for themselves
         token = serving.set((self, marker))
@@ -357,7 +322,7 @@ class Slot:
             serving.reset(token)  # an idle actor's context keeps no entry for it
         return None
 
-    async def _live(self, instance: Actor, ctx: ActorContext) -> Exit:
+    async def _live(self, instance: Actor, ctx: ActorContext) -> Exit | None:
         exc = await self._hook(instance.on_start)
         if isinstance(exc, Ignore):  # declined to start: no crash, no on_failure
             await self.stop_children()
@@ -375,7 +340,93 @@ class Slot:
         self.status = "running"
         self.system.log_event("actor.started", self.path)
         self._start_finished(None)
-        exit = await self._serve(instance)
+        done = self._done
+        assert done is not None
+        # From here the dispatcher serves the mailbox, in a snapshot of this
+        # task's context (what on_start bound is seen by every handler).
+        server = Server(
+            self, instance, done, contextvars.copy_context(), asyncio.get_running_loop()
+        )
+        self.server = server
+        server.begin()
+        return None
+
+    async def _call_hook(self, hook: Any, exc: BaseException) -> None:
+        hook_exc = await self._hook(hook, exc)
+        if hook_exc is not None:
+            self.system.log_crash(self.path, hook_exc, during="on_failure")
+
+    # -- the end of an incarnation (on its loop) ------------------------------
+
+    def serving_ended(self, server: Server, exit: Exit | None) -> None:
+        """From a dispatcher turn (no task running): serving is over (None: killed).
+
+        With no hook to run and no child to stop, the incarnation ends right
+        here; otherwise its end runs as a task (eager where possible)."""
+        instance = server.instance
+        if not self.children and (
+            exit is None
+            or (
+                _is_base(instance.on_stop)
+                and (exit.kind != "crash" or _is_base(instance.on_failure))
+            )
+        ):
+            if exit is None:
+                exit = Exit("killed")
+                self.system.log_event("actor.stopped", self.path, reason="killed")
+            else:
+                if exit.kind == "crash":
+                    assert exit.exc is not None
+                    self.system.log_crash(self.path, exit.exc, during="handler")
+                self.system.log_event("actor.stopped", self.path, reason=exit.kind)
+            self._ended(server, exit)
+            return
+        if EAGER:
+            task = asyncio.Task(
+                self.end(server, exit),
+                loop=server.loop,
+                context=server.context,
+                eager_start=True,  # type: ignore[call-arg]
+            )
+        else:
+            task = server.loop.create_task(self.end(server, exit), context=server.context)
+        if not task.done():
+            self.task = task
+            task.add_done_callback(lambda task: self._end_gone(server, task))
+
+    async def end(self, server: Server, exit: Exit | None) -> None:
+        """The rest of an incarnation after serving (None: it was killed)."""
+        self.task = asyncio.current_task(server.loop)  # (also when closed without a loop)
+        try:
+            if exit is None:
+                final = await self._killed()
+            else:
+                final = await self._wind_down(server.instance, exit)
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) and not is_crash(exc):
+                final = await self._killed()
+            elif not is_crash(exc):
+                self._ended(server, Exit("crash", exc))
+                raise
+            else:
+                final = Exit("crash", exc)
+        self._ended(server, final)
+
+    def _end_gone(self, server: Server, task: asyncio.Task[Any]) -> None:
+        """An end task that was cancelled before its first step (3.11) ran nothing."""
+        if task.cancelled() and not server.done.done():
+            self.system.log_event("actor.stopped", self.path, reason="killed")
+            self._ended(server, Exit("killed"))
+
+    def _ended(self, server: Server, exit: Exit) -> None:
+        if self.server is server and self.context is not None:
+            self.context.cancel_all()
+        if self.task is asyncio.current_task(server.loop):
+            self.task = None
+        self.handling = None
+        settle(server.done, exit)
+
+    async def _wind_down(self, instance: Actor, exit: Exit) -> Exit:
         if exit.kind == "crash":
             assert exit.exc is not None
             self.system.log_crash(self.path, exit.exc, during="handler")
@@ -389,83 +440,7 @@ class Slot:
         self.system.log_event("actor.stopped", self.path, reason=exit.kind)
         return exit
 
-    async def _call_hook(self, hook: Any, exc: BaseException) -> None:
-        hook_exc = await self._hook(hook, exc)
-        if hook_exc is not None:
-            self.system.log_crash(self.path, hook_exc, during="on_failure")
-
-    async def _serve(self, instance: Actor) -> Exit:
-        """The mailbox loop: the hot path. No task, log or isinstance per message."""
-        mb = self.mailbox
-        queue = mb.queue
-        cls = type(instance)
-        dispatch = cls._dispatch
-        miss = cls.dispatch_miss
-        loop = asyncio.get_running_loop()
-        set_serving = serving.set
-        # The last foreign asker's loop and its outbox (set together before use).
-        last_asker: asyncio.AbstractEventLoop | None = None
-        outbox = cast(Outbox, None)
-        draining = False
-        while True:
-            if mb.system:
-                signal = mb.next_signal()
-                if signal is STOP_NOW:
-                    return SHUTDOWN
-                if signal is STOP_SELF:
-                    return NORMAL
-                if signal is STOP_DRAIN:
-                    draining = True
-                continue
-            if not queue:
-                if draining:
-                    return SHUTDOWN
-                # Hold nothing while idle: the last message and reply may be large.
-                message = reply = result = item = None
-                waiter = mb.park()
-                if waiter is not None:
-                    await waiter
-                continue
-            item = mb.take()  # read each time: it changes while senders wait for room
-            message, reply = item
-            mtype = type(message)
-            fn, is_async = dispatch.get(mtype) or miss(mtype)
-            try:
-                if is_async:
-                    self.handling = item
-                    set_serving((self, item))
-                    try:
-                        result = await fn(instance, message)
-                    finally:
-                        self.handling = None
-                else:
-                    result = fn(instance, message)
-            except Unhandled:
-                self._unhandled(message, reply)
-                continue
-            except BaseException as exc:
-                if not is_crash(exc):
-                    if reply is not None and isinstance(exc, asyncio.CancelledError):
-                        # killed mid-message: the asker must not hang
-                        settle(reply, exc=ActorStopped(f"{self.path} was killed while handling it"))
-                    raise
-                if reply is not None:
-                    settle(reply, exc=_for_asker(exc))
-                exit = self._failed(exc)
-                if exit is not None:
-                    return exit
-                continue
-            if reply is not None:
-                asker = reply.get_loop()
-                if asker is loop:
-                    if not reply.done():
-                        reply.set_result(result)
-                else:  # another loop is another thread: one wake-up per burst of replies
-                    if asker is not last_asker:
-                        last_asker, outbox = asker, outbox_of(asker)
-                    outbox.post(reply, result, None)
-
-    def _failed(self, exc: BaseException) -> Exit | None:
+    def failed(self, exc: BaseException) -> Exit | None:
         """A handler raised: the owner's directive, or a crash. None: go on (resume)."""
         owner = self.owner
         directive = owner.directive_for(self, exc) if owner is not None else None
@@ -479,7 +454,7 @@ class Slot:
             return NORMAL
         return Exit("crash", exc, escalate=True)
 
-    def _unhandled(self, message: Any, reply: asyncio.Future[Any] | None) -> None:
+    def unhandled(self, message: Any, reply: asyncio.Future[Any] | None) -> None:
         if reply is not None:
             settle(
                 reply,
@@ -499,6 +474,17 @@ class Slot:
 
     def cancel_task(self) -> None:
         """Cancel the running incarnation, on whichever loop it runs."""
+        server = self.server
+        if server is not None and server.state is not DONE and not server.done.done():
+            loop = server.loop
+            if loop is asyncio.get_running_loop():
+                server.kill()
+            else:
+                try:
+                    loop.call_soon_threadsafe(server.kill)
+                except RuntimeError:
+                    pass  # its loop is closed: nothing left to kill
+            return
         task = self.task
         if task is not None:
             loop = task.get_loop()
@@ -593,6 +579,25 @@ class Slot:
         """Stop this incarnation's spawned children, newest first."""
         for child in reversed(list(self.children)):
             await self.system.on_system_loop(child.stop_for_good())
+
+
+def _is_base(hook: Any) -> bool:
+    """Whether `hook` is `Actor`'s own no-op (not overridden)."""
+    return getattr(hook, "__func__", None) in _BASE_HOOKS
+
+
+def _begun(done: asyncio.Future[Exit], begun: asyncio.Future[Exit | None]) -> None:
+    """The start task finished: its Exit is the incarnation's, unless it serves now."""
+    if done.done():
+        return
+    if begun.cancelled():
+        done.cancel()
+    elif begun.exception() is not None:
+        done.set_exception(begun.exception())  # type: ignore[arg-type]
+    else:
+        exit = begun.result()
+        if exit is not None:
+            done.set_result(exit)
 
 
 def _exit_of(fut: asyncio.Future[Any]) -> Exit:

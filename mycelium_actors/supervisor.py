@@ -252,7 +252,7 @@ class SupervisorSlot(Slot):
                 if exit is not None:
                     return exit
             while mb.queue:
-                self._unhandled(*mb.take())
+                self.unhandled(*mb.take())
             waiter = mb.park()
             if waiter is not None:
                 await waiter

@@ -336,12 +336,14 @@ class Worker(Actor):
     def add(self, a: int, b: int = 0) -> int:
         return a + b
 
-    def task_id(self) -> int:
-        return id(asyncio.current_task())
+    def where(self) -> tuple[int, bool]:
+        """(id of the running task, whether it runs inside this actor's handler)."""
+        ref = self.context.self_ref
+        return id(asyncio.current_task()), ref.owns_current_task()  # type: ignore[attr-defined]
 
-    async def task_id_async(self) -> int:
+    async def where_async(self) -> tuple[int, bool]:
         await asyncio.sleep(0)
-        return id(asyncio.current_task())
+        return self.where()
 
     def explode(self) -> None:
         raise Crash("proxy")

@@ -188,6 +188,8 @@ KERNEL = {
     "context",
     "ref",
     "slot",
+    "dispatcher",
+    "exits",
     "executor",
     "system",
     "logs",

@@ -16,7 +16,6 @@ from actors import (
     Ping,
     Record,
     StopSelf,
-    WhichTask,
     Worker,
     park,
 )
@@ -166,11 +165,11 @@ async def test_proxy_passes_arguments_and_returns_the_result(worker) -> None:
     assert await worker.proxy().add(2, b=3) == 5
 
 
-@pytest.mark.parametrize("method", ["task_id", "task_id_async"], ids=["sync", "async"])
+@pytest.mark.parametrize("method", ["where", "where_async"], ids=["sync", "async"])
 async def test_proxy_method_runs_inside_the_actor(worker, method) -> None:
-    actor_task = await worker.ask(WhichTask())
-    assert actor_task != id(asyncio.current_task())
-    assert await getattr(worker.proxy(), method)() == actor_task
+    task, inside = await getattr(worker.proxy(), method)()
+    assert task != id(asyncio.current_task())
+    assert inside
 
 
 async def test_proxy_call_waits_its_turn_in_the_mailbox(system, gate) -> None:

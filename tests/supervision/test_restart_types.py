@@ -52,7 +52,9 @@ async def test_transient_restarts_after_crash_or_kill_not_after_normal_stop(
     await wait_restarted(system, "/root/t", 1)
     assert journal.count("start:t") == 2
 
-    task = await t.ask(WhoAmI())
+    seen: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    await t.tell(WhoAmI(seen))
+    task = await asyncio.wait_for(seen, 5)
     assert isinstance(task, asyncio.Task)
     task.cancel()  # an outside cancel of the restarted incarnation: reason killed
     await wait_restarted(system, "/root/t", 2)

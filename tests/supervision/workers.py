@@ -115,7 +115,12 @@ class Raise:
 
 @attrs.frozen
 class WhoAmI:
-    """Answered with the task that runs this incarnation (to cancel it from outside)."""
+    """The handler puts the task running it into `seen`, then waits (forever unless
+    `gate` is set): a task an outside cancel can hit while the incarnation runs it.
+    (An idle actor runs no task at all.)"""
+
+    seen: asyncio.Future[asyncio.Task[Any] | None] = attrs.field(eq=False)
+    gate: asyncio.Event = attrs.field(factory=asyncio.Event, eq=False)
 
 
 @attrs.frozen
@@ -233,8 +238,9 @@ class Worker(Actor):
         raise msg.exc(f"{self.label} raised on request")
 
     @handler
-    def who_am_i(self, msg: WhoAmI) -> asyncio.Task[Any] | None:
-        return asyncio.current_task()
+    async def who_am_i(self, msg: WhoAmI) -> None:
+        msg.seen.set_result(asyncio.current_task())
+        await msg.gate.wait()
 
 
 class Watcher(Actor):
