@@ -90,6 +90,18 @@ class Fragile(Actor):
         return msg
 
 
+class Asker(Actor):
+    """Asks `target` n sequential times from inside one handler."""
+
+    def __init__(self, target: ActorRef[Echo]) -> None:
+        super().__init__()
+        self.target = target
+
+    @handler
+    async def ask_n(self, n: int) -> None:
+        await _ask_each(self.target, n)
+
+
 class Timer(Actor):
     """Times sequential asks to `target`, from wherever this actor runs."""
 
@@ -134,6 +146,11 @@ def _percentiles_us(times: list[float]) -> tuple[float, float]:
     return cuts[49] * 1e6, cuts[98] * 1e6
 
 
+async def _ask_each(ref: ActorRef[Echo], n: int) -> None:
+    for i in range(n):
+        await ref.ask(i)
+
+
 async def _supervised(system: ActorSystem, *children: Child) -> list[ActorRef[Any]]:
     """Start the children under one_for_one with a limit never reached; their refs."""
     tree = Supervisor("root", max_restarts=10**9, within=1.0, children=list(children))
@@ -157,8 +174,7 @@ async def _tells(system: ActorSystem, n: int, meter: Meter, executor: Executor |
 async def _asks(system: ActorSystem, n: int, meter: Meter, executor: Executor | None) -> None:
     ref = await system.spawn(Echo, executor=executor)
     with meter:
-        for i in range(n):
-            await ref.ask(i)
+        await _ask_each(ref, n)
 
 
 @in_system
@@ -179,6 +195,13 @@ async def xthread_tell(system: ActorSystem, n: int, meter: Meter) -> None:
 @in_system
 async def xthread_ask(system: ActorSystem, n: int, meter: Meter) -> None:
     await _asks(system, n, meter, PinnedThread(cpus=None))
+
+
+@in_system
+async def actor_ask(system: ActorSystem, n: int, meter: Meter) -> None:
+    asker = await system.spawn(Asker, await system.spawn(Echo))
+    with meter:
+        await asker.ask(n, timeout=None)
 
 
 @in_system

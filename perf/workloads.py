@@ -98,6 +98,16 @@ WORKLOADS = (
         (Target("raw", 0.7), Target("pykka", 7.0, pinned=2.5)),
     ),
     Workload(
+        "actor_ask",
+        "ask round trips, actor -> actor, sequential",
+        "round trips/s",
+        100_000,
+        (Target("raw", 0.75),),
+        pykka_size=20_000,
+        note="actor_ask: one outer ask starts an async handler that asks another actor n times; "
+        "raw = the same between two queue-consuming tasks",
+    ),
+    Workload(
         "ring",
         f"ring of {RING_SIZE} actors, token hops",
         "hops/s",
