@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import links, nats_nodes, wire
+from . import links, nats_nodes, probes, wire
 from .meter import Meter
 from .workloads import RING_SIZE, ring_links
 
@@ -126,6 +126,14 @@ async def actor_ask(n: int, meter: Meter) -> None:
         await _ask(asker[0], (n, echo[0]))
     await _stop(asker)
     await _stop(echo)
+
+
+async def fairness(n: int, meter: Meter) -> dict[str, float]:
+    echo = _start(_echo)
+    async with probes.beside(lambda i: _ask(echo[0], i)) as extras:
+        await tell(n, meter)
+    await _stop(echo)
+    return extras
 
 
 async def ring(n: int, meter: Meter) -> None:
