@@ -67,6 +67,16 @@ class _Link:
     def connection_lost(self, reason: str | None) -> None:
         self.frames.put_nowait(None)
 
+    def protect(self, send_key: bytes, receive_key: bytes) -> None:
+        """Signed frames from now on. The peer sends nothing between its proof
+        and the end of the handshake, so whatever is queued here now came from
+        someone else (over a bus anyone may publish to) and is dropped."""
+        self.conn.protect(send_key, receive_key)
+        while not self.frames.empty():
+            if self.frames.get_nowait() is None:
+                self.frames.put_nowait(None)  # a close is not a frame: keep it
+                break
+
     def attach(self, peer: Peer) -> None:
         """From now on the peer gets the frames (no extra call per frame)."""
         self.peer = peer
@@ -325,6 +335,8 @@ class NetworkNode:
             link.conn.send(
                 wire.control(wire.AUTH, wire.proof(secret, b"client", theirs, mine)), urgent=True
             )
+            if secret is not None:
+                link.protect(*wire.frame_keys(secret, mine, theirs))
             frame = await link.next_frame(timeout)
             if frame[:1] == bytes((wire.GOODBYE,)):
                 (reason,) = wire.items(frame, 1)
@@ -368,6 +380,9 @@ class NetworkNode:
                 wire.proof(secret, b"client", mine, theirs), their_proof
             ):
                 raise TransportError("a secret is required" if not their_proof else "wrong secret")
+            if secret is not None:
+                from_them, to_them = wire.frame_keys(secret, theirs, mine)
+                link.protect(to_them, from_them)
         except Exception as exc:  # garbage from a stranger: refuse it, keep serving
             self._log("node.refused", conn.peer, reason=str(exc) or repr(exc))
             if not conn.closed:
@@ -398,6 +413,8 @@ class NetworkNode:
     def _beat(self) -> None:
         if self._closing:
             return
+        if self._listener is not None:
+            self._listener.announce()
         now = asyncio.get_running_loop().time()
         limit = self.options.heartbeat_timeout
         for peer in list(self._peers.values()):
@@ -470,10 +487,15 @@ class NetworkNode:
         peer.reply_value(request, await self.system.publish(message))
 
     async def _ask_all(self, op: str, argument: Any, timeout: float) -> list[tuple[Peer, Any]]:
-        """Query every connected node at once; one that fails or does not answer
-        within `timeout` is skipped (and logged). anyio's task group and
+        """Query every connected node at once, and every node the listener's
+        cluster presence knows of (connecting first); one that fails or does not
+        answer within `timeout` is skipped (and logged). anyio's task group and
         `move_on_after` keep the fan-out structured: nothing outlives the call."""
         peers = [peer for peer in self._peers.values() if peer.up]
+        if self._listener is not None:  # nodes on the adapter's cluster (NATS presence)
+            up = {peer.address for peer in peers}
+            members = self._listener.members(self.options.heartbeat_timeout)
+            peers += [self.peer_for(url) for url in members if url not in up]
         answers: dict[int, Any] = {}
 
         async def one(index: int, peer: Peer) -> None:

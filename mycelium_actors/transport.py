@@ -71,6 +71,17 @@ class Connection(ABC):
     def closed(self) -> bool:
         """True once `close()` was called or the peer went away."""
 
+    def protect(self, send_key: bytes, receive_key: bytes) -> None:  # noqa: B027 (optional)
+        """From now on, sign each frame sent with `send_key` and drop (and log)
+        each frame received that is not signed with `receive_key`.
+
+        The node calls this once its handshake has proved the shared secret,
+        on both ends, before the first frame it sends after that proof. An
+        adapter whose connections a third party can write into (a shared
+        message bus: NATS) must implement it; over a socket, only the two
+        ends write into a connection, and the default does nothing.
+        """
+
 
 class Listener(ABC):
     """A bound listening endpoint."""
@@ -84,6 +95,16 @@ class Listener(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Stop accepting; removes what the listener created (a socket file)."""
+
+    def announce(self) -> None:  # noqa: B027 (optional: an adapter without cluster presence)
+        """Say that this node is alive (the node calls this about four times
+        per heartbeat timeout), for an adapter with cluster presence."""
+
+    def members(self, max_age: float) -> list[str]:
+        """Node URLs of the other nodes on this adapter's cluster heard from
+        within `max_age` seconds; only an adapter with cluster presence (NATS)
+        knows any: a socket listener knows only who connects to it."""
+        return []
 
 
 class Transport(ABC):
@@ -206,10 +227,11 @@ class Node(Protocol):
     async def discover_cluster(
         self, actor_class: type | None, handles: type | None, timeout: float
     ) -> list[ActorRef[Any]]:
-        """Refs on every connected node (this one excluded)."""
+        """Refs on every connected node and every node of the adapter's cluster
+        presence (this one excluded)."""
 
     async def publish_cluster(self, message: Any, timeout: float) -> int:
-        """Publish on every connected node (this one excluded); the sum accepted."""
+        """Publish on the nodes `discover_cluster` covers; the sum accepted."""
 
     def local_ref(self, slot: Any) -> ActorRef[Any] | None:
         """The ref for a new local slot, or None for the ordinary local ref."""

@@ -150,6 +150,17 @@ def proof_matches(expected: bytes, got: object) -> bool:
     return isinstance(got, bytes) and hmac.compare_digest(expected, got)
 
 
+def frame_keys(secret: bytes, nonce_c: bytes, nonce_s: bytes) -> tuple[bytes, bytes]:
+    """The keys that sign a connection's frames after its handshake: (client to
+    server, server to client), one per direction so that a frame cannot be
+    reflected back to its sender, and new for each connection (both nonces)."""
+    nonces = b"|" + nonce_c + b"|" + nonce_s
+    return (
+        hmac.new(secret, b"frames c>s" + nonces, hashlib.sha256).digest(),
+        hmac.new(secret, b"frames s>c" + nonces, hashlib.sha256).digest(),
+    )
+
+
 # -- errors on the wire --------------------------------------------------------------
 
 #: Builtin exceptions rebuilt by exact type name (a subclass arrives as RemoteError).

@@ -22,7 +22,7 @@ from mycelium_actors import (
     handler,
 )
 
-from . import links, nats_nodes, nodes, wire
+from . import links, nats_nodes, nodes, probes, wire
 from .meter import Meter
 from .workloads import CRASH_STORM_CHILDREN, RING_SIZE, TELLS_PER_CRASH, Extras, ring_links
 
@@ -90,6 +90,18 @@ class Fragile(Actor):
         return msg
 
 
+class Asker(Actor):
+    """Asks `target` n sequential times from inside one handler."""
+
+    def __init__(self, target: ActorRef[Echo]) -> None:
+        super().__init__()
+        self.target = target
+
+    @handler
+    async def ask_n(self, n: int) -> None:
+        await _ask_each(self.target, n)
+
+
 class Timer(Actor):
     """Times sequential asks to `target`, from wherever this actor runs."""
 
@@ -126,12 +138,9 @@ async def _latencies(ref: ActorRef[Echo], n: int) -> list[float]:
     return times
 
 
-def _percentiles_us(times: list[float]) -> tuple[float, float]:
-    """p50 and p99 in microseconds."""
-    if len(times) < 2:
-        return times[0] * 1e6, times[0] * 1e6
-    cuts = statistics.quantiles(times, n=100)
-    return cuts[49] * 1e6, cuts[98] * 1e6
+async def _ask_each(ref: ActorRef[Echo], n: int) -> None:
+    for i in range(n):
+        await ref.ask(i)
 
 
 async def _supervised(system: ActorSystem, *children: Child) -> list[ActorRef[Any]]:
@@ -157,8 +166,7 @@ async def _tells(system: ActorSystem, n: int, meter: Meter, executor: Executor |
 async def _asks(system: ActorSystem, n: int, meter: Meter, executor: Executor | None) -> None:
     ref = await system.spawn(Echo, executor=executor)
     with meter:
-        for i in range(n):
-            await ref.ask(i)
+        await _ask_each(ref, n)
 
 
 @in_system
@@ -179,6 +187,21 @@ async def xthread_tell(system: ActorSystem, n: int, meter: Meter) -> None:
 @in_system
 async def xthread_ask(system: ActorSystem, n: int, meter: Meter) -> None:
     await _asks(system, n, meter, PinnedThread(cpus=None))
+
+
+@in_system
+async def actor_ask(system: ActorSystem, n: int, meter: Meter) -> None:
+    asker = await system.spawn(Asker, await system.spawn(Echo))
+    with meter:
+        await asker.ask(n, timeout=None)
+
+
+@in_system
+async def fairness(system: ActorSystem, n: int, meter: Meter) -> Extras:
+    echo = await system.spawn(Echo)
+    async with probes.beside(echo.ask) as extras:
+        await _tells(system, n, meter, None)
+    return extras
 
 
 @in_system
@@ -273,7 +296,7 @@ async def isolation(system: ActorSystem, n: int, meter: Meter) -> Extras:
             main_times = await _latencies(on_loop, n)
             hog.cancel()
             for where, times in (("pinned", pinned_times), ("main", main_times)):
-                p50, p99 = _percentiles_us(times)
+                p50, p99 = (t * 1e6 for t in probes.percentiles(times))
                 extras |= {f"{hog_name}_{where}_p50_us": p50, f"{hog_name}_{where}_p99_us": p99}
             ratio = extras[f"{hog_name}_main_p99_us"] / extras[f"{hog_name}_pinned_p99_us"]
             extras[f"p99_ratio_{hog_name}"] = ratio

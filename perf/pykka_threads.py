@@ -29,6 +29,18 @@ class Echo(pykka.ThreadingActor):
         return message
 
 
+class Asker(pykka.ThreadingActor):
+    """Asks `target` n sequential times from inside one `on_receive` (blocking asks)."""
+
+    def __init__(self, target: pykka.ActorRef[Echo]) -> None:
+        super().__init__()
+        self.target = target
+
+    def on_receive(self, message: Any) -> None:
+        for i in range(message):
+            self.target.ask(i)
+
+
 class Hop(pykka.ThreadingActor):
     def __init__(self, done: threading.Event) -> None:
         super().__init__()
@@ -77,6 +89,13 @@ def ask(n: int, meter: Meter) -> None:
     with meter:
         for i in range(n):
             ref.ask(i)
+
+
+@stopping_all
+def actor_ask(n: int, meter: Meter) -> None:
+    ref = Asker.start(Echo.start())
+    with meter:
+        ref.ask(n)
 
 
 @stopping_all

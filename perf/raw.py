@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import links, nats_nodes, wire
+from . import links, nats_nodes, probes, wire
 from .meter import Meter
 from .workloads import RING_SIZE, ring_links
 
@@ -32,6 +32,30 @@ async def _echo(q: Queue) -> None:
     while (item := await q.get()) is not STOP:
         msg, fut = item
         fut.set_result(msg)
+
+
+async def _ask(q: Queue, msg: Any) -> Any:
+    """Put `(msg, future)` on the queue and wait for the future."""
+    fut = asyncio.get_running_loop().create_future()
+    await q.put((msg, fut))
+    return await fut
+
+
+async def _asks(q: Queue, n: int) -> None:
+    """n sequential round trips to q's echo task (`_ask` inlined: this loop is measured)."""
+    loop = asyncio.get_running_loop()
+    for i in range(n):
+        fut = loop.create_future()
+        await q.put((i, fut))
+        await fut
+
+
+async def _asker(q: Queue) -> None:
+    """For each `((n, echo queue), future)`: n round trips to that echo task, then answer."""
+    while (item := await q.get()) is not STOP:
+        (n, echo), fut = item
+        await _asks(echo, n)
+        fut.set_result(None)
 
 
 async def _hop(q: Queue, nxt: Queue, done: asyncio.Future[None]) -> None:
@@ -90,15 +114,26 @@ async def tell(n: int, meter: Meter) -> None:
 
 
 async def ask(n: int, meter: Meter) -> None:
-    loop = asyncio.get_running_loop()
     actor = _start(_echo)
-    q = actor[0]
     with meter:
-        for i in range(n):
-            fut = loop.create_future()
-            await q.put((i, fut))
-            await fut
+        await _asks(actor[0], n)
     await _stop(actor)
+
+
+async def actor_ask(n: int, meter: Meter) -> None:
+    echo, asker = _start(_echo), _start(_asker)
+    with meter:
+        await _ask(asker[0], (n, echo[0]))
+    await _stop(asker)
+    await _stop(echo)
+
+
+async def fairness(n: int, meter: Meter) -> dict[str, float]:
+    echo = _start(_echo)
+    async with probes.beside(lambda i: _ask(echo[0], i)) as extras:
+        await tell(n, meter)
+    await _stop(echo)
+    return extras
 
 
 async def ring(n: int, meter: Meter) -> None:

@@ -98,6 +98,26 @@ WORKLOADS = (
         (Target("raw", 0.7), Target("pykka", 7.0, pinned=2.5)),
     ),
     Workload(
+        "actor_ask",
+        "ask round trips, actor -> actor, sequential",
+        "round trips/s",
+        100_000,
+        (Target("raw", 0.75),),
+        pykka_size=20_000,
+        note="actor_ask: one outer ask starts an async handler that asks another actor n times; "
+        "raw = the same between two queue-consuming tasks",
+    ),
+    Workload(
+        "fairness",
+        "tell throughput beside a 1 ms timer and a paced ask, 1 loop",
+        "msgs/s",
+        1_000_000,
+        (Target("timer_p99_ms", 10.0, most=True), Target("ask_p99_ms", 10.0, most=True)),
+        note="fairness: the tell workload (first tell until all are handled) while, on the same "
+        "loop, a 1 ms call_at chain records each tick's lateness and a second actor (raw: an "
+        "echo task) is asked once per ms; p50/p99 in ms",
+    ),
+    Workload(
         "ring",
         f"ring of {RING_SIZE} actors, token hops",
         "hops/s",

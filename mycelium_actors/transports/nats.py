@@ -18,6 +18,14 @@ The seam speaks of point-to-point connections; NATS of subjects. The mapping
   connection on it is lost at once, and it reconnects by itself (listeners
   keep their subjects).
 
+- Anyone on the server may publish to an inbox. With a secret, the node
+  `protect()`s each connection after its handshake: every frame then ends in
+  an HMAC (`TAG` bytes) of its sequence number, kind and bytes, under a key
+  per connection and direction; a frame that fails it is dropped and logged.
+  Frames are therefore capped at the server's max_payload less `TAG`.
+- Presence (`nats_presence.py`): listening nodes announce themselves on
+  `mycelium.presence`, so `members()` knows every node of the cluster.
+
 Unique names: core NATS cannot claim a subject atomically. `listen` asks first
 (anyone answering on `mycelium.node.N` holds the name), then subscribes and
 announces itself for `CLAIM_WINDOW` seconds; two nodes claiming one name at
@@ -28,6 +36,7 @@ publish) and the one with the larger claim id backs off.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import os
 import re
@@ -50,6 +59,7 @@ from .. import logs
 from ..errors import TransportError
 from ..transport import Connection, FrameSink, Listener, Transport, register
 from .frames import check_max_frame, oversize
+from .nats_presence import Presence
 
 DEFAULT_PORT = 4222
 #: How long a new listener waits to hear a rival claiming the same name.
@@ -58,10 +68,15 @@ CLAIM_WINDOW = 0.1
 OPEN_TIMEOUT = 10.0
 #: Seconds between attempts to reach a lost server (nats-py retries forever).
 RECONNECT_WAIT = 0.5
+#: How long closing a NATS client may take (see `_close_client`).
+CLOSE_TIMEOUT = 2.0
 NODE_SUBJECT = "mycelium.node."
 CONN_SUBJECT = "mycelium.conn."
+#: Bytes of the signature after each frame of a protected connection.
+TAG = 16
 _NAME = re.compile(r"[A-Za-z0-9_-]+\Z")  # one NATS subject token, no wildcards
 _URGENT, _CLOSE = "u", "x"
+_SIGNED_KIND = {"": b"", _URGENT: b"u", _CLOSE: b"x"}  # a message's kind, as signed
 # Requests on a node subject and their answers: the first byte says which.
 _OPEN, _PROBE, _ACCEPTED, _REFUSED, _HELD, _CLAIMING = b"o", b"p", b"a", b"r", b"h", b"c"
 
@@ -92,6 +107,14 @@ def parse(url: str) -> tuple[str, str, str, str]:
     if name and not _NAME.match(name):
         raise ValueError(f"{url!r}: a node name is letters, digits, '-' and '_' only")
     return userinfo, f"{host}:{port}", name, "/" + actor
+
+
+def is_node_url(url: str) -> bool:
+    try:
+        _, _, name, path = parse(url)
+    except ValueError:
+        return False
+    return bool(name) and path == "/"
 
 
 class NatsTransport(Transport):
@@ -217,7 +240,7 @@ class _Hub:
         self._ids = itertools.count(1)
         self._sub: Subscription | None = None
         self._touched: dict[NatsConnection, None] = {}  # got frames since the last frames_done
-        self._ready: deque[NatsConnection] = deque()  # have frames to publish
+        self._ready: deque[NatsConnection | _Notice] = deque()  # have something to publish
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -242,7 +265,7 @@ class _Hub:
                 **options,
             )
         except (nats.errors.Error, OSError, TimeoutError) as exc:
-            await self.nc.close()
+            await _close_client(self.nc)
             raise TransportError(
                 f"cannot reach the NATS server {self.server}: {_describe(exc)}"
             ) from exc
@@ -251,7 +274,8 @@ class _Hub:
         # stays closed and the next connect or listen opens a new one.
         if "allow_reconnect" in self.nc.options:
             self.nc.options["allow_reconnect"] = True
-        self.max_payload = self.nc.max_payload
+        # Room for the signature of a protected connection's frames.
+        self.max_payload = self.nc.max_payload - TAG
         self._sub = await self.nc.subscribe(
             self.prefix + ".*", cb=self._on_message, pending_msgs_limit=0, pending_bytes_limit=0
         )
@@ -284,10 +308,15 @@ class _Hub:
         if self._closing is not None:
             await asyncio.shield(self._closing)
 
-    def want_send(self, conn: NatsConnection) -> None:
+    def want_send(self, conn: NatsConnection | _Notice) -> None:
         self._ready.append(conn)
         self._idle.clear()
         self._wake.set()
+
+    def post(self, subject: str, data: bytes, reply: str = "") -> None:
+        """Publish a message of our own (presence), in turn with the frames."""
+        if not self.gone:
+            self.want_send(_Notice(subject, data, reply))
 
     async def _send_loop(self) -> None:
         # publish() is a coroutine but send() is not: frames wait here for one
@@ -307,7 +336,7 @@ class _Hub:
     async def _close(self) -> None:
         await self._idle.wait()  # the last frames and close messages go first
         try:
-            await self.nc.close()
+            await _close_client(self.nc)
         finally:
             if self._pump is not None:
                 self._pump.cancel()
@@ -338,6 +367,21 @@ class _Hub:
 
     async def _error(self, exc: Exception) -> None:
         logs.get_logger().info("transport.nats_error", server=self.server, error=repr(exc))
+
+
+class _Notice:
+    """One message to publish that belongs to no connection."""
+
+    __slots__ = ("data", "reply", "subject")
+
+    def __init__(self, subject: str, data: bytes, reply: str) -> None:
+        self.subject, self.data, self.reply = subject, data, reply
+
+    async def publish(self, nc: Client) -> None:
+        try:
+            await nc.publish(self.subject, self.data, reply=self.reply)
+        except (nats.errors.Error, OSError) as exc:  # lost: the next beat will do
+            logs.get_logger().info("transport.nats_error", subject=self.subject, error=repr(exc))
 
 
 def _options_from_environment(userinfo: str) -> dict[str, Any]:
@@ -392,6 +436,10 @@ class NatsConnection(Connection):
         self._farewell: bytes | None = None  # the close message still to publish
         self._closed = False
         self._lost: tuple[str | None] | None = None  # the reason, until a sink takes it
+        # Once protected: the keys, and how many frames each way were signed.
+        self._send_key: bytes | None = None
+        self._receive_key: bytes | None = None
+        self._sent = self._received = 0
 
     @property
     def closed(self) -> bool:
@@ -407,20 +455,33 @@ class NatsConnection(Connection):
             raise TransportError(f"connection to {self.peer} is closed")
         if len(frame) > self.max_frame:
             raise TransportError(oversize(len(frame), self.max_frame))
-        self._out.append((frame, _URGENT if urgent else None))
+        kind = _URGENT if urgent else None
+        if self._send_key is not None:
+            frame = self._sign(frame, kind or "")
+        self._out.append((frame, kind))
         self._queue()
 
     def close(self, reason: str | None = None) -> None:
         if self._closed:
             return
         self._closed = True
-        self._farewell = (reason or "").encode()
-        self._queue()  # what is queued goes first, then the close message
+        self._say_farewell(reason or "")
         self._end(None)
+
+    def protect(self, send_key: bytes, receive_key: bytes) -> None:
+        """Anyone on the server may publish to our inbox: from now on each frame
+        carries an HMAC of its sequence number, kind and bytes (a replayed,
+        reordered or forged frame fails it), and one without is dropped."""
+        self._send_key, self._receive_key = send_key, receive_key
 
     # -- from the hub -----------------------------------------------------------------
 
     def arrived(self, data: bytes, kind: str) -> None:
+        if self._receive_key is not None:
+            body = self._verified(data, kind)
+            if body is None:
+                return
+            data = body
         if kind == _CLOSE:
             reason = data.decode(errors="replace")
             self.lost(f"closed by the peer: {reason}" if reason else "closed by the peer")
@@ -471,6 +532,34 @@ class NatsConnection(Connection):
 
     # -- inside ---------------------------------------------------------------------
 
+    def _sign(self, frame: bytes, kind: str) -> bytes:
+        assert self._send_key is not None
+        n, self._sent = self._sent, self._sent + 1
+        signed = n.to_bytes(8, "big") + _SIGNED_KIND[kind] + frame
+        return frame + hmac.digest(self._send_key, signed, "sha256")[:TAG]
+
+    def _verified(self, data: bytes, kind: str) -> bytes | None:
+        """`data` without its signature, or None (dropped, logged) if it has none."""
+        assert self._receive_key is not None
+        body, tag, signed_kind = data[:-TAG], data[-TAG:], _SIGNED_KIND.get(kind)
+        if signed_kind is not None and len(data) >= TAG:
+            signed = self._received.to_bytes(8, "big") + signed_kind + body
+            if hmac.compare_digest(hmac.digest(self._receive_key, signed, "sha256")[:TAG], tag):
+                self._received += 1
+                return body
+        logs.get_logger().warning(
+            "transport.frame_dropped", peer=self.peer, reason="not signed by the peer"
+        )
+        return None
+
+    def _say_farewell(self, reason: str) -> None:
+        """After what is queued, the close message goes out (signed if protected)."""
+        farewell = reason.encode()
+        if self._send_key is not None:
+            farewell = self._sign(farewell, _CLOSE)
+        self._farewell = farewell
+        self._queue()
+
     def _queue(self) -> None:
         if not self._queued:
             self._queued = True
@@ -482,9 +571,7 @@ class NatsConnection(Connection):
             reason = oversize(len(data), self.max_frame)
             logs.get_logger().warning("transport.frame_refused", peer=self.peer, reason=reason)
             self._closed = True
-            self._out.clear()
-            self._farewell = reason.encode()
-            self._queue()
+            self._say_farewell(reason)  # after what was queued: signed frames keep their order
             self._end(reason)
             return False
         sink.frame_received(data)
@@ -541,6 +628,7 @@ class NatsListener(Listener):
         self._beaten = False  # a rival with a smaller claim id wants the name
         self._sub: Subscription | None = None
         self._closed = False
+        self._presence = Presence(hub.nc, hub.post, self.address, is_node_url)
 
     async def claim(self) -> None:
         """Take the node name, or raise `TransportError` if someone holds it."""
@@ -563,11 +651,21 @@ class NatsListener(Listener):
         if self._beaten:
             raise self._in_use()
         self._held = True
+        await self._presence.join()
+
+    def announce(self) -> None:
+        if self._held and not self._closed:
+            self._presence.beat()
+
+    def members(self, max_age: float) -> list[str]:
+        return self._presence.members(max_age)
 
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._held:
+            await self._presence.leave()
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
@@ -622,6 +720,15 @@ class NatsListener(Listener):
         )
         await nc.publish(reply, _ACCEPTED + conn.inbox.encode())
         self._accept(conn)
+
+
+async def _close_client(nc: Client) -> None:
+    """`nc.close()`, bounded: after a failed TLS handshake nats-py waits forever
+    for a socket asyncio already closed (start_tls swapped its protocol)."""
+    try:
+        await asyncio.wait_for(nc.close(), CLOSE_TIMEOUT)
+    except TimeoutError:
+        logs.get_logger().info("transport.nats_close_timeout", timeout=CLOSE_TIMEOUT)
 
 
 def _describe(exc: BaseException) -> str:

@@ -10,14 +10,25 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import nats
 import pytest
+import trustme
 from natsserver import NatsServer, shared
 
 from contracts.probe import Add, Blob, Echo, GetTotal, Greet, Hold
-from mycelium_actors import ActorSystem, SerializationError, TransportError, transport
+from mycelium_actors import (
+    ActorRef,
+    ActorSystem,
+    SerializationError,
+    Terminated,
+    TransportError,
+    transport,
+    wire,
+)
 from mycelium_actors.testing import capture_events, events_named, eventually
+from mycelium_actors.transports import nats as nats_adapter
 
-from .nodeapp import Counter, tree
+from .nodeapp import Counter, Watcher, tree
 from .test_node_processes import NodeProcess
 
 HEARTBEAT = 1.0
@@ -183,8 +194,9 @@ async def test_a_message_over_the_servers_max_payload_is_refused_at_the_sender(
             await b.spawn(Counter, name="c")
             ref = await a.remote(f"{b.address}/c")
             assert await ref.ask(Blob(b"x" * 1000)) == 1000
+            limit = 64 * 1024 - nats_adapter.TAG  # room for a frame's signature
             with pytest.raises(
-                SerializationError, match=r"(over the limit|maximum frame) of 65536"
+                SerializationError, match=rf"(over the limit|maximum frame) of {limit}"
             ):
                 await ref.tell(Blob(b"x" * 100_000))
             assert await ref.ask(Blob(b"")) == 0
@@ -192,22 +204,97 @@ async def test_a_message_over_the_servers_max_payload_is_refused_at_the_sender(
         server.stop()
 
 
-async def test_discovery_follows_a_node_that_leaves(here, nats_url: str) -> None:
+async def until_found(system: ActorSystem, *expected: str, timeout: float = 5.0) -> list[ActorRef]:
+    """What discovery finds once it is exactly `expected` (presence news travels
+    on its own: a join or a death reaches each node a little later)."""
+
+    async def matches() -> list[ActorRef] | None:
+        found = await system.discover_cluster(handles=GetTotal, timeout=HEARTBEAT / 2)
+        return found if sorted(r.address or "" for r in found) == sorted(expected) else None
+
+    found: list[ActorRef] = await eventually(matches, timeout=timeout)
+    return found
+
+
+def counters(node: NodeProcess) -> list[str]:
+    return [f"{node.address}/root/counter", f"{node.address}/root/slow"]  # Slow is a Counter
+
+
+async def test_discovery_covers_nodes_never_connected_to_and_follows_one_that_leaves(
+    here, nats_url: str
+) -> None:
     async with ActorSystem(unique("stays"), listen=nats_url) as stays:
         await stays.spawn(Counter, name="c")
         async with ActorSystem(unique("leaves"), listen=nats_url) as leaves:
             await leaves.spawn(Counter, name="c")
-            for node in (stays, leaves):
-                await here.remote(f"{node.address}/c")
-            found = await here.discover_cluster(Counter)
-            assert sorted(r.address or "" for r in found) == sorted(
-                [f"{stays.address}/c", f"{leaves.address}/c"]
-            )
-        await eventually(lambda: len(here.nodes()) == 1)
+            await until_found(here, f"{stays.address}/c", f"{leaves.address}/c")
+        await until_found(here, f"{stays.address}/c")
         started = time.monotonic()
-        found = await here.discover_cluster(Counter)
-        assert [r.address for r in found] == [f"{stays.address}/c"]
-        assert time.monotonic() - started < 1.0  # nobody waited for the node that left
+        await here.discover_cluster(handles=GetTotal)
+        assert time.monotonic() - started < 1.0  # nobody waits for the node that left
+
+
+async def test_a_killed_node_leaves_discovery_within_the_heartbeat_timeout(spawn, here) -> None:
+    """No goodbye: its beats stop. Watchers of its actors get Terminated."""
+    doomed, survivor = spawn(unique("doomed")), spawn(unique("survivor"))
+    found = await until_found(here, *counters(doomed), *counters(survivor))
+    notices: list[Terminated] = []
+    watched = next(r for r in found if r.address == counters(doomed)[0])
+    await here.spawn(Watcher, watched, notices)
+    started = time.monotonic()
+    doomed.proc.send_signal(signal.SIGKILL)
+    await until_found(here, *counters(survivor), timeout=HEARTBEAT * 5)
+    await eventually(lambda: notices, timeout=HEARTBEAT * 5)
+    assert time.monotonic() - started < HEARTBEAT * 5
+    assert [n.reason for n in notices] == ["connection_lost"]
+
+
+async def test_publish_cluster_reaches_nodes_never_connected_to(spawn, here) -> None:
+    far = spawn(unique("far"))
+    await until_found(here, *counters(far))
+    assert await here.publish_cluster(Add(2)) == 2  # both of its counters took it
+    counter = await here.remote(f"{far.address}/root/counter")
+    assert await counter.ask(GetTotal()) == 2
+
+
+@pytest.mark.parametrize("secret", [b"shared", None], ids=["with a secret", "without"])
+async def test_frames_injected_by_another_nats_client_are_dropped_with_a_secret(
+    nats_url: str, secret: bytes | None
+) -> None:
+    """An eavesdropper on the server replays a tell it saw (and forges one): with
+    a secret neither lands (each is logged); without, the replayed tell is
+    handled again (NATS's own authentication is the boundary)."""
+    spy = await nats.connect(nats_url)
+    seen: list[bytes] = []
+    tell = bytes((wire.TELL,))
+
+    async def keep(msg: nats.aio.msg.Msg) -> None:
+        if msg.data.startswith(tell):
+            seen.append(msg.subject.encode() + b" " + msg.data)
+
+    sub = await spy.subscribe("mycelium.conn.>", cb=keep)
+    await spy.flush()
+    try:
+        async with (
+            ActorSystem(unique("b"), listen=nats_url, secret=secret) as b,
+            ActorSystem(unique("a"), listen=nats_url, secret=secret) as a,
+        ):
+            await b.spawn(Counter, name="c")
+            ref = await a.remote(f"{b.address}/c")
+            await ref.tell(Add(1))
+            assert await ref.ask(GetTotal()) == 1
+            subject, data = (await eventually(lambda: seen))[0].split(b" ", 1)
+            await sub.unsubscribe()
+            with capture_events() as events:
+                await spy.publish(subject.decode(), data)
+                if secret:  # without one, a malformed frame is a protocol error: tested elsewhere
+                    await spy.publish(subject.decode(), tell + b"forged")
+                await spy.flush()
+                total = await ref.ask(GetTotal())
+    finally:
+        await spy.close()
+    dropped = events_named(events, "transport.frame_dropped")
+    assert (total, len(dropped)) == ((1, 2) if secret else (2, 0))
 
 
 async def test_without_nats_py_joining_says_what_to_install(
@@ -256,6 +343,49 @@ async def test_nats_credentials_come_from_the_environment_or_the_url(
                 assert await (await a.remote(f"{b.address}/c")).ask(Echo("in")) == "in"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[NatsServer, Path]]:
+    """A server that requires TLS, with a certificate for 127.0.0.1; and its CA."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key, ca_file = (tmp_path / name for name in ("cert.pem", "key.pem", "ca.pem"))
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    server = NatsServer(tmp_path, "--tlscert", str(cert), "--tlskey", str(key))
+    yield server, ca_file
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "joins"),
+    [({"MYCELIUM_NATS_TLS_CA": "ca"}, True), ({"MYCELIUM_NATS_TLS": "1"}, False), ({}, False)],
+    ids=["our CA", "system CAs only", "no TLS"],
+)
+async def test_tls_to_the_nats_server_comes_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    tls_server: tuple[NatsServer, Path],
+    env: dict[str, str],
+    joins: bool,
+) -> None:
+    server, ca_file = tls_server
+    for key in ("TLS", "TLS_CA", "TLS_CERT", "TLS_KEY"):
+        monkeypatch.delenv(f"MYCELIUM_NATS_{key}", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(ca_file) if value == "ca" else value)
+    if not joins:
+        with pytest.raises(TransportError, match="cannot reach the NATS server"):
+            async with ActorSystem(unique("plain"), listen=server.url):
+                pass
+        return
+    async with (
+        ActorSystem(unique("b"), listen=server.url) as b,
+        ActorSystem(unique("a"), listen=server.url) as a,
+    ):
+        await b.spawn(Counter, name="c")
+        assert await (await a.remote(f"{b.address}/c")).ask(Echo("sealed")) == "sealed"
 
 
 @pytest.mark.parametrize("first_to_close", ["the listening node", "the connecting system"])
