@@ -61,6 +61,12 @@ RUNNING = "running"  # in a dispatcher turn, no task
 BUSY = "busy"  # a busy task serves the mailbox
 DONE = "done"  # serving is over: the incarnation ends (or has ended)
 
+# What `Server._sync` returns when no async handler is next.
+_OVER = -1  # the turn is over: idle, or back on the ready queue
+_ENDED = -2  # serving ends: the Exit is in `first`
+
+_NO_CONTEXT = contextvars.Context()  # for callbacks that read no context variable
+
 
 class Dispatcher:
     """One per event loop: the ready queue and the pass that serves it."""
@@ -118,8 +124,8 @@ def dispatcher_of(loop: asyncio.AbstractEventLoop) -> Dispatcher:
 class Server:
     """Serves one incarnation's mailbox: the hot path. Owner loop only.
 
-    No task, log call or isinstance per message; dispatch is one dict lookup
-    on the message's type.
+    No task (but an async handler's own), log call or isinstance per message;
+    dispatch is one dict lookup on the message's type.
     """
 
     __slots__ = (
@@ -133,7 +139,6 @@ class Server:
         "instance",
         "loop",
         "mailbox",
-        "miss",
         "outbox",
         "slot",
         "state",
@@ -155,11 +160,12 @@ class Server:
         self.mailbox = slot.mailbox
         cls = type(instance)
         self.dispatch = cls._dispatch
-        self.miss = cls.dispatch_miss
         self.dispatcher = dispatcher_of(loop)
         self.state = RUNNING
         self.draining = False
-        self.first: Any = None  # the item a busy task that has not run yet starts with
+        # The item an async handler runs for; between `_sync` and `turn`, what
+        # `_sync` hands over (that item, or the Exit that ends serving).
+        self.first: Any = None
         # The last foreign asker's loop and its outbox (set together before use).
         self.asker: asyncio.AbstractEventLoop | None = None
         self.outbox = cast(Outbox, None)
@@ -189,49 +195,81 @@ class Server:
     # -- serving -------------------------------------------------------------
 
     def turn(self) -> None:
-        """Serve up to BATCH messages; sync handlers inline (dispatcher only)."""
+        """Serve up to BATCH messages (from the dispatcher or a plain callback).
+
+        Sync handlers run in `_sync`, one `Context.run` for a run of them; an
+        async handler breaks out of it, since its task enters the context itself.
+        """
         if self.state is not READY:
             return  # killed while it waited its turn
         self.state = RUNNING
+        run = self.context.run
+        left = BATCH
+        while True:
+            left = run(self._sync, left)
+            if left < 0:
+                if left == _ENDED:
+                    exit, self.first = self.first, None
+                    self._end(exit)
+                return
+            if not EAGER:
+                self._go_busy(left)  # 3.11: a task serves from this item on
+                return
+            if not self._run_async():
+                return  # it suspended: its task's end serves on
+            mb = self.mailbox
+            if not mb.queue and not mb.system and not self.draining:
+                self.state = IDLE  # the usual end of a turn, without entering the context
+                if mb.wait(self):
+                    return
+                self.state = RUNNING
+
+    def _sync(self, left: int) -> int:
+        """In the incarnation's context: serve while handlers are sync.
+
+        Returns the batch left when the next handler is async (its item in
+        `first`, `serving` set for it), `_OVER` when the turn is over (idle or
+        requeued), `_ENDED` when serving ends (the Exit in `first`).
+        """
         slot = self.slot
         mb = self.mailbox
         queue = mb.queue
         instance = self.instance
         dispatch = self.dispatch
-        miss = self.miss
-        run = self.context.run
         loop = self.loop
-        left = BATCH
         while True:
             if mb.system:
                 exit = self._signal()
                 if exit is not None:
-                    self._end(exit)
-                    return
+                    self.first = exit
+                    return _ENDED
                 continue
             if not queue:
                 if self.draining:
-                    self._end(SHUTDOWN)
-                    return
+                    self.first = SHUTDOWN
+                    return _ENDED
                 self.state = IDLE
                 if mb.wait(self):
-                    return
+                    return _OVER
                 self.state = RUNNING
                 continue
             if not left:
                 self.state = READY
                 self.dispatcher.schedule(self)  # to the back of the queue
-                return
+                return _OVER
             left -= 1
             item = mb.take()  # read each time: it changes while senders wait for room
             message, reply = item
             mtype = type(message)
-            fn, is_async = dispatch.get(mtype) or miss(mtype)
+            fn, is_async = dispatch.get(mtype) or type(instance).dispatch_miss(mtype)
             if is_async:
-                self._go_busy(item, left)
-                return
+                serving.set((slot, item))  # in this context, which its task runs in
+                slot.handling = item
+                # 3.12+: the handler's coroutine, for the task `turn` makes; 3.11: the item.
+                self.first = fn(instance, message) if EAGER else item
+                return left
             try:
-                result = run(fn, instance, message)
+                result = fn(instance, message)
             except Unhandled:
                 slot.unhandled(message, reply)
                 continue
@@ -242,8 +280,8 @@ class Server:
                     settle(reply, exc=for_asker(exc))
                 exit = slot.failed(exc)
                 if exit is not None:
-                    self._end(exit)
-                    return
+                    self.first = exit
+                    return _ENDED
                 continue
             if reply is not None:
                 if reply.get_loop() is loop:
@@ -251,6 +289,83 @@ class Server:
                         reply.set_result(result)
                 else:
                     self._answer_foreign(reply, result)
+
+    def _run_async(self) -> bool:
+        """3.12+: run the async handler (its coroutine in `first`) as an eager
+        task. True if it finished at once (its outcome is settled and serving
+        goes on here), False if it suspended or serving ended."""
+        coro, self.first = self.first, None
+        slot = self.slot
+        self.state = BUSY  # a kill from inside its first step cancels the current task
+        task = asyncio.Task(coro, loop=self.loop, context=self.context, eager_start=True)  # type: ignore[call-arg]
+        item = slot.handling
+        if not task.done():
+            self.first = item
+            slot.task = task  # a kill cancels it
+            task.add_done_callback(self._resumed, context=_NO_CONTEXT)
+            return False
+        slot.handling = None
+        self.state = RUNNING
+        if task.cancelled() or task.exception() is not None:
+            return self._outcome(task, item)
+        reply = item[1]
+        if reply is not None:
+            if reply.get_loop() is self.loop:
+                if not reply.done():
+                    reply.set_result(task.result())
+            else:
+                self._answer_foreign(reply, task.result())
+        return True
+
+    def _resumed(self, task: asyncio.Task[Any]) -> None:
+        """A plain callback: the async handler that suspended has finished."""
+        slot = self.slot
+        if slot.task is task:
+            slot.task = None
+        slot.handling = None
+        item, self.first = self.first, None
+        if self.state is not BUSY:
+            return  # serving ended meanwhile
+        self.state = RUNNING
+        if self._outcome(task, item):
+            self.state = READY
+            self.turn()  # no task runs: go on serving in this very callback
+
+    def _outcome(self, task: asyncio.Task[Any], item: Any) -> bool:
+        """Settle the reply from a finished handler task; True: serving goes on."""
+        reply = item[1]
+        if task.cancelled():
+            try:
+                task.result()
+            except asyncio.CancelledError as exc:
+                error: BaseException = exc
+            if task.cancelling():  # somebody cancelled it: the actor was killed
+                if reply is not None:
+                    killed = ActorStopped(f"{self.slot.path} was killed while handling it")
+                    settle(reply, exc=killed)
+                self._end(None)
+                return False
+        else:
+            error = task.exception()  # type: ignore[assignment]
+            if error is None:
+                if reply is not None:
+                    result = task.result()
+                    if reply.get_loop() is self.loop:
+                        if not reply.done():
+                            reply.set_result(result)
+                    else:
+                        self._answer_foreign(reply, result)
+                return True
+            if isinstance(error, Unhandled):
+                self.slot.unhandled(item[0], reply)
+                return True
+        if reply is not None:
+            settle(reply, exc=for_asker(error))
+        exit = self.slot.failed(error)
+        if exit is not None:
+            self._end(exit)
+            return False
+        return True
 
     def _answer_foreign(self, reply: asyncio.Future[Any], result: Any) -> None:
         """Another loop is another thread: one wake-up per burst of replies."""
@@ -274,25 +389,19 @@ class Server:
         self.state = DONE
         self.slot.serving_ended(self, exit)
 
-    # -- the busy task ---------------------------------------------------------
+    # -- the busy task (3.11) ---------------------------------------------------
 
-    def _go_busy(self, item: Any, left: int) -> None:
+    def _go_busy(self, left: int) -> None:
+        """3.11 has no eager tasks: a *busy task* serves from the first async
+        handler on, and stays (parked on the mailbox) while the actor lives, so
+        the next message costs a future's wake-up rather than a new task."""
         self.state = BUSY
-        self.first = item
-        if EAGER:
-            task = asyncio.Task(
-                self._busy(left),
-                loop=self.loop,
-                context=self.context,
-                eager_start=True,  # type: ignore[call-arg]
-            )
-        else:
-            task = self.loop.create_task(self._busy(left), context=self.context)
-        if not task.done() and self.first is not None:
-            self.slot.task = task  # not started yet (3.11): a kill must find it
+        task = self.loop.create_task(self._busy(left), context=self.context)
+        if self.first is not None:
+            self.slot.task = task  # not started yet: a kill must find it
 
     async def _busy(self, left: int) -> None:
-        """Serve from the first async handler until idle or out of batch."""
+        """Serve from the first async handler until the incarnation ends."""
         slot = self.slot
         slot.task = _current_task()
         item, self.first = self.first, None
@@ -300,7 +409,6 @@ class Server:
         queue = mb.queue
         instance = self.instance
         dispatch = self.dispatch
-        miss = self.miss
         loop = self.loop
         set_serving = serving.set
         exit: Exit | None = None
@@ -308,7 +416,7 @@ class Server:
             while True:
                 message, reply = item
                 mtype = type(message)
-                fn, is_async = dispatch.get(mtype) or miss(mtype)
+                fn, is_async = dispatch.get(mtype) or type(instance).dispatch_miss(mtype)
                 try:
                     if is_async:
                         slot.handling = item
@@ -341,7 +449,7 @@ class Server:
                                 reply.set_result(result)
                         else:
                             self._answer_foreign(reply, result)
-                message = reply = result = item = None  # hold nothing while idle
+                message = reply = result = item = None  # hold nothing while parked
                 while True:
                     if mb.system:
                         exit = self._signal()
@@ -349,23 +457,20 @@ class Server:
                             break
                         continue
                     if queue:
-                        break
+                        if left:
+                            break
+                        left = BATCH
+                        await asyncio.sleep(0)  # batch used up: the loop's others go first
+                        continue
                     if self.draining:
                         exit = SHUTDOWN
                         break
-                    slot.task = None
-                    self.state = IDLE
-                    if mb.wait(self):
-                        return
-                    self.state = BUSY
-                    slot.task = _current_task()
+                    parked = mb.park()
+                    if parked is not None:
+                        await parked
+                        left = BATCH
                 if exit is not None:
                     break
-                if not left:
-                    slot.task = None
-                    self.state = READY
-                    self.dispatcher.schedule(self)
-                    return
                 left -= 1
                 item = mb.take()
         except asyncio.CancelledError:
@@ -374,15 +479,20 @@ class Server:
         await slot.end(self, exit)
 
     def kill(self) -> None:
-        """Kill the incarnation (on the owner loop): cancel its busy task, or end it
-        here if none runs (idle, ready, or a busy task that never started)."""
+        """Kill the incarnation (on the owner loop): cancel the running handler's
+        task, or end it here if none runs (idle, ready, or a busy task that
+        never started)."""
         state = self.state
         if state is DONE:
             self.slot.cancel_task()  # its end phase runs as the slot's task
             return
         if state is BUSY:
             task = self.slot.task
-            if self.first is None:
+            if EAGER and task is None:
+                # From inside the first step of the handler's eager task, which
+                # has not returned its task yet: it is the current one.
+                task = _current_task(self.loop)
+            if self.first is None or EAGER:
                 if task is not None:
                     task.cancel()  # the kill lands in the running handler
                 return

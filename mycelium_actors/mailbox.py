@@ -548,8 +548,11 @@ async def tell(ref: Any, message: Any) -> None:
     if not mb.closed and len(q) < mb.capacity and not mb._putters:  # noqa: SLF001 (ours)
         if get_ident() == mb._tid:  # noqa: SLF001 (this module's own Mailbox)
             q.append((message, None))
-            if mb._waiter is not None:  # noqa: SLF001
-                mb._wake()  # noqa: SLF001
+            waiter = mb._waiter  # noqa: SLF001
+            if waiter is not None:  # `_wake`, inlined
+                mb._wake_pending = False  # noqa: SLF001
+                mb._waiter = None  # noqa: SLF001
+                waiter.wake()
             return
         mb._append_foreign((message, None))  # noqa: SLF001
         return

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .actor import Actor, constructing
 from .context import ActorContext
-from .dispatcher import DONE, EAGER, Server
+from .dispatcher import BUSY, DONE, EAGER, Server
 from .errors import ActorStopped, Ignore, UnhandledMessage
 from .exits import KILLED, NORMAL, SHUTDOWN, Exit, is_crash
 from .mailbox import STOP_DRAIN, STOP_NOW, Mailbox, Signal
@@ -56,6 +56,9 @@ class Owner(Protocol):
         """Start again a child that was stopped for good (`restart_child`)."""
 
 
+_NO_CHILDREN: list[Slot] = []  # shared, never appended to
+_NO_WATCHERS: list[Watcher] = []  # shared, never appended to
+_NO_CONTEXT = contextvars.Context()  # for callbacks that read no context variable
 _BASE_HOOKS = frozenset((Actor.on_start, Actor.on_stop, Actor.on_failure))
 
 
@@ -162,8 +165,9 @@ class Slot:
         self.context: ActorContext | None = None
         self.task: asyncio.Task[Any] | None = None  # the task running for it now, if any
         self.server: Server | None = None  # the serving part of the current incarnation
-        self.children: list[Slot] = []
-        self.watchers: list[Watcher] = []
+        # Shared empty lists until the first child or watcher: most actors have none.
+        self.children: list[Slot] = _NO_CHILDREN  # appended to only through `adopt`
+        self.watchers: list[Watcher] = _NO_WATCHERS
         self.handling: Any = None  # the async handler or hook running now (self-ask check)
         self.asking: Slot | None = None  # whom the running handler awaits an ask of
         self._done: asyncio.Future[Exit] | None = None
@@ -182,6 +186,9 @@ class Slot:
     @property
     def kind(self) -> str:
         return "actor"
+
+    #: Whether incarnations serve the actor's handlers (a supervisor's do not).
+    serves_handlers = True
 
     def _dead_letter(self, message: Any, reason: str) -> None:
         self.system.dead_letter(self.path, message, reason)
@@ -208,15 +215,23 @@ class Slot:
         if self.status != "restarting":
             self.status = "starting"
         loop = asyncio.get_running_loop()
-        started: asyncio.Future[None] = loop.create_future()
-        self._starting = started
         done: asyncio.Future[Exit] = loop.create_future()
         self._done = done
+        # The callback needs no context of its own: a shared empty one saves a copy.
+        done.add_done_callback(self._incarnation_done, context=_NO_CONTEXT)
+        if (
+            self.runner.loop is loop
+            and self.actor_class.on_start is Actor.on_start
+            and self.serves_handlers
+        ):
+            self._start_now(done, loop)  # no hook to wait for: no start task either
+            return
+        started: asyncio.Future[None] = loop.create_future()
+        self._starting = started
         begun = self.runner.submit(self._run())
         if isinstance(begun, asyncio.Task):
             self.task = begun  # a cancel before its first step must reach it
         begun.add_done_callback(lambda begun: _begun(done, begun))
-        done.add_done_callback(self._incarnation_done)
         limit = self.owner.start_timeout(self) if self.owner is not None else None
         timer = None
         if limit is not None:
@@ -229,6 +244,41 @@ class Slot:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _start_now(self, done: asyncio.Future[Exit], loop: asyncio.AbstractEventLoop) -> None:
+        """Start an incarnation whose class has no `on_start`, inline: construct
+        the instance and serve; a constructor's exception is raised here."""
+        ctx = ActorContext(self)
+        self.context = ctx
+        token = constructing.set(ctx)
+        try:
+            instance = self.actor_class(*self.args, **self.kwargs)
+            instance.bind_context(ctx)
+        except BaseException as exc:
+            if not is_crash(exc):
+                raise  # KeyboardInterrupt, SystemExit: the program ends
+            self.system.log_crash(self.path, exc, during="init")
+            ctx.cancel_all()
+            settle(done, Exit("crash", exc, in_start=True))
+            raise
+        finally:
+            constructing.reset(token)
+        self.instance = instance
+        self._begin_serving(instance, done, loop)
+
+    def _begin_serving(
+        self, instance: Actor, done: asyncio.Future[Exit], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """`on_start` is over: the incarnation runs; the dispatcher serves its mailbox
+        in a snapshot of the current context (what `on_start` bound, every handler sees)."""
+        if self.status == "restarting":
+            self.restarts += 1  # before any message, so tree() never lags behind
+        self.status = "running"
+        self.system.log_event("actor.started", self.path)
+        self._start_finished(None)
+        server = Server(self, instance, done, contextvars.copy_context(), loop)
+        self.server = server
+        server.begin()
 
     def _start_timed_out(self, started: asyncio.Future[None], limit: float) -> None:
         if not started.done():
@@ -335,20 +385,9 @@ class Slot:
             await self.stop_children()
             self._start_finished(exc)
             return Exit("crash", exc, in_start=True)
-        if self.status == "restarting":
-            self.restarts += 1  # before any message, so tree() never lags behind
-        self.status = "running"
-        self.system.log_event("actor.started", self.path)
-        self._start_finished(None)
         done = self._done
         assert done is not None
-        # From here the dispatcher serves the mailbox, in a snapshot of this
-        # task's context (what on_start bound is seen by every handler).
-        server = Server(
-            self, instance, done, contextvars.copy_context(), asyncio.get_running_loop()
-        )
-        self.server = server
-        server.begin()
+        self._begin_serving(instance, done, asyncio.get_running_loop())
         return None
 
     async def _call_hook(self, hook: Any, exc: BaseException) -> None:
@@ -468,6 +507,17 @@ class Slot:
 
     # -- stopping ----------------------------------------------------------
 
+    def in_own_task(self) -> bool:
+        """Whether the caller runs as this actor's current task (a hook, a handler)."""
+        current = asyncio.current_task()
+        if current is None:
+            return False
+        if self.task is current:
+            return True
+        # An async handler's eager task, in its first step, is not stored yet.
+        server = self.server
+        return self.task is None and server is not None and server.state is BUSY
+
     @property
     def running(self) -> bool:
         return self._done is not None and not self._done.done()
@@ -550,7 +600,7 @@ class Slot:
         self.status = "stopped"
         self._driven = True
         self.mailbox.finish()
-        watchers, self.watchers = self.watchers, []
+        watchers, self.watchers = self.watchers, _NO_WATCHERS
         for watcher in watchers:
             watcher.deliver(Terminated(self.ref, exit.kind))
         self.system.slot_stopped(self)
@@ -560,7 +610,14 @@ class Slot:
         if self.status == "stopped":
             watcher.deliver(Terminated(self.ref, "stopped"))
         elif watcher not in self.watchers:
-            self.watchers.append(watcher)
+            self.watchers = [*self.watchers, watcher]
+
+    def adopt(self, child: Slot) -> None:
+        """Add a child slot (the newest goes last)."""
+        if self.children is _NO_CHILDREN:
+            self.children = [child]
+        else:
+            self.children.append(child)
 
     def revive(self) -> None:
         """Make a slot that stopped for good startable again (same ref, same mailbox)."""

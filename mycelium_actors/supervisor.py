@@ -144,6 +144,8 @@ class SupervisorSlot(Slot):
     def kind(self) -> str:
         return "supervisor"
 
+    serves_handlers = False  # its incarnation supervises: `_live` below, never inline
+
     @property
     def sup(self) -> Supervisor:
         spec: Supervisor = self.spec

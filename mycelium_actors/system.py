@@ -314,7 +314,7 @@ class ActorSystem:
     def register(self, slot: Slot) -> None:
         self._slots[slot.path] = slot
         if slot.parent is not None:
-            slot.parent.children.append(slot)
+            slot.parent.adopt(slot)
         else:
             self._top[slot] = None
         self._subscribers.clear()
@@ -393,7 +393,7 @@ class ActorSystem:
 
     async def stop_slot(self, slot: Slot) -> None:
         """`ref.stop()`: stop `slot` for good, through its supervisor if it has one."""
-        if slot.task is not None and slot.task is asyncio.current_task():
+        if slot.in_own_task():
             # An actor stopping itself through its ref: it cannot wait for itself.
             coro = self._stop_from_outside_task(slot)
             if self._loop is None or asyncio.get_running_loop() is self._loop:
