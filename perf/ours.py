@@ -64,7 +64,9 @@ class Hop(Actor):
 
 
 class Idle(Actor):
-    pass
+    @handler
+    def poke(self, msg: int) -> None:
+        pass
 
 
 class Crash:
@@ -232,9 +234,11 @@ async def spawn_batch(system: ActorSystem, n: int, meter: Meter) -> None:
 
 @in_system
 async def memory(system: ActorSystem, n: int, meter: Meter) -> None:
-    with meter:
-        for _ in range(n):
-            await system.spawn(Idle)
+    with meter:  # each actor has handled one message: an actor that has worked once
+        for i in range(n):
+            ref = await system.spawn(Idle)
+            await ref.tell(i)
+        await ref.ask(-1)  # the ready queue is FIFO: every tell before it was handled
 
 
 @in_system

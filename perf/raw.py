@@ -160,8 +160,13 @@ async def spawn_batch(n: int, meter: Meter) -> None:
 
 
 async def memory(n: int, meter: Meter) -> None:
-    with meter:
-        actors = [await _spawn_idle() for _ in range(n)]
+    with meter:  # each has handled one message, as ours do
+        actors = []
+        for i in range(n):
+            actor = await _spawn_idle()
+            await actor[0].put(i)
+            actors.append(actor)
+        await asyncio.sleep(0)  # the last one takes its message
     await asyncio.gather(*(_stop(actor) for actor in actors))
 
 
