@@ -7,15 +7,13 @@ runs the ready servers, each for up to `BATCH` messages, until the queue is
 empty or `BUDGET` seconds have passed, so timers and I/O still run and one
 flooded actor cannot starve the others (it goes to the back of the queue).
 
-A sync handler runs inline, in the incarnation's `contextvars.Context`. The
-first async handler of a turn starts a *busy task* that serves the mailbox
-from there (async handlers awaited at its top level, so `current_task()`,
-`asyncio.timeout()`, `TaskGroup` and cancellation work as in any task) until
-the mailbox is empty or its batch is used up; then the actor is idle again
-(or back on the ready queue) and the task ends. On Python 3.12+ the task is
-started eagerly: a handler that does not suspend costs no loop pass and the
-task is done before `Task()` returns. On 3.11 the busy task is an ordinary
-task: one loop pass to start it, per busy period rather than per message.
+Sync handlers run inline, a run of them inside one `Context.run` of the
+incarnation's `contextvars.Context`. On Python 3.12+ an async handler is an
+eager task on its own coroutine, in that context: one that does not suspend
+is done before `Task()` returns and the turn goes on; one that suspends
+continues serving from its done-callback. On 3.11 (no eager tasks) the first
+async handler starts a *busy task* that serves the mailbox from there and
+stays, parked on the mailbox, until the incarnation ends.
 
 A wake-up from another thread runs in a plain callback of the actor's loop
 (`wake_now`), so the actor serves in that same pass, with no task's step to
@@ -64,8 +62,6 @@ DONE = "done"  # serving is over: the incarnation ends (or has ended)
 # What `Server._sync` returns when no async handler is next.
 _OVER = -1  # the turn is over: idle, or back on the ready queue
 _ENDED = -2  # serving ends: the Exit is in `first`
-
-_NO_CONTEXT = contextvars.Context()  # for callbacks that read no context variable
 
 
 class Dispatcher:
@@ -302,7 +298,7 @@ class Server:
         if not task.done():
             self.first = item
             slot.task = task  # a kill cancels it
-            task.add_done_callback(self._resumed, context=_NO_CONTEXT)
+            task.add_done_callback(self._resumed)
             return False
         slot.handling = None
         self.state = RUNNING

@@ -1,8 +1,9 @@
 """Slots (logical actors) and their incarnations (instances).
 
 A `Slot` holds the path, the ref and the mailbox; each start creates a new
-incarnation: an instance of the actor class, a task that runs `on_start`,
-then a `Server` that serves the mailbox from the loop's dispatcher (no task
+incarnation: an instance of the actor class, a task that runs `on_start`
+(none when the class has no `on_start`: it starts inline), then a `Server`
+that serves the mailbox from the loop's dispatcher (no task
 while idle: see dispatcher.py), then `on_stop` (in a task only when there
 is a hook or a child to wait for). When an incarnation ends on its
 own (crash, `context.stop()`), its *owner* decides what follows: a supervisor
@@ -58,7 +59,6 @@ class Owner(Protocol):
 
 _NO_CHILDREN: list[Slot] = []  # shared, never appended to
 _NO_WATCHERS: list[Watcher] = []  # shared, never appended to
-_NO_CONTEXT = contextvars.Context()  # for callbacks that read no context variable
 _BASE_HOOKS = frozenset((Actor.on_start, Actor.on_stop, Actor.on_failure))
 
 
@@ -217,8 +217,7 @@ class Slot:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[Exit] = loop.create_future()
         self._done = done
-        # The callback needs no context of its own: a shared empty one saves a copy.
-        done.add_done_callback(self._incarnation_done, context=_NO_CONTEXT)
+        done.add_done_callback(self._incarnation_done)
         if (
             self.runner.loop is loop
             and self.actor_class.on_start is Actor.on_start
