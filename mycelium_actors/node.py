@@ -148,8 +148,9 @@ class NetworkNode:
     async def start(self) -> None:
         url = self.options.listen
         if url is not None:
-            if url.startswith("nats://"):
-                # A node joins NATS under its system's name: nats://host:port/<name>.
+            if url.startswith("nats://") and url.rstrip("/").count("/") == 2:
+                # A node joins NATS under its system's name, nats://host:port/<name>,
+                # unless the URL names it (the CLI: one tree, many nodes).
                 url = f"{url.rstrip('/')}/{self.system.name}"
             if split_url(url)[1] not in ("", "/"):
                 raise ValueError(f"listen takes a node URL without an actor path: {url!r}")

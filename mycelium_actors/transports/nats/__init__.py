@@ -39,6 +39,7 @@ opens), `presence` (who is on the cluster); this one is the transport.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 try:
@@ -70,6 +71,10 @@ class NatsTransport(Transport):
         self._hubs: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future[Hub]] = {}
         self._userinfo: dict[str, str] = {}  # per server, from a listen URL
         self._closing: set[Hub] = set()
+        # The server a node of each loop joined (listens on).
+        self._joined: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, str] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def split(self, url: str) -> tuple[str, str]:
         userinfo, server, name, path = parse(url)
@@ -81,7 +86,7 @@ class NatsTransport(Transport):
         check_max_frame(max_frame)
         userinfo, server, name = self._node(node_url)
         node = f"nats://{server}/{name}"
-        hub = await self._hub(server, userinfo)
+        hub = await self._hub(self._route(server), userinfo)
         conn = hub.new_connection(node, max_frame)
         try:
             answer = await hub.nc.request(
@@ -106,6 +111,7 @@ class NatsTransport(Transport):
         if userinfo:
             self._userinfo[server] = userinfo
         hub = await self._hub(server, userinfo)
+        self._joined[asyncio.get_running_loop()] = server
         listener = NatsListener(hub, name, accept, max_frame)
         try:
             await listener.claim()
@@ -113,6 +119,17 @@ class NatsTransport(Transport):
             await listener.aclose()
             raise
         return listener
+
+    def _route(self, server: str) -> str:
+        """Which server to reach a node through: the one its URL names if this
+        loop has a client there, else the one a node of this loop joined (the
+        NATS cluster routes by subject, so a node's name is enough), else the
+        one its URL names."""
+        loop = asyncio.get_running_loop()
+        joined = self._joined.get(loop)
+        if (loop, server) in self._hubs or joined is None or (loop, joined) not in self._hubs:
+            return server
+        return joined
 
     def _node(self, node_url: str) -> tuple[str, str, str]:
         userinfo, server, name, path = parse(node_url)
