@@ -133,7 +133,7 @@ class NetworkNode:
         self.loop = asyncio.get_running_loop()  # made on the system's loop (the seam's rule)
         self._listener: Listener | None = None
         self._peers: dict[str, Peer] = {}  # by node URL (or name#incarnation if it does not listen)
-        self._handshakes = 0
+        self._handshakes: dict[asyncio.Task[None], Connection] = {}  # accepted, not yet peers
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._log = system.log_event
@@ -148,8 +148,9 @@ class NetworkNode:
     async def start(self) -> None:
         url = self.options.listen
         if url is not None:
-            if url.startswith("nats://"):
-                # A node joins NATS under its system's name: nats://host:port/<name>.
+            if url.startswith("nats://") and url.rstrip("/").count("/") == 2:
+                # A node joins NATS under its system's name, nats://host:port/<name>,
+                # unless the URL names it (the CLI: one tree, many nodes).
                 url = f"{url.rstrip('/')}/{self.system.name}"
             if split_url(url)[1] not in ("", "/"):
                 raise ValueError(f"listen takes a node URL without an actor path: {url!r}")
@@ -173,6 +174,8 @@ class NetworkNode:
                 except TransportError:
                     pass
                 peer.lost("this node shut down", close=True)
+        for conn in list(self._handshakes.values()):  # nobody else would close them
+            conn.close("this node shut down")
         if self._listener is not None:
             await self._listener.aclose()
         # close() is not async: an adapter may still be finishing what it closed.
@@ -349,18 +352,18 @@ class NetworkNode:
         return name, incarnation
 
     def _accept(self, conn: Connection) -> None:
-        if self._closing or self._handshakes >= MAX_HANDSHAKES:
+        if self._closing or len(self._handshakes) >= MAX_HANDSHAKES:
             self._log("node.refused", conn.peer, reason="too many handshakes at once")
             conn.close("too many handshakes at once")
             return
         link = _Link(conn)
         conn.start(link)
-        self._handshakes += 1
         task = asyncio.get_running_loop().create_task(self._server_handshake(link))
+        self._handshakes[task] = conn
         task.add_done_callback(self._handshake_done)
 
     def _handshake_done(self, task: asyncio.Task[None]) -> None:
-        self._handshakes -= 1
+        self._handshakes.pop(task, None)
         if not task.cancelled():
             task.exception()  # logged inside; retrieved here
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import nats
 import pytest
 import trustme
-from natsserver import NatsServer, shared
+from natsserver import NatsServer, free_port, shared
 
 from contracts.probe import Add, Blob, Echo, GetTotal, Greet, Hold
 from mycelium_actors import (
@@ -73,6 +73,12 @@ async def test_the_address_is_the_server_and_the_system_name(nats_url: str) -> N
         assert (await system.remote(f"{system.address}/c")).address == f"{system.address}/c"
 
 
+async def test_a_listen_url_that_names_the_node_overrides_the_system_name(nats_url: str) -> None:
+    name = unique("named-by-url")
+    async with ActorSystem("root", listen=f"{nats_url}/{name}") as system:
+        assert system.address == f"{nats_url}/{name}"
+
+
 async def test_node_processes_talk_only_through_nats(spawn, here) -> None:
     """Three processes: this one asks `left`, whose actor asks `right` through a
     ref that crossed in the message."""
@@ -109,6 +115,36 @@ async def test_two_nodes_claiming_one_name_at_once_leave_one_holder(nats_url: st
     for listener in got:
         if not isinstance(listener, BaseException):
             await listener.aclose()
+
+
+async def test_nodes_on_two_servers_of_a_nats_cluster_meet_through_their_own_server(
+    tmp_path: Path,
+) -> None:
+    """The far node joined server two; this one, server one: presence and
+    connections cross the cluster's route, and no client to server two is opened."""
+    route = free_port()
+    one = NatsServer(tmp_path, "--cluster_name", "c", "--cluster", f"nats://127.0.0.1:{route}")
+    two = NatsServer(
+        tmp_path,
+        "--cluster_name",
+        "c",
+        "--cluster",
+        f"nats://127.0.0.1:{free_port()}",
+        "--routes",
+        f"nats://127.0.0.1:{route}",
+    )
+    far = NodeProcess(two.url, "--heartbeat", str(HEARTBEAT), name=unique("on-two"))
+    try:
+        async with ActorSystem(unique("on-one"), listen=one.url, heartbeat_timeout=HEARTBEAT) as a:
+            found = await until_found(a, *counters(far), timeout=10)
+            assert all(r.address.startswith(two.url) for r in found)
+            assert await found[0].ask(Echo("across the route")) == "across the route"
+            servers = {server for _, server in transport.transport_for(one.url)._hubs}
+            assert servers == {one.url.removeprefix("nats://")}
+    finally:
+        far.stop()
+        one.stop()
+        two.stop()
 
 
 async def test_a_missing_node_fails_at_once(here, nats_url: str) -> None:

@@ -21,6 +21,8 @@ from mycelium_actors import (
     Terminated,
     TransportError,
     handler,
+    transport,
+    wire,
 )
 from mycelium_actors.remote import WINDOW
 from mycelium_actors.testing import capture_events, events_named, eventually
@@ -242,6 +244,42 @@ async def test_a_node_refuses_a_peer_that_cannot_prove_the_secret(
         await b.spawn(Counter, name="c")
         with pytest.raises(TransportError, match=refusal):
             await a.remote(b.address, "/c")
+
+
+class _Stranger:
+    """A frame sink for a hand-driven connection: what arrived, and whether it closed."""
+
+    def __init__(self) -> None:
+        self.heard = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    def frame_received(self, frame: bytes) -> None:
+        self.heard.set()
+
+    def frames_done(self) -> None:
+        pass
+
+    def connection_lost(self, reason: str | None) -> None:
+        self.closed.set()
+
+
+async def test_shutdown_closes_connections_still_in_their_handshake(url_for) -> None:
+    """A peer that says HELLO, gets the node's, and never proves anything is cut
+    off when the node stops, not left open until its handshake would time out
+    (an hour here)."""
+    system = ActorSystem("quiet", listen=url_for("quiet"), heartbeat_timeout=3600)
+    await system.__aenter__()
+    address = system.address
+    assert address is not None
+    conn = await transport.transport_for(address).connect(address, max_frame=1 << 16)
+    stranger = _Stranger()
+    conn.start(stranger)
+    hello = (wire.MAGIC, wire.VERSION, "stranger", "1", None, bytes(16), b"")
+    conn.send(wire.control(wire.HELLO, *hello))
+    await asyncio.wait_for(stranger.heard.wait(), 5)  # the node's HELLO: it waits for AUTH
+    await system.shutdown()
+    await asyncio.wait_for(stranger.closed.wait(), 5)
+    await transport.transport_for(address).settle()
 
 
 async def test_a_shared_secret_lets_peers_in(url_for) -> None:

@@ -151,6 +151,24 @@ async def test_frames_sent_in_one_pass_are_coalesced_into_few_writes(
     await pair.server.aclose()
 
 
+async def test_protected_connections_carry_frames_both_ways_and_close_with_a_reason(
+    pair: Pair,
+) -> None:
+    """After `protect()` at both ends (an adapter may sign and check each frame,
+    or do nothing), frames of every size, urgent or not, and the close get through."""
+    one, other = b"k" * 32, b"l" * 32
+    pair.client.protect(one, other)
+    pair.accepted.protect(other, one)
+    frames = [*SMALL[:50], *LARGE[:1]]
+    for frame in frames:
+        pair.client.send(frame)
+        pair.accepted.send(frame, urgent=True)
+    assert await pair.server_got.frames_count(len(frames)) == frames
+    assert await pair.client_got.frames_count(len(frames)) == frames
+    pair.client.close("signed off")
+    assert isinstance(await pair.server_got.reason(), str)
+
+
 # -- closing ----------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from .. import logs
+from ... import logs
 
 SUBJECT = "mycelium.presence"
 _JOIN, _BEAT, _LEAVE = b"j", b"b", b"l"
