@@ -1,9 +1,12 @@
-"""How an incarnation ends (`Exit`) and which exceptions count as crashes."""
+"""How an incarnation ends (`Exit`), which exceptions count as crashes, and
+waiting (bounded) for an incarnation to end."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
+from .clock import Clock
 from .errors import MyceliumError
 
 
@@ -60,3 +63,40 @@ def for_asker(exc: BaseException) -> BaseException:
         error.__cause__ = exc
         return error
     return exc
+
+
+def exit_of(fut: asyncio.Future[Any]) -> Exit:
+    """The `Exit` an incarnation's done future holds (cancelled: killed)."""
+    if fut.cancelled():
+        return KILLED
+    exc = fut.exception()
+    if exc is not None:
+        return Exit("crash", exc)
+    result: Exit = fut.result()
+    return result
+
+
+async def wait_done(clock: Clock, fut: asyncio.Future[Any], timeout: float | None) -> bool:
+    """Wait until `fut` (an incarnation's end) is done or `timeout` passes on
+    `clock`; True if done."""
+    if fut.done():
+        return True
+    if timeout is None:
+        await asyncio.wait((fut,))
+        return True
+    waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def finish(value: bool) -> None:
+        if not waiter.done():
+            waiter.set_result(value)
+
+    def on_done(_: Any) -> None:
+        finish(True)
+
+    fut.add_done_callback(on_done)
+    timer = clock.call_later(timeout, finish, False)
+    try:
+        return await waiter
+    finally:
+        timer.cancel()
+        fut.remove_done_callback(on_done)

@@ -19,19 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .actor import Actor, constructing
 from .context import ActorContext
 from .dispatcher import BUSY, DONE, EAGER, Server
 from .errors import ActorStopped, Ignore, UnhandledMessage
-from .exits import KILLED, NORMAL, SHUTDOWN, Exit, is_crash
+from .exits import KILLED, NORMAL, SHUTDOWN, Exit, exit_of, is_crash, wait_done
 from .mailbox import STOP_DRAIN, STOP_NOW, Mailbox, Signal
 from .messages import Terminated
 from .ref import LocalActorRef, Watcher, serving
 from .replies import settle
 
-__all__ = ["KILLED", "NORMAL", "SHUTDOWN", "Exit", "Owner", "Slot", "is_crash", "wait_done"]
+__all__ = ["KILLED", "NORMAL", "SHUTDOWN", "Exit", "Owner", "Slot", "is_crash"]
 
 if TYPE_CHECKING:
     from .executor import Executor, Runner
@@ -60,31 +61,6 @@ class Owner(Protocol):
 _NO_CHILDREN: list[Slot] = []  # shared, never appended to
 _NO_WATCHERS: list[Watcher] = []  # shared, never appended to
 _BASE_HOOKS = frozenset((Actor.on_start, Actor.on_stop, Actor.on_failure))
-
-
-async def wait_done(system: ActorSystem, fut: asyncio.Future[Any], timeout: float | None) -> bool:
-    """Wait until `fut` is done or `timeout` (system clock) passes; True if done."""
-    if fut.done():
-        return True
-    if timeout is None:
-        await asyncio.wait((fut,))
-        return True
-    waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-
-    def finish(value: bool) -> None:
-        if not waiter.done():
-            waiter.set_result(value)
-
-    def on_done(_: Any) -> None:
-        finish(True)
-
-    fut.add_done_callback(on_done)
-    timer = system.clock.call_later(timeout, finish, False)
-    try:
-        return await waiter
-    finally:
-        timer.cancel()
-        fut.remove_done_callback(on_done)
 
 
 class Slot:
@@ -289,7 +265,7 @@ class Slot:
     def _incarnation_done(self, fut: asyncio.Future[Exit]) -> None:
         if fut is not self._done or self._driven:
             return  # a stopper is in charge, or the incarnation was abandoned
-        exit = _exit_of(fut)
+        exit = exit_of(fut)
         if exit.in_start:
             return  # the starter got the exception and decides
         self.incarnation_ended(exit)
@@ -525,25 +501,11 @@ class Slot:
         """Cancel the running incarnation, on whichever loop it runs."""
         server = self.server
         if server is not None and server.state is not DONE and not server.done.done():
-            loop = server.loop
-            if loop is asyncio.get_running_loop():
-                server.kill()
-            else:
-                try:
-                    loop.call_soon_threadsafe(server.kill)
-                except RuntimeError:
-                    pass  # its loop is closed: nothing left to kill
+            _call_on(server.loop, server.kill)
             return
         task = self.task
         if task is not None:
-            loop = task.get_loop()
-            if loop is asyncio.get_running_loop():
-                task.cancel()
-            else:
-                try:
-                    loop.call_soon_threadsafe(task.cancel)
-                except RuntimeError:
-                    pass  # its loop is closed: nothing left to cancel
+            _call_on(task.get_loop(), task.cancel)
             return
         done = self._done
         if done is not None and not done.done():
@@ -558,14 +520,14 @@ class Slot:
         done = self._done
         self._driven = True
         if done is None or done.done():
-            return _exit_of(done) if done is not None else SHUTDOWN
+            return exit_of(done) if done is not None else SHUTDOWN
         if timeout != 0:
             self.mailbox.put_system(signal)
             await asyncio.sleep(0)  # an idle actor ends within one loop turn: skip the timer
-            if done.done() or await wait_done(self.system, done, timeout):
-                return _exit_of(done)
+            if done.done() or await wait_done(self.system.clock, done, timeout):
+                return exit_of(done)
         self.cancel_task()
-        if await wait_done(self.system, done, self.system.kill_grace):
+        if await wait_done(self.system.clock, done, self.system.kill_grace):
             return KILLED
         self.system.log_event(
             "actor.abandoned", self.path, level="error", reason="ignored cancellation"
@@ -656,11 +618,13 @@ def _begun(done: asyncio.Future[Exit], begun: asyncio.Future[Exit | None]) -> No
             done.set_result(exit)
 
 
-def _exit_of(fut: asyncio.Future[Any]) -> Exit:
-    if fut.cancelled():
-        return KILLED
-    exc = fut.exception()
-    if exc is not None:
-        return Exit("crash", exc)
-    result: Exit = fut.result()
-    return result
+def _call_on(loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]) -> None:
+    """`fn()` now if `loop` is the running loop, else soon on `loop` (a closed
+    loop has nothing left to run it for)."""
+    if loop is asyncio.get_running_loop():
+        fn()
+        return
+    try:
+        loop.call_soon_threadsafe(fn)
+    except RuntimeError:
+        pass
