@@ -37,12 +37,13 @@ class Deadline:
     or after the deadline fired, does nothing.
     """
 
-    __slots__ = ("fut", "timeout", "what")
+    __slots__ = ("fut", "path", "timeout", "what")
 
-    def __init__(self, fut: asyncio.Future[Any], timeout: float, what: str) -> None:
+    def __init__(self, fut: asyncio.Future[Any], timeout: float, what: str, path: str = "") -> None:
         self.fut: asyncio.Future[Any] | None = fut
         self.timeout = timeout
         self.what = what
+        self.path = path
 
     def cancel(self) -> None:
         self.fut = None  # the entry left in the clock's heap is dropped later
@@ -51,7 +52,9 @@ class Deadline:
         """For clocks, at the deadline: fail the future with `AskTimeout` unless done."""
         fut, self.fut = self.fut, None
         if fut is not None and not fut.done():
-            fut.set_exception(AskTimeout(f"{self.what} got no reply within {self.timeout}s"))
+            fut.set_exception(
+                AskTimeout(f"{self.what}{self.path} got no reply within {self.timeout}s")
+            )
 
 
 class Clock:
@@ -76,8 +79,13 @@ class Clock:
         """Run `callback(*args)` on the calling thread's running loop after `delay` seconds."""
         return asyncio.get_running_loop().call_later(delay, callback, *args)
 
-    def expire(self, fut: asyncio.Future[Any], timeout: float, what: str) -> Deadline:
+    def expire(
+        self, fut: asyncio.Future[Any], timeout: float, what: str, path: str = ""
+    ) -> Deadline:
         """Fail `fut` with `AskTimeout` if it is not done after `timeout` seconds.
+
+        The error reads "{what}{path} got no reply within {timeout}s": a local
+        ref passes "ask to " and its path, so no per-ref message string is kept.
 
         Call on `fut`'s loop; the deadline fires there. Cheaper than a timer
         per ask: each loop keeps one heap of deadlines and one timer for the
@@ -89,7 +97,7 @@ class Clock:
             state = self._register(loop)
         heap = state.heap
         when = loop.time() + timeout
-        deadline = Deadline(fut, timeout, what)
+        deadline = Deadline(fut, timeout, what, path)
         entry = (when, next(state.seq), deadline)
         if heap and heap[0][2].fut is None:  # a finished ask on top: take its place
             _heapreplace(heap, entry)

@@ -107,7 +107,7 @@ class ActorRef(ABC, Generic[A]):
 class LocalActorRef(ActorRef[A]):
     """A ref to an actor of this process: its slot's mailbox, directly."""
 
-    __slots__ = ("_clock", "_slot", "_what", "mailbox")
+    __slots__ = ("_clock", "_slot", "mailbox")
 
     def __init__(self, slot: Slot) -> None:
         self._slot = slot
@@ -115,7 +115,6 @@ class LocalActorRef(ActorRef[A]):
         self._clock = slot.system.clock
         self.path = slot.path
         self.name = slot.name
-        self._what = f"ask to {slot.path}"
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.path} {self._slot.status}>"
@@ -225,7 +224,7 @@ class LocalActorRef(ActorRef[A]):
         clock = self._clock
         # Arm the deadline before the message goes in: a consumer on another
         # thread that wakes at once need not wait for this thread's GIL turn.
-        deadline = clock.expire(fut, timeout, self._what) if timeout is not None else None
+        deadline = clock.expire(fut, timeout, "ask to ", self.path) if timeout is not None else None
         try:
             if not mb.offer(item):
                 deadline = await self._ask_slow(item, timeout, deadline)
@@ -250,7 +249,7 @@ class LocalActorRef(ActorRef[A]):
             raise
         if timeout is None or fut.done():
             return None
-        return clock.expire(fut, max(1e-9, timeout - (clock.now() - started)), self._what)
+        return clock.expire(fut, max(1e-9, timeout - (clock.now() - started)), "ask to ", self.path)
 
     async def _ask_from_actor(
         self, current: tuple[Any, Any], message: Any, timeout: float | None

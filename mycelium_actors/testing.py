@@ -65,8 +65,10 @@ class FakeClock(Clock):
         heapq.heappush(self._timers, (timer.when, next(self._seq), timer))
         return timer
 
-    def expire(self, fut: asyncio.Future[Any], timeout: float, what: str) -> Deadline:
-        deadline = _FakeDeadline(fut, timeout, what)
+    def expire(
+        self, fut: asyncio.Future[Any], timeout: float, what: str, path: str = ""
+    ) -> Deadline:
+        deadline = _FakeDeadline(fut, timeout, what, path)
         deadline.timer = self.call_later(timeout, deadline.fire)
         return deadline
 
