@@ -27,8 +27,8 @@ The whole protocol lives here, behind these methods:
   waits), `put_nowait` (apply the policy now), `put` (wait for space), and
   `put_system` (the unbounded system lane);
 - the consumer, on the owner loop only: `take` (pop the oldest item, which
-  must exist, and admit blocked senders: a plain `deque.popleft` while none
-  waits), `next_signal`, `wait` (go idle: a `Consumer` is called when
+  must exist, and admit blocked senders; while none waits the hot paths pop
+  the deque directly), `next_signal`, `wait` (go idle: a `Consumer` is called when
   something arrives; what an actor's dispatcher uses) or `park` (a future
   to await: what a supervisor's task uses);
 - ending: `close`, `finish`, `reopen`, `drop_queued`.
@@ -48,7 +48,6 @@ from .errors import ActorStopped, AskTimeout, MailboxFull
 from .replies import settle
 
 Item = tuple[Any, "asyncio.Future[Any] | None"]
-DeadLetterSink = Callable[[Any, str], None]
 
 BLOCK, DROP_NEW, DROP_OLD, FAIL = "block", "drop_new", "drop_old", "fail"
 
@@ -68,6 +67,14 @@ class Signal:
 STOP_DRAIN = Signal("stop_drain")  # final stop: handle what is queued, then end (mailbox closed)
 STOP_NOW = Signal("stop_now")  # end after the current message; the mailbox is kept (restart-stop)
 STOP_SELF = Signal("stop_self")  # context.stop(): end after the current message, reason normal
+
+
+class DeadLetterSink(Protocol):
+    """Where a mailbox's refused tells go (the actor system; one shared by all
+    mailboxes, so a mailbox holds no callback of its own)."""
+
+    def dead_letter(self, path: str, message: Any, reason: str) -> None:
+        """`message`, a tell to the actor at `path`, was dropped or refused."""
 
 
 class Consumer(Protocol):
@@ -111,17 +118,16 @@ class Mailbox:
         "_wake_pending",
         "capacity",
         "closed",
-        "dead_letter",
         "dropped",
         "path",
         "policy",
         "queue",
+        "sink",
         "swept",
         "system",
-        "take",
     )
 
-    def __init__(self, path: str, capacity: int, policy: str, dead_letter: DeadLetterSink) -> None:
+    def __init__(self, path: str, capacity: int, policy: str, sink: DeadLetterSink) -> None:
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
             raise ValueError(f"{path}: mailbox_capacity must be an int >= 1, not {capacity!r}")
         if policy not in (BLOCK, DROP_NEW, DROP_OLD, FAIL):
@@ -132,11 +138,8 @@ class Mailbox:
         self.path = path
         self.capacity = capacity
         self.policy = _POLICIES[policy]  # the interned constant: compared with `is`
-        self.dead_letter = dead_letter
+        self.sink = sink  # its dead_letter(path, message, reason) gets refused tells
         self.queue: deque[Item] = deque()
-        #: The consumer's pop (the queue must not be empty): the deque's own
-        #: `popleft` while no sender waits for room, else `_take_granting`.
-        self.take: Callable[[], Item] = self.queue.popleft
         self.system: deque[Any] | None = None  # created on first use: most stay empty
         self.closed = False
         self.swept = False  # finished for good: whatever is appended now gets rejected
@@ -269,7 +272,6 @@ class Mailbox:
         handoff = _Handoff(item, asyncio.get_running_loop().create_future())
         putters = self._putter_queue()
         putters.append(handoff)
-        self.take = self._take_granting
         if not self._check_in(putters, handoff):
             self._reject(item, "stopped")
             return False
@@ -323,13 +325,15 @@ class Mailbox:
 
     # -- consumer (owner loop only) ----------------------------------------
 
-    def _take_granting(self) -> Item:
-        """`take` while senders wait: pop, then give the freed room to the oldest."""
+    def take(self) -> Item:
+        """Pop the oldest item (the queue must not be empty), then give the
+        freed room to the oldest sender waiting for it, if any.
+
+        The hot paths inline it: `queue.popleft()` while `_putters` is empty.
+        """
         item = self.queue.popleft()
         if self._putters:
             self._grant()
-        else:  # nobody waits any more: back to the plain pop
-            self.take = self.queue.popleft
         return item
 
     def next_signal(self) -> Any:
@@ -498,7 +502,7 @@ class Mailbox:
                 ),
             )
         else:
-            self.dead_letter(msg, reason)
+            self.sink.dead_letter(self.path, msg, reason)
 
     def _drop(self, item: Item) -> None:
         self.dropped += 1
@@ -506,7 +510,7 @@ class Mailbox:
         if reply is not None:
             settle(reply, exc=MailboxFull(f"mailbox of {self.path} is full; message dropped"))
         else:
-            self.dead_letter(msg, "mailbox_full")
+            self.sink.dead_letter(self.path, msg, "mailbox_full")
 
 
 class _Handoff:

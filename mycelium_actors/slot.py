@@ -132,7 +132,7 @@ class Slot:
             path,
             actor_class.mailbox_capacity if mailbox_capacity is None else mailbox_capacity,
             actor_class.mailbox_overflow if mailbox_overflow is None else mailbox_overflow,
-            self._dead_letter,
+            system,  # the dead-letter sink, shared: no callback per mailbox
         )
         self.ref: LocalActorRef[Any] = system.make_ref(self)
         self.status = "starting"

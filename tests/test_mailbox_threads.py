@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -50,7 +51,8 @@ def dead() -> list[Any]:
 @pytest.fixture
 def mailbox(owner: asyncio.AbstractEventLoop, dead: list[Any]) -> Mailbox:
     """Capacity 1, "block", owned by `owner`, holding the message "first"."""
-    mb = Mailbox("/m", 1, "block", lambda message, reason: dead.append((message, reason)))
+    sink = SimpleNamespace(dead_letter=lambda path, message, reason: dead.append((message, reason)))
+    mb = Mailbox("/m", 1, "block", sink)
     ready = threading.Event()
 
     def bind() -> None:
