@@ -27,6 +27,7 @@ from mycelium_actors import (
 )
 from mycelium_actors.testing import capture_events, events_named, eventually
 from mycelium_actors.transports import nats as nats_adapter
+from mycelium_actors.transports.nats import NatsTransport
 
 from .nodeapp import Counter, Watcher, tree
 from .test_node_processes import NodeProcess
@@ -101,6 +102,15 @@ async def test_a_name_in_use_on_the_cluster_is_refused(spawn, nats_url: str) -> 
     with pytest.raises(TransportError, match=f"node name {name} is already in use"):
         async with ActorSystem(name, listen=nats_url):
             pass
+
+
+async def test_a_closed_listeners_name_is_free_at_once_for_another_client(nats_url: str) -> None:
+    """aclose() returns once the server has dropped the subscription, so a new
+    client claiming the name right after never finds it taken."""
+    url = f"{nats_url}/{unique('reused')}"
+    for _ in range(10):
+        listener = await NatsTransport().listen(url, lambda conn: conn.close(), max_frame=1 << 16)
+        await listener.aclose()
 
 
 async def test_two_nodes_claiming_one_name_at_once_leave_one_holder(nats_url: str) -> None:

@@ -19,6 +19,8 @@ from .urls import is_node_url
 
 #: How long a new listener waits to hear a rival claiming the same name.
 CLAIM_WINDOW = 0.1
+#: How long closing a listener waits for the server to confirm its name is free.
+RELEASE_TIMEOUT = 2  # seconds (nats-py takes an int)
 NODE_SUBJECT = "mycelium.node."
 # Requests on a node subject and their answers: the first byte says which.
 OPEN, PROBE, ACCEPTED, REFUSED = b"o", b"p", b"a", b"r"
@@ -84,7 +86,10 @@ class NatsListener(Listener):
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
-            except nats.errors.Error:
+                # The name is free once this returns: the server has dropped the
+                # subscription (a probe from another client finds no one).
+                await self._hub.nc.flush(RELEASE_TIMEOUT)
+            except (nats.errors.Error, TimeoutError):
                 pass  # the client is closed or reconnecting: the subject goes with it
         # The node closed its connections before this: their last frames go
         # out, and the client closes with the last of its users.
