@@ -30,7 +30,7 @@ from mycelium_actors.transports import nats as nats_adapter
 from mycelium_actors.transports.nats import NatsTransport
 
 from .nodeapp import Counter, Watcher, tree
-from .test_node_processes import NodeProcess
+from .test_node_processes import NodeProcess, started_nodes
 
 HEARTBEAT = 1.0
 _runs = itertools.count()
@@ -47,17 +47,12 @@ def nats_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def spawn(nats_url: str) -> Iterator[Callable[[str], NodeProcess]]:
-    started: list[NodeProcess] = []
+def spawn(nats_url: str) -> Iterator[Callable[..., NodeProcess]]:
+    def make(name: str) -> NodeProcess:
+        return NodeProcess(nats_url, "--heartbeat", str(HEARTBEAT), name=name)
 
-    def spawn(name: str) -> NodeProcess:
-        node = NodeProcess(nats_url, "--heartbeat", str(HEARTBEAT), name=name)
-        started.append(node)
-        return node
-
-    yield spawn
-    for node in started:
-        node.stop()
+    with started_nodes(make) as spawn:
+        yield spawn
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -54,18 +55,30 @@ class NodeProcess:
                 pipe.close()
 
 
-@pytest.fixture
-def spawn_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+@contextmanager
+def started_nodes(make: Callable[..., NodeProcess]) -> Iterator[Callable[..., NodeProcess]]:
+    """`make`, remembering every node it starts; all of them stopped on exit."""
     started: list[NodeProcess] = []
 
-    def spawn(*extra: str, name: str = "far") -> NodeProcess:
-        node = NodeProcess(f"unix://{tmp_path}/{name}.sock", *extra)
+    def spawn(*args: str, **kwargs: str) -> NodeProcess:
+        node = make(*args, **kwargs)
         started.append(node)
         return node
 
-    yield spawn
-    for node in started:
-        node.stop()
+    try:
+        yield spawn
+    finally:
+        for node in started:
+            node.stop()
+
+
+@pytest.fixture
+def spawn_node(tmp_path: Path) -> Iterator[Callable[..., NodeProcess]]:
+    def make(*extra: str, name: str = "far") -> NodeProcess:
+        return NodeProcess(f"unix://{tmp_path}/{name}.sock", *extra)
+
+    with started_nodes(make) as spawn:
+        yield spawn
 
 
 @pytest.fixture
