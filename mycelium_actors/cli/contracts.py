@@ -11,8 +11,8 @@ from typing import NoReturn
 
 import click
 
-from . import contracts as compiler
-from .errors import ContractError
+from ..errors import ContractError
+from ..wire import contracts as compiler
 
 _path = click.Path(exists=True, path_type=Path)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .spec import Child, Supervisor
-from .system import TreeNode
+from ..kernel.system import TreeNode
+from ..supervision.spec import Child, Supervisor
 
 N = TypeVar("N")
 

@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from .errors import AskTimeout
+from ..errors import AskTimeout
 
 _INF = float("inf")
 _heappush = heapq.heappush

@@ -12,7 +12,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from . import logs
+from .. import logs
 from .mailbox import STOP_SELF
 from .ref import serving
 

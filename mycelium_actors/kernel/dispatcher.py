@@ -31,8 +31,8 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
+from ..errors import ActorStopped
 from .actor import Unhandled
-from .errors import ActorStopped
 from .exits import NORMAL, SHUTDOWN, Exit, for_asker, is_crash
 from .mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF
 from .ref import serving

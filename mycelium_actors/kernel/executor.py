@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from . import logs
+from .. import logs
 
 
 class Runner(abc.ABC):

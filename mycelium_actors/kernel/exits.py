@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..errors import MyceliumError
 from .clock import Clock
-from .errors import MyceliumError
 
 
 class Exit:

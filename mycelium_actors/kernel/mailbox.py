@@ -43,8 +43,8 @@ from collections.abc import Callable
 from threading import get_ident
 from typing import Any, Protocol
 
+from ..errors import ActorStopped, AskTimeout, MailboxFull
 from .clock import Clock
-from .errors import ActorStopped, AskTimeout, MailboxFull
 from .replies import settle
 
 Item = tuple[Any, "asyncio.Future[Any] | None"]

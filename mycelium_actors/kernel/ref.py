@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from .errors import ActorStopped, AskTimeout, MailboxFull, MyceliumError
+from ..errors import ActorStopped, AskTimeout, MailboxFull, MyceliumError
 from .mailbox import tell as mailbox_tell
 from .messages import ProxyCall
 

@@ -22,10 +22,10 @@ import contextvars
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import ActorStopped, Ignore, UnhandledMessage
 from .actor import Actor, constructing
 from .context import ActorContext
 from .dispatcher import BUSY, DONE, EAGER, Server
-from .errors import ActorStopped, Ignore, UnhandledMessage
 from .exits import KILLED, NORMAL, SHUTDOWN, Exit, exit_of, is_crash, wait_done
 from .mailbox import STOP_DRAIN, STOP_NOW, Mailbox, Signal
 from .messages import Terminated

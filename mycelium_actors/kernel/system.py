@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
-from . import logs
+from .. import logs
+from ..errors import MailboxFull, MyceliumError, SerializationError, SupervisorGaveUp
 from .actor import Actor
 from .clock import Clock
-from .errors import MailboxFull, MyceliumError, SerializationError, SupervisorGaveUp
 from .executor import DEFAULT_EXECUTOR
 from .ref import LocalActorRef, check_timeout
+from .seams import DEFAULT_MAX_FRAME, Node, NodeInfo, NodeOptions, Tree, new_node
 from .slot import Slot
-from .transport import DEFAULT_MAX_FRAME, Node, NodeInfo, NodeOptions, new_node
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -347,15 +347,14 @@ class ActorSystem:
         task.add_done_callback(self._background.discard)
         return task
 
-    # -- trees (implemented by the supervision layer's specs) --------------
+    # -- trees (the supervision layer's specs fill the `Tree` seam) -----------
 
-    async def start(self, spec: Any) -> ActorRef[Any]:
+    async def start(self, spec: Tree) -> ActorRef[Any]:
         """Start a supervision tree; returns the root supervisor's ref."""
         self._ensure_running()
-        starter = getattr(spec, "start_root", None)
-        if starter is None:
+        if not isinstance(spec, Tree):
             raise TypeError(f"system.start() takes a Supervisor spec, not {spec!r}")
-        ref: ActorRef[Any] = await self.on_system_loop(starter(self))
+        ref: ActorRef[Any] = await self.on_system_loop(spec.start_root(self))
         return ref
 
     def _supervisor_at(self, path: str) -> Any:

@@ -1,120 +1,32 @@
-"""A system's presence on the network: listening, handshakes, peers, heartbeats.
+"""A system's presence on the network: listening, peers, heartbeats.
 
 `NetworkNode` is what `ActorSystem(listen=...)` and `system.remote(...)` reach
-through the kernel's node seam (`transport.set_node_factory`). It owns the
+through the kernel's node seam (`kernel.seams.set_node_factory`). It owns the
 listener, one `Peer` per other node, the codec (with the ref hook that turns
 refs into addresses and back), and a heartbeat timer that finds silent peers.
-
-The handshake, on every new connection (client C, server S):
-
-    C -> S  HELLO  [magic, version, name, incarnation, address, nonce_c, b""]
-    S -> C  HELLO  [magic, version, name, incarnation, address, nonce_s, proof_s]
-    C -> S  AUTH   [proof_c]
-    S -> C  WELCOME []          (or GOODBYE [reason], then close)
-
-With a secret, proof_s = HMAC(secret, "server" | nonce_c | nonce_s) and
-proof_c = HMAC(secret, "client" | nonce_s | nonce_c): each side proves it
-knows the secret without sending it, bound to both sides' fresh nonces.
+Each new connection first runs the handshake (`handshake.py`); queries that
+span the cluster are `cluster.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from collections.abc import Coroutine
 from typing import Any
 
-import anyio
-
-from . import wire
-from .actor import Actor
-from .codec import Codec, RefHook
-from .errors import ActorStopped, MyceliumError, SerializationError, TransportError
-from .messages import contract_type, wire_id
-from .ref import ActorRef, LocalActorRef, check_timeout
-from .remote import Peer
-from .system import ActorSystem
-from .transport import (
-    Connection,
-    Listener,
-    NodeInfo,
-    NodeOptions,
-    scheme_of,
-    set_node_factory,
-    split_url,
-    transport_for,
-)
-
-#: Connections that may be in their handshake at once; more are closed at once.
-MAX_HANDSHAKES = 64
-
-
-class _Link:
-    """A connection's frame sink: the handshake's queue, then its peer."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-        self.frames: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.peer: Peer | None = None
-
-    def frame_received(self, frame: bytes) -> None:
-        self.frames.put_nowait(frame)
-
-    def frames_done(self) -> None:
-        pass
-
-    def connection_lost(self, reason: str | None) -> None:
-        self.frames.put_nowait(None)
-
-    def protect(self, send_key: bytes, receive_key: bytes) -> None:
-        """Signed frames from now on. The peer sends nothing between its proof
-        and the end of the handshake, so whatever is queued here now came from
-        someone else (over a bus anyone may publish to) and is dropped."""
-        self.conn.protect(send_key, receive_key)
-        while not self.frames.empty():
-            if self.frames.get_nowait() is None:
-                self.frames.put_nowait(None)  # a close is not a frame: keep it
-                break
-
-    def attach(self, peer: Peer) -> None:
-        """From now on the peer gets the frames (no extra call per frame)."""
-        self.peer = peer
-        while not self.frames.empty():  # frames that came right behind the handshake
-            frame = self.frames.get_nowait()
-            if frame is not None:
-                peer.frame_received(frame)
-        self.frame_received = peer.frame_received  # type: ignore[method-assign]
-        self.frames_done = peer.frames_done  # type: ignore[method-assign]
-        self.connection_lost = self._lost  # type: ignore[method-assign]
-
-    def detach(self) -> None:
-        """A replaced connection: whatever it still delivers is ignored."""
-        self.frame_received = _ignore  # type: ignore[method-assign, assignment]
-        self.frames_done = _nothing  # type: ignore[method-assign]
-        self.connection_lost = _ignore  # type: ignore[method-assign, assignment]
-
-    def _lost(self, reason: str | None) -> None:
-        peer = self.peer
-        if peer is not None and peer.conn is self.conn:
-            peer.connection_lost(reason)
-
-    async def next_frame(self, timeout: float) -> bytes:
-        try:
-            frame = await asyncio.wait_for(self.frames.get(), timeout)
-        except TimeoutError:
-            raise TransportError(f"no handshake within {timeout}s") from None
-        if frame is None:
-            raise TransportError("the connection closed during the handshake")
-        return frame
-
-
-def _ignore(_: object) -> None:
-    pass
-
-
-def _nothing() -> None:
-    pass
+from ..errors import ActorStopped, MyceliumError, SerializationError, TransportError
+from ..kernel.ref import ActorRef, LocalActorRef, check_timeout
+from ..kernel.seams import NodeInfo, NodeOptions, set_node_factory
+from ..kernel.system import ActorSystem
+from ..transports.base import Connection, Listener
+from ..transports.registry import scheme_of, split_url, transport_for
+from ..wire import frames as wire
+from ..wire.codec import Codec, RefHook
+from ..wire.registry import wire_id
+from .cluster import ask_all, discover_here, tree_dict
+from .handshake import MAX_HANDSHAKES, Link, client_handshake, hello, server_handshake
+from .peer import Peer
 
 
 class NetworkNode:
@@ -213,7 +125,7 @@ class NetworkNode:
     ) -> list[ActorRef[Any]]:
         wanted = [
             None if actor_class is None else f"{actor_class.__module__}:{actor_class.__qualname__}",
-            None if handles is None else self._wire_id(handles),
+            None if handles is None else wire_id(handles),
         ]
         answers = await self._ask_all("discover", wanted, timeout)
         found: list[ActorRef[Any]] = []
@@ -254,10 +166,17 @@ class NetworkNode:
         url = peer.address
         assert url is not None
         conn = await transport_for(url).connect(url, max_frame=self.options.max_frame)
-        link = _Link(conn)
+        link = Link(conn)
         conn.start(link)
         try:
-            name, incarnation = await self._client_handshake(link, url)
+            name, incarnation = await client_handshake(
+                link,
+                url,
+                self._hello,
+                self.options.secret,
+                self.options.heartbeat_timeout,
+                self._log,
+            )
         except BaseException:
             conn.close("handshake failed")
             raise
@@ -273,7 +192,10 @@ class NetworkNode:
         we_are_smaller = (self.system.name, self.incarnation) < other
         return initiated_by_us == we_are_smaller
 
-    def _attach(self, peer: Peer, link: _Link, name: str, incarnation: str) -> None:
+    def _hello(self, nonce: bytes, proof: bytes) -> bytes:
+        return hello(self.system.name, self.incarnation, self.address, nonce, proof)
+
+    def _attach(self, peer: Peer, link: Link, name: str, incarnation: str) -> None:
         old = peer.link if peer.conn is not None else None
         if old is not None:
             old.detach()
@@ -287,76 +209,12 @@ class NetworkNode:
         if peer.address is None:
             self._peers.pop(f"{peer.name}#{peer.incarnation}", None)
 
-    def _hello(self, nonce: bytes, proof: bytes) -> bytes:
-        return wire.control(
-            wire.HELLO,
-            wire.MAGIC,
-            wire.VERSION,
-            self.system.name,
-            self.incarnation,
-            self.address,
-            nonce,
-            proof,
-        )
-
-    @staticmethod
-    def _read_hello(frame: bytes) -> tuple[str, str, str | None, bytes, bytes]:
-        if not frame:
-            raise TransportError("an empty frame where HELLO was due")
-        if frame[0] == wire.GOODBYE:
-            (reason,) = wire.items(frame, 1)
-            raise TransportError(f"refused: {reason}")
-        if frame[0] != wire.HELLO:
-            raise TransportError("not a mycelium node (no HELLO)")
-        magic, version, name, incarnation, address, nonce, proof = wire.items(frame, 7)
-        if magic != wire.MAGIC or version != wire.VERSION:
-            raise TransportError(f"protocol {magic!r} version {version!r} is not ours")
-        if not (
-            isinstance(name, str)
-            and isinstance(incarnation, str)
-            and (address is None or isinstance(address, str))
-            and isinstance(nonce, bytes)
-            and len(nonce) == 16
-            and isinstance(proof, bytes)
-        ):
-            raise TransportError("a malformed HELLO")
-        return name, incarnation, address, nonce, proof
-
-    async def _client_handshake(self, link: _Link, url: str) -> tuple[str, str]:
-        secret = self.options.secret
-        timeout = self.options.heartbeat_timeout
-        mine = os.urandom(16)
-        link.conn.send(self._hello(mine, b""), urgent=True)
-        try:
-            name, incarnation, _, theirs, their_proof = self._read_hello(
-                await link.next_frame(timeout)
-            )
-            if secret is not None and not wire.proof_matches(
-                wire.proof(secret, b"server", mine, theirs), their_proof
-            ):
-                raise TransportError("it did not prove the shared secret")
-            link.conn.send(
-                wire.control(wire.AUTH, wire.proof(secret, b"client", theirs, mine)), urgent=True
-            )
-            if secret is not None:
-                link.protect(*wire.frame_keys(secret, mine, theirs))
-            frame = await link.next_frame(timeout)
-            if frame[:1] == bytes((wire.GOODBYE,)):
-                (reason,) = wire.items(frame, 1)
-                raise TransportError(f"refused: {reason}")
-            if frame[:1] != bytes((wire.WELCOME,)):
-                raise TransportError("the handshake ended without WELCOME")
-        except (TransportError, wire.ProtocolError) as exc:
-            self._log("node.refused", url, reason=str(exc))
-            raise TransportError(f"cannot connect to {url}: {exc}") from None
-        return name, incarnation
-
     def _accept(self, conn: Connection) -> None:
         if self._closing or len(self._handshakes) >= MAX_HANDSHAKES:
             self._log("node.refused", conn.peer, reason="too many handshakes at once")
             conn.close("too many handshakes at once")
             return
-        link = _Link(conn)
+        link = Link(conn)
         conn.start(link)
         task = asyncio.get_running_loop().create_task(self._server_handshake(link))
         self._handshakes[task] = conn
@@ -367,25 +225,12 @@ class NetworkNode:
         if not task.cancelled():
             task.exception()  # logged inside; retrieved here
 
-    async def _server_handshake(self, link: _Link) -> None:
+    async def _server_handshake(self, link: Link) -> None:
         conn = link.conn
-        secret = self.options.secret
-        timeout = self.options.heartbeat_timeout
         try:
-            name, incarnation, address, theirs, _ = self._read_hello(await link.next_frame(timeout))
-            mine = os.urandom(16)
-            conn.send(self._hello(mine, wire.proof(secret, b"server", theirs, mine)), urgent=True)
-            frame = await link.next_frame(timeout)
-            if frame[:1] != bytes((wire.AUTH,)):
-                raise TransportError("no AUTH after HELLO")
-            (their_proof,) = wire.items(frame, 1)
-            if secret is not None and not wire.proof_matches(
-                wire.proof(secret, b"client", mine, theirs), their_proof
-            ):
-                raise TransportError("a secret is required" if not their_proof else "wrong secret")
-            if secret is not None:
-                from_them, to_them = wire.frame_keys(secret, theirs, mine)
-                link.protect(to_them, from_them)
+            name, incarnation, address = await server_handshake(
+                link, self._hello, self.options.secret, self.options.heartbeat_timeout
+            )
         except Exception as exc:  # garbage from a stranger: refuse it, keep serving
             self._log("node.refused", conn.peer, reason=str(exc) or repr(exc))
             if not conn.closed:
@@ -449,11 +294,11 @@ class NetworkNode:
         if not isinstance(request, int):
             raise wire.ProtocolError("a malformed QUERY")
         if op == "discover" and isinstance(argument, list) and len(argument) == 2:
-            peer.reply_value(request, self._discover_here(*argument))
+            peer.reply_value(request, discover_here(self.system, *argument))
         elif op == "publish" and isinstance(argument, bytes):
             self.system.run_in_background(self._publish_here(peer, request, argument))
         elif op == "tree":
-            peer.reply_value(request, [_tree_dict(node) for node in self.system.tree()])
+            peer.reply_value(request, [tree_dict(node) for node in self.system.tree()])
         else:
             raise wire.ProtocolError(f"unknown query {op!r}")
 
@@ -465,21 +310,6 @@ class NetworkNode:
             await ref.stop()
         peer.reply_value(request, None)
 
-    def _discover_here(self, class_name: object, handles: object) -> list[str]:
-        """Paths of live actors whose class (or a base) is `class_name`
-        ("module:qualname") and that handle the contract type with wire id `handles`."""
-        if handles is None:
-            refs = self.system.discover(Actor)
-        else:
-            handled = contract_type(handles) if isinstance(handles, int) else None
-            refs = [] if handled is None else self.system.discover(handles=handled)
-        return [
-            ref.path
-            for ref in refs
-            if isinstance(ref, LocalActorRef)
-            and (class_name is None or class_name in _class_names(ref.actor_class))
-        ]
-
     async def _publish_here(self, peer: Peer, request: int, body: bytes) -> None:
         try:
             message = self.decode(body)
@@ -490,34 +320,14 @@ class NetworkNode:
         peer.reply_value(request, await self.system.publish(message))
 
     async def _ask_all(self, op: str, argument: Any, timeout: float) -> list[tuple[Peer, Any]]:
-        """Query every connected node at once, and every node the listener's
-        cluster presence knows of (connecting first); one that fails or does not
-        answer within `timeout` is skipped (and logged). anyio's task group and
-        `move_on_after` keep the fan-out structured: nothing outlives the call."""
+        """Query every connected node, and every node the listener's cluster
+        presence knows of (connecting first)."""
         peers = [peer for peer in self._peers.values() if peer.up]
         if self._listener is not None:  # nodes on the adapter's cluster (NATS presence)
             up = {peer.address for peer in peers}
             members = self._listener.members(self.options.heartbeat_timeout)
             peers += [self.peer_for(url) for url in members if url not in up]
-        answers: dict[int, Any] = {}
-
-        async def one(index: int, peer: Peer) -> None:
-            with anyio.move_on_after(timeout) as scope:
-                try:
-                    answers[index] = await peer.request(wire.QUERY, op, argument, timeout=timeout)
-                except (TimeoutError, MyceliumError) as exc:
-                    self._log("node.skipped", peer.address or peer.name, op=op, reason=repr(exc))
-            if scope.cancelled_caught:
-                self._log("node.skipped", peer.address or peer.name, op=op, reason="no answer")
-
-        async with anyio.create_task_group() as group:
-            for index, peer in enumerate(peers):
-                group.start_soon(one, index, peer)
-        return [(peer, answers.get(index)) for index, peer in enumerate(peers)]
-
-    @staticmethod
-    def _wire_id(cls: type) -> int | None:
-        return wire_id(cls)
+        return await ask_all(peers, op, argument, timeout, self._log)
 
     # -- the codec and refs -------------------------------------------------------------
 
@@ -591,24 +401,6 @@ class _SerializingRef(LocalActorRef[Any]):
         check_timeout(timeout)
         reply = await super().ask(self._codec.decode(self._codec.encode(message)), timeout)
         return self._codec.decode_value(self._codec.encode_value(reply))
-
-
-def _class_names(cls: type) -> set[str]:
-    return {f"{c.__module__}:{c.__qualname__}" for c in cls.__mro__}
-
-
-def _tree_dict(node: Any) -> dict[str, Any]:
-    return {
-        "path": node.path,
-        "kind": node.kind,
-        "status": node.status,
-        "restarts": node.restarts,
-        "mailbox": node.mailbox,
-        "thread": node.thread,
-        "thread_id": node.thread_id,
-        "cpus": node.cpus,
-        "children": [_tree_dict(child) for child in node.children],
-    }
 
 
 def _new_node(system: ActorSystem, options: NodeOptions) -> NetworkNode:

@@ -1,13 +1,10 @@
-"""Refs to actors on other nodes, and the per-peer state behind them.
+"""The per-peer state behind remote refs.
 
 A `Peer` is this node's side of the conversation with one other node: its
 connection (made again on the next use after a loss), the asks waiting for a
-reply, and flow control in both directions. Flow control is by credit: a
-sender may have at most `WINDOW` messages in flight per target actor; the
-receiver returns credit as it puts messages into the target's mailbox, so a
-full `"block"` mailbox makes only its own remote senders wait, and memory
-stays bounded on both sides. Replies, credits, stops, heartbeats and watch
-notices are urgent frames that never queue behind data.
+reply, and flow control in both directions (`flow.py`). Replies, credits,
+stops, heartbeats and watch notices are urgent frames that never queue behind
+data. What a `Peer` needs of its node is `PeerHost`, declared here.
 """
 
 from __future__ import annotations
@@ -15,39 +12,63 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from . import wire
-from .errors import (
+from ..errors import (
     ActorStopped,
     AskTimeout,
     MailboxFull,
-    MyceliumError,
     SerializationError,
     TransportError,
 )
-from .messages import Terminated
-from .ref import ActorRef, LocalActorRef, Watcher, check_timeout
-from .replies import resume
-from .transport import Connection
+from ..kernel.clock import Clock
+from ..kernel.messages import Terminated
+from ..kernel.ref import LocalActorRef, Watcher
+from ..kernel.replies import resume
+from ..kernel.system import ActorSystem
+from ..transports.base import Connection
+from ..wire import exceptions
+from ..wire import frames as wire
+from ..wire.codec import Codec
+from .flow import CREDIT_BATCH, MAX_OPEN_ASKS, WINDOW
+from .refs import RemoteActorRef
 
-if TYPE_CHECKING:
-    from .node import NetworkNode
 
-_INF = float("inf")
+class PeerHost(Protocol):
+    """What a `Peer` uses of its node (the remote layer's `NetworkNode`)."""
 
-#: Messages in flight per sender and target before an `await tell` waits (API.md 6).
-WINDOW = 256
-#: Asks from one peer this node holds unanswered at most; more are refused at once.
-MAX_OPEN_ASKS = 4096
-#: Credit goes back in batches of this many (the heartbeat returns the rest).
-CREDIT_BATCH = WINDOW // 4
+    system: ActorSystem
+    codec: Codec
+    clock: Clock
+    loop: asyncio.AbstractEventLoop
+    max_frame: int
+
+    async def connect(self, peer: Peer) -> None:
+        """Open a connection to `peer` and run the handshake; `TransportError`."""
+
+    def peer_down(self, peer: Peer, reason: str) -> None:
+        """`peer`'s connection is gone (after its waiters failed)."""
+
+    def on_request(self, peer: Peer, kind: int, frame: bytes) -> None:
+        """A STOP or QUERY frame from `peer`."""
+
+    def decode(self, body: bytes) -> Any:
+        """A message body from the wire; `SerializationError`."""
+
+    def too_large(self, frame: bytes, message: Any) -> None:
+        """Raise `SerializationError`: `frame` is over the maximum frame."""
+
+    def log(self, event: str, peer: Peer, **fields: Any) -> None:
+        """A lifecycle event about `peer`."""
+
+    def run_blocking(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
+        """Run `coro` on the node's loop from another thread; its result."""
 
 
 class Peer:
     """One other node, as this node sees it; the `FrameSink` of its connection."""
 
-    def __init__(self, node: NetworkNode, address: str | None) -> None:
+    def __init__(self, node: PeerHost, address: str | None) -> None:
         self.node = node
         self.address = address  # where it listens (None: it called us and does not listen)
         self.name = ""
@@ -472,7 +493,9 @@ class Peer:
 
     def _reply_error(self, request: int, exc: BaseException, raised: bool = False) -> None:
         if self.up:
-            self.send(wire.reply(request, wire.FAILED, wire.encode_error(exc, raised)), urgent=True)
+            self.send(
+                wire.reply(request, wire.FAILED, exceptions.encode_error(exc, raised)), urgent=True
+            )
 
     def reply_value(self, request: int, value: Any) -> None:
         if self.up:
@@ -493,7 +516,7 @@ class Peer:
             else:
                 resume(fut, value)
         else:
-            resume(fut, exc=wire.decode_error(payload))
+            resume(fut, exc=exceptions.decode_error(payload))
 
     def _on_credit(self, path: object, n: object) -> None:
         if not isinstance(path, str) or not isinstance(n, int) or n < 1:
@@ -586,74 +609,3 @@ class _RemoteWatcher:
 
     def __hash__(self) -> int:
         return hash((id(self.peer), self.path))
-
-
-class RemoteActorRef(ActorRef[Any]):
-    """A ref to an actor on another node (API.md section 6)."""
-
-    __slots__ = ("_ask_tail", "_peer", "_tell_head", "_what")
-
-    def __init__(self, peer: Peer, path: str) -> None:
-        self._peer = peer
-        self.path = path
-        self.name = path.rsplit("/", 1)[-1]
-        raw = path.encode()
-        self._tell_head = wire.tell(raw, b"")
-        self._ask_tail = wire.path_part(raw)
-        self._what = f"ask to {peer.address or peer.name}{path}"
-
-    def __repr__(self) -> str:
-        return f"<RemoteActorRef {self.address}>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RemoteActorRef) and other.key == self.key
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """What names the actor: its node and path."""
-        peer = self._peer
-        return (peer.address or f"{peer.name}#{peer.incarnation}", self.path)
-
-    @property
-    def address(self) -> str | None:
-        node = self._peer.address
-        return None if node is None else node + self.path
-
-    @property
-    def is_alive(self) -> bool:
-        """True while this node is connected to the actor's node."""
-        return self._peer.up
-
-    def tell(self, message: Any) -> Coroutine[Any, Any, None]:
-        """Send `message`; waits only while `WINDOW` messages to this actor are in
-        flight. `SerializationError` for a non-contract message, `TransportError`
-        when the node cannot be reached. (Returns the peer's coroutine: one frame
-        less on the hot path.)"""
-        return self._peer.tell(self.path, self._tell_head, message)
-
-    def tell_nowait(self, message: Any) -> None:
-        """Send now; `MailboxFull` when the window in flight is full."""
-        self._peer.tell_nowait(self.path, self._tell_head, message)
-
-    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
-        """The remote handler's reply; `TransportError` if the connection is lost."""
-        if timeout is not None and (type(timeout) is not float or not 0.0 < timeout < _INF):
-            check_timeout(timeout)
-        return await self._peer.ask(self.path, self._ask_tail, self._what, message, timeout)
-
-    def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
-        check_timeout(timeout)
-        return self._peer.node.run_blocking(self.ask(message, timeout), timeout)
-
-    async def stop(self) -> None:
-        """Stop the remote actor for good (a no-op if none lives at the path)."""
-        await self._peer.request(wire.STOP, self.path, timeout=30.0)
-
-    def add_watcher(self, watcher: Watcher) -> None:
-        self._peer.watch(self.path, watcher)
-
-    def proxy(self, timeout: float | None = 5.0) -> Any:
-        raise MyceliumError(f"{self.address}: proxies work on local refs only")

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .actor import OVERFLOW_POLICIES, Actor
+from ..kernel.actor import OVERFLOW_POLICIES, Actor
 
 if TYPE_CHECKING:
-    from .executor import Executor
-    from .ref import ActorRef
-    from .system import ActorSystem
+    from ..kernel.executor import Executor
+    from ..kernel.ref import ActorRef
+    from ..kernel.system import ActorSystem
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one", "dynamic")
 RESTART_TYPES = ("permanent", "transient", "temporary")
@@ -291,7 +292,16 @@ class Supervisor:
 
     async def start_root(self, system: ActorSystem) -> ActorRef[Any]:
         """Start this tree at `/<name>` (what `system.start(tree)` calls)."""
-        from .supervisor import start_root
-
-        ref: ActorRef[Any] = await start_root(system, self)
+        ref: ActorRef[Any] = await _ROOT_STARTER[0](system, self)
         return ref
+
+
+#: How a tree starts: `supervisor.start_root`, set by `supervisor.py` when it is
+#: imported (`supervision/__init__.py` imports it), so this module never imports it.
+_ROOT_STARTER: list[Callable[[ActorSystem, Supervisor], Awaitable[ActorRef[Any]]]] = []
+
+
+def set_root_starter(
+    starter: Callable[[ActorSystem, Supervisor], Awaitable[ActorRef[Any]]],
+) -> None:
+    _ROOT_STARTER[:] = [starter]

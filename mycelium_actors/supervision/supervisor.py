@@ -19,13 +19,13 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from .actor import Actor
-from .errors import ActorStopped, Ignore, MyceliumError, SupervisorGaveUp
-from .mailbox import STOP_DRAIN, STOP_NOW
-from .replies import settle
-from .slot import NORMAL, SHUTDOWN, Exit, Slot
-from .spec import Child, Supervisor
-from .system import ActorSystem
+from ..errors import ActorStopped, Ignore, MyceliumError, SupervisorGaveUp
+from ..kernel.actor import Actor
+from ..kernel.mailbox import STOP_DRAIN, STOP_NOW
+from ..kernel.replies import settle
+from ..kernel.slot import NORMAL, SHUTDOWN, Exit, Slot
+from ..kernel.system import ActorSystem
+from .spec import Child, Supervisor, set_root_starter
 
 
 class StartFailed(MyceliumError):
@@ -135,6 +135,9 @@ async def start_root(system: ActorSystem, spec: Supervisor) -> Any:
             raise StartFailed(slot.path, exc) from exc
         raise
     return slot.ref
+
+
+set_root_starter(start_root)
 
 
 class SupervisorSlot(Slot):

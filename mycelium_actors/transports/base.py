@@ -1,9 +1,9 @@
-"""The transport seam: framed connections between nodes, chosen by URL scheme.
+"""What a transport adapter implements: framed connections between nodes.
 
 A transport moves *frames* (byte strings) between two nodes, in order,
-reliably, with a length limit; it knows nothing of actors. Adapters live in
-`mycelium_actors.transports` and fill the registry below when imported, so
-the kernel reaches them by scheme only and never imports one.
+reliably, with a length limit; it knows nothing of actors. Adapters register
+by URL scheme (`transports.registry`), so the layers above reach them by
+scheme only and never import one.
 
 Exceptions: every method raises `TransportError` (from `errors`) for anything
 that goes wrong with the network, with the adapter's own exception as
@@ -12,21 +12,26 @@ that goes wrong with the network, with the adapter's own exception as
 
 from __future__ import annotations
 
-import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
-import attrs
+# -- the frame limit every adapter enforces, and how it is worded ----------------
 
-from .errors import TransportError
+#: A stream frame's length prefix: 4 bytes, big-endian.
+PREFIX = 4
+#: The largest length the prefix can carry.
+LARGEST = 2**32 - 1
 
-if TYPE_CHECKING:
-    from .ref import ActorRef
-    from .system import ActorSystem
 
-#: The largest frame a node accepts by default (API.md section 6).
-DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+def check_max_frame(max_frame: int) -> None:
+    """Raises ValueError for a maximum a length prefix cannot carry."""
+    if not 1 <= max_frame <= LARGEST:
+        raise ValueError(f"max_frame must be between 1 and {LARGEST} bytes, got {max_frame}")
+
+
+def oversize(size: int, max_frame: int) -> str:
+    return f"frame of {size} bytes exceeds the maximum {max_frame}"
 
 
 class FrameSink(Protocol):
@@ -127,128 +132,3 @@ class Transport(ABC):
     async def settle(self) -> None:  # noqa: B027 (an optional hook: nothing to wait for here)
         """Wait until connections closed on this event loop have finished closing,
         for an adapter whose `close()` completes later (NATS); by default, no wait."""
-
-
-# -- the registry ------------------------------------------------------------------
-
-_FACTORIES: dict[str, Callable[[], Transport]] = {}
-_LAZY: dict[str, tuple[str, str]] = {}  # scheme -> (module, what to install)
-_INSTANCES: dict[str, Transport] = {}
-
-
-def register(scheme: str, factory: Callable[[], Transport]) -> None:
-    """Make `scheme://` URLs use the transport `factory()` builds (once, on first use)."""
-    _FACTORIES[scheme] = factory
-    _INSTANCES.pop(scheme, None)
-
-
-def register_lazy(scheme: str, module: str, install: str) -> None:
-    """`scheme://` is served by `module` (imported on first use; it calls `register`).
-
-    `install` is what to tell a user whose import fails (a missing extra).
-    """
-    _LAZY[scheme] = (module, install)
-
-
-def scheme_of(url: str) -> str:
-    scheme, sep, _ = url.partition("://")
-    if not sep or not scheme:
-        raise ValueError(f"not a URL with a scheme: {url!r}")
-    return scheme
-
-
-def transport_for(url: str) -> Transport:
-    """The transport for `url`'s scheme; `TransportError` if there is none."""
-    scheme = scheme_of(url)
-    transport = _INSTANCES.get(scheme)
-    if transport is not None:
-        return transport
-    if scheme not in _FACTORIES and scheme in _LAZY:
-        module, install = _LAZY[scheme]
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise TransportError(f"{scheme}:// needs {install}") from exc
-    factory = _FACTORIES.get(scheme)
-    if factory is None:
-        known = ", ".join(sorted({*_FACTORIES, *_LAZY})) or "none"
-        raise TransportError(f"no transport for {scheme}:// (known: {known})")
-    transport = _INSTANCES[scheme] = factory()
-    return transport
-
-
-def split_url(url: str) -> tuple[str, str]:
-    """(node URL, actor path) of a full actor URL, by its scheme's rules."""
-    return transport_for(url).split(url)
-
-
-# -- the node seam: what the system asks of its remote layer ----------------------------
-
-
-@attrs.frozen
-class NodeInfo:
-    """A connected node, as `system.nodes()` lists it."""
-
-    name: str
-    address: str | None  # where it listens (None: it does not)
-    incarnation: str  # new each time that node starts
-
-
-@attrs.frozen
-class NodeOptions:
-    """The `ActorSystem` arguments the remote layer serves."""
-
-    listen: str | None
-    secret: bytes | None
-    heartbeat_timeout: float
-    max_frame: int
-    serialize_local: bool
-
-
-class Node(Protocol):
-    """A system's presence on the network (built by the remote layer)."""
-
-    @property
-    def address(self) -> str | None:
-        """The bound node URL while listening, else None."""
-
-    async def start(self) -> None:
-        """Bind the listener (if any); raises `TransportError`."""
-
-    async def aclose(self) -> None:
-        """Say goodbye to every peer and close every connection and the listener."""
-
-    async def remote(self, url: str, path: str | None) -> ActorRef[Any]:
-        """A ref to the actor at `url` (or node `url` and `path`); connects first."""
-
-    def nodes(self) -> list[NodeInfo]:
-        """The nodes connected now."""
-
-    async def discover_cluster(
-        self, actor_class: type | None, handles: type | None, timeout: float
-    ) -> list[ActorRef[Any]]:
-        """Refs on every connected node and every node of the adapter's cluster
-        presence (this one excluded)."""
-
-    async def publish_cluster(self, message: Any, timeout: float) -> int:
-        """Publish on the nodes `discover_cluster` covers; the sum accepted."""
-
-    def local_ref(self, slot: Any) -> ActorRef[Any] | None:
-        """The ref for a new local slot, or None for the ordinary local ref."""
-
-    async def remote_tree(self, url: str, timeout: float) -> list[dict[str, Any]]:
-        """The live tree of the node at `url`, as `TreeNode` fields."""
-
-
-_NODE_FACTORY: list[Callable[[ActorSystem, NodeOptions], Node]] = []
-
-
-def set_node_factory(factory: Callable[[ActorSystem, NodeOptions], Node]) -> None:
-    """Called once by the remote layer when it is imported."""
-    _NODE_FACTORY[:] = [factory]
-
-
-def new_node(system: ActorSystem, options: NodeOptions) -> Node:
-    if not _NODE_FACTORY:
-        raise TransportError("the remote layer is not loaded (import mycelium_actors)")
-    return _NODE_FACTORY[0](system, options)

@@ -21,9 +21,9 @@ from typing import Any, Literal
 import attrs
 import msgspec
 
-from .errors import SerializationError
-from .messages import check_contract, contract_type, wire_id
-from .ref import ActorRef
+from ..errors import SerializationError
+from ..kernel.ref import ActorRef
+from .registry import check_contract, contract_type, wire_id
 from .schema import Field, check_fields, fields_of
 
 PLAIN_ID = 0  # the wire id of a plain reply value

@@ -17,9 +17,9 @@ import msgspec
 from cattrs.cols import is_mapping, is_sequence, list_structure_factory
 from cattrs.gen import make_mapping_structure_fn
 
+from ..errors import SerializationError
+from ..kernel.ref import ActorRef
 from .codec import Backend, check_depth
-from .errors import SerializationError
-from .ref import ActorRef
 
 if TYPE_CHECKING:
     from .codec import Codec

@@ -18,8 +18,8 @@ from typing import Any
 import attrs
 import yaml
 
-from .errors import ContractError
-from .messages import MAX_WIRE_ID
+from ..errors import ContractError
+from .registry import MAX_WIRE_ID
 
 SCALARS = ("int", "float", "str", "bool", "bytes")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")

@@ -1,4 +1,4 @@
-"""Contract types (`@message`) and the framework's own messages.
+"""Contract types (`@message`): the wire ids of the types that cross processes.
 
 In one process any object is a message and nothing is copied. A message that
 crosses a process boundary must be a contract type: a frozen attrs class with
@@ -8,11 +8,10 @@ a stable wire id registered here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import attrs
-
-from .errors import ContractError
+from ..errors import ContractError
+from .schema import fields_of, require_frozen
 
 T = TypeVar("T", bound=type)
 
@@ -29,9 +28,6 @@ def check_contract(cls: type, id: int) -> None:
             f"{getattr(cls, '__qualname__', cls)!s}: wire id must be an int in 1..{MAX_WIRE_ID}, "
             f"got {id!r}"
         )
-    # Imported here: schema knows ActorRef, and ref.py imports this module.
-    from .schema import fields_of, require_frozen
-
     require_frozen(cls)
     fields_of(cls)
 
@@ -75,20 +71,3 @@ def wire_id(cls: type) -> int | None:
 def contract_type(wire: int) -> type | None:
     """The contract type registered under wire id `wire`, or None."""
     return _by_id.get(wire)
-
-
-@attrs.frozen
-class Terminated:
-    """Delivered once to watchers when `ref`'s actor stops for good."""
-
-    ref: Any
-    reason: str = "normal"
-
-
-@attrs.frozen
-class ProxyCall:
-    """A method call sent through `ref.proxy()`; runs inside the actor."""
-
-    method: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = attrs.field(factory=dict)

@@ -16,8 +16,8 @@ from typing import Any
 
 import attrs
 
-from .errors import ContractError
-from .ref import ActorRef
+from ..errors import ContractError
+from ..kernel.ref import ActorRef
 
 # A check returns None when the value fits, else what is wrong, starting with
 # the path below the field: ": expected int, got str", "[2]: expected ...".
