@@ -1,28 +1,21 @@
 """mycelium-actors: asyncio-native actors with OTP-style supervision trees.
 
-Layers (each imports only the ones above it in this list):
+Layers, one folder each (each imports only the layers below it; `a | b`
+never import each other; docs/design.md has the whole rule):
 
-    kernel       errors, logs, clock, messages, schema, replies, mailbox, ref, context,
-                 actor, exits, dispatcher, slot, executor, transport, system -- actors,
-                 refs, mailboxes, the per-loop dispatcher,
-                 discovery, and the registry transports fill by URL scheme
-    supervision  spec, supervisor    -- OTP trees built on slots and the system lane
-    transports   transports/         -- memory://, unix://, tcp:// adapters; fill the registry
-    wire         codec, codec_cattrs, contracts -- contract types to bytes; YAML contracts
-    remote       wire, remote, node  -- frames, handshakes, peers, remote refs
-    tools        testing, cli        -- test helpers and the command line
+    cli/ | testing       the command line, test helpers
+    remote/              the node, handshakes, peers, credit, remote refs
+    wire/ | supervision/ values <-> bytes, contracts | OTP trees on the kernel
+    kernel/ | transports/ actors, refs, mailboxes, the dispatcher, the system | byte pipes
+    errors | logs        exceptions, where lifecycle events go
 
 Users import from this module only.
 """
 
-# The remote layer and the adapters fill the kernel's seams when imported (the
-# kernel never imports them): ActorSystem(listen=...) and system.remote() work
-# from here on, for every registered URL scheme.
-from . import node as _node  # noqa: F401
+# The adapters fill the transport registry and the remote layer the kernel's node
+# seam when imported (the kernel never imports them): ActorSystem(listen=...) and
+# system.remote() work from here on, for every registered URL scheme.
 from . import transports as _transports  # noqa: F401
-from .actor import Actor, handler
-from .clock import Clock
-from .context import ActorContext, Scheduled
 from .errors import (
     ActorStopped,
     AskTimeout,
@@ -36,13 +29,18 @@ from .errors import (
     TransportError,
     UnhandledMessage,
 )
-from .executor import Executor, PinnedThread, Runner
-from .messages import Terminated, message
-from .ref import ActorProxy, ActorRef
-from .spec import Backoff, Child, Supervisor
-from .supervisor import StartFailed
-from .system import ActorSystem, TreeNode
-from .transport import NodeInfo
+from .kernel.actor import Actor, handler
+from .kernel.clock import Clock
+from .kernel.context import ActorContext, Scheduled
+from .kernel.executor import Executor, PinnedThread, Runner
+from .kernel.messages import Terminated
+from .kernel.ref import ActorProxy, ActorRef
+from .kernel.seams import NodeInfo
+from .kernel.system import ActorSystem, TreeNode
+from .remote import node as _node  # noqa: F401
+from .supervision.spec import Backoff, Child, Supervisor
+from .supervision.supervisor import StartFailed
+from .wire.registry import message
 
 __all__ = [
     "Actor",

@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import structlog.testing
 
-from .actor import Actor
-from .clock import Clock, Deadline
-from .system import ActorSystem
+from .kernel.actor import Actor
+from .kernel.clock import Clock, Deadline
+from .kernel.system import ActorSystem
 
 M = TypeVar("M")
 

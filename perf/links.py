@@ -30,8 +30,7 @@ import anyio
 from anyio.abc import SocketAttribute
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from mycelium_actors.transport import Connection
-from mycelium_actors.transports import TcpTransport, UnixTransport
+from mycelium_actors.transports import Connection, TcpTransport, UnixTransport
 from mycelium_actors.transports.stream import StreamTransport
 
 from . import meter as meters

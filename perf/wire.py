@@ -16,7 +16,7 @@ import msgspec
 
 from contracts.bank import Deposit
 from contracts.market import OrderRequest, Send, Tick
-from mycelium_actors.codec import Codec
+from mycelium_actors.wire.codec import Codec
 
 from .meter import Meter
 from .workloads import Extras

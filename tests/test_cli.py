@@ -484,7 +484,7 @@ def test_tree_shows_auto_shutdown_and_significant_children() -> None:
 def test_tree_on_a_terminal_draws_a_rich_tree_with_the_same_labels() -> None:
     from rich.console import Console
 
-    from mycelium_actors.render import render_spec, rich_spec
+    from mycelium_actors.cli.render import render_spec, rich_spec
     from supervisors.bank import tree
 
     console = Console(record=True, width=200, color_system=None)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from contracts.bank import Deposit, Transfer
 from contracts.market import Approved, Logon, OrderRequest, Tick
 from mycelium_actors import ActorRef, SerializationError
-from mycelium_actors.codec import Codec, RefHook
+from mycelium_actors.wire.codec import Codec, RefHook
 
 EVOLVING_ID = 2_000_000  # never registered: each codec below holds one version
 

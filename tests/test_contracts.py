@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from mycelium_actors.messages import wire_id
+from mycelium_actors.wire.registry import wire_id
 
 CLI = Path(sys.executable).parent / "mycelium-actors"
 REPO = Path(__file__).parent.parent

@@ -21,7 +21,7 @@ from actors import (
     Zoo,
 )
 
-import mycelium_actors.actor
+import mycelium_actors.kernel.actor
 from mycelium_actors import Actor, UnhandledMessage, handler
 from mycelium_actors.testing import capture_events, events_named
 
@@ -155,7 +155,7 @@ def test_a_message_class_local_to_a_function_resolves_under_bases_with_their_own
 def test_without_getframe_only_module_level_message_classes_resolve(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(mycelium_actors.actor, "_getframe", None)
+    monkeypatch.setattr(mycelium_actors.kernel.actor, "_getframe", None)
     with pytest.raises(TypeError, match="cannot resolve the message annotation"):
         _with_a_local_message(SubKinded)
 

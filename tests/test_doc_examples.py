@@ -3,7 +3,6 @@ snippets on the pages are still verbatim copies of the files they name."""
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import signal
@@ -173,76 +172,6 @@ def test_every_example_module_is_named_on_a_page(module: Path) -> None:
         return
     named = "".join(p.read_text() for p in PAGES)
     assert f"examples/docs/{module.name}" in named
-
-
-# -- design.md: the layering ------------------------------------------------------------
-
-KERNEL = {
-    "errors",
-    "clock",
-    "messages",
-    "schema",
-    "mailbox",
-    "replies",
-    "actor",
-    "context",
-    "ref",
-    "slot",
-    "dispatcher",
-    "exits",
-    "executor",
-    "system",
-    "logs",
-    "transport",
-}
-SUPERVISION = {"spec", "supervisor"}
-WIRE = {"codec", "codec_cattrs", "contracts"}
-REMOTE = {"wire", "remote", "node"}
-TOOLS = {"testing", "cli", "cli_contracts", "loader", "render", "__main__"}
-
-
-def _package_imports(module: Path, level: int = 1) -> set[str]:
-    """The modules of `mycelium_actors` that `module` imports; `level` is how many
-    dots name the package from `module` (2 inside a subpackage)."""
-    found = set()
-    for node in ast.walk(ast.parse(module.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == level and not node.module:
-            found.update(alias.name for alias in node.names)  # from . import x
-        elif isinstance(node, ast.ImportFrom) and node.level == level and node.module:
-            found.add(node.module.split(".")[0])
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-            "mycelium_actors."
-        ):
-            found.add(node.module.split(".")[1])
-    return found
-
-
-def test_each_layer_imports_only_from_the_layers_below() -> None:
-    package = ROOT / "mycelium_actors"
-    for module in package.glob("*.py"):
-        if module.stem == "__init__":
-            continue
-        imported = _package_imports(module)
-        if module.stem in KERNEL:
-            assert imported <= KERNEL, f"kernel module {module.stem} imports {imported - KERNEL}"
-        elif module.stem in SUPERVISION:
-            assert imported <= KERNEL | SUPERVISION, f"{module.stem} imports {imported}"
-        elif module.stem in WIRE:
-            assert imported <= KERNEL | WIRE, f"{module.stem} imports {imported}"
-        elif module.stem in REMOTE:
-            assert imported <= KERNEL | WIRE | REMOTE, f"{module.stem} imports {imported}"
-        else:
-            assert module.stem in TOOLS, f"{module.stem} is in no layer of docs/design.md"
-
-
-def test_transport_adapters_import_only_the_kernel() -> None:
-    """The transports layer (the `transports` package, whose modules may import one
-    another) builds on the kernel alone."""
-    adapters = sorted((ROOT / "mycelium_actors" / "transports").glob("*.py"))
-    assert len(adapters) > 1
-    for module in adapters:
-        imported = _package_imports(module, level=2)
-        assert imported <= KERNEL | {"transports"}, f"transports/{module.name} imports {imported}"
 
 
 # -- getting-started.md -------------------------------------------------------------

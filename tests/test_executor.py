@@ -38,7 +38,7 @@ import psutil
 import pytest
 from actors import BOXED, Boom, Crash, Gate, GetSeen, Hold, Record, StopSelf, Worker
 
-import mycelium_actors.executor
+import mycelium_actors.kernel.executor
 from mycelium_actors import (
     Actor,
     ActorRef,
@@ -867,7 +867,7 @@ async def test_affinity_that_does_not_read_back_fails_the_spawn(
 async def test_without_affinity_support_the_actor_runs_unpinned_on_its_own_thread(
     system: ActorSystem, monkeypatch: pytest.MonkeyPatch, way: str, cpus: list[int]
 ) -> None:
-    monkeypatch.setattr(mycelium_actors.executor, "affinity_supported", lambda: False)
+    monkeypatch.setattr(mycelium_actors.kernel.executor, "affinity_supported", lambda: False)
     with capture_events() as events:
         ref = await start_pinned(system, way, "mac", cpus=cpus)
     warnings = events_named(events, "executor.unpinned", path=ref.path)

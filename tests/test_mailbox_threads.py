@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from mycelium_actors import Actor, ActorStopped, AskTimeout, PinnedThread, handler
-from mycelium_actors.clock import Clock
-from mycelium_actors.mailbox import Mailbox
-from mycelium_actors.replies import outbox_of, resume
+from mycelium_actors.kernel.clock import Clock
+from mycelium_actors.kernel.mailbox import Mailbox
+from mycelium_actors.kernel.replies import outbox_of, resume
 from mycelium_actors.testing import eventually
 
 CLOCK = Clock()

@@ -9,7 +9,7 @@ import attrs
 import pytest
 
 from mycelium_actors import ActorRef, ContractError, message
-from mycelium_actors.messages import contract_type, wire_id
+from mycelium_actors.wire.registry import contract_type, wire_id
 
 _ids = itertools.count(1_000_000)  # this module's own range: ids live once per process
 

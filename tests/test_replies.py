@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mycelium_actors import replies
+from mycelium_actors.kernel import replies
 from mycelium_actors.testing import eventually
 
 

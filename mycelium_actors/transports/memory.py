@@ -16,8 +16,7 @@ from collections import deque
 from collections.abc import Callable
 
 from ..errors import TransportError
-from ..transport import Connection, FrameSink, Listener, Transport
-from .frames import check_max_frame, oversize
+from .base import Connection, FrameSink, Listener, Transport, check_max_frame, oversize
 from .urls import split_simple
 
 

@@ -30,8 +30,7 @@ from collections.abc import Callable
 
 from .. import logs
 from ..errors import TransportError
-from ..transport import Connection, FrameSink, Listener, Transport
-from .frames import PREFIX, check_max_frame, oversize
+from .base import PREFIX, Connection, FrameSink, Listener, Transport, check_max_frame, oversize
 from .urls import split_simple, split_unix, tcp_endpoint, tcp_url, unix_path
 
 # sun_path holds 108 bytes on Linux, 104 on the BSDs and macOS, with a final NUL.

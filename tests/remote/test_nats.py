@@ -22,12 +22,12 @@ from mycelium_actors import (
     SerializationError,
     Terminated,
     TransportError,
-    transport,
-    wire,
 )
 from mycelium_actors.testing import capture_events, events_named, eventually
 from mycelium_actors.transports import nats as nats_adapter
+from mycelium_actors.transports import registry as transport
 from mycelium_actors.transports.nats import NatsTransport
+from mycelium_actors.wire import frames as wire
 
 from .nodeapp import Counter, Watcher, tree
 from .test_node_processes import NodeProcess, started_nodes

@@ -176,7 +176,7 @@ def _handshake(sock: socket.socket) -> None:
     """Pass the handshake with no secret, as a well-behaved client would."""
     import msgspec
 
-    from mycelium_actors import wire
+    from mycelium_actors.wire import frames as wire
 
     incarnation = os.urandom(8).hex()
     hello = wire.control(
@@ -289,8 +289,9 @@ def _reply(sock: socket.socket) -> tuple[int, int, bytes]:
 def test_a_frame_that_fails_to_decode_is_refused_and_the_connection_stays(fuzz_target) -> None:
     """An unknown wire id and a wrongly typed field get SerializationError replies;
     the next good ask on the same connection is answered."""
-    from mycelium_actors import wire
-    from mycelium_actors.codec import Codec
+    from mycelium_actors.wire import frames as wire
+    from mycelium_actors.wire.codec import Codec
+    from mycelium_actors.wire.exceptions import decode_error
 
     good = Codec().encode(Echo("fine"))
     wrong_type = struct.pack(">I", 301) + b"\x81\xa4text\x05"  # {"text": 5}
@@ -300,7 +301,7 @@ def test_a_frame_that_fails_to_decode_is_refused_and_the_connection_stays(fuzz_t
             sock.sendall(_frame(_ask_frame(request, b"/root/counter", body)))
             got, status, payload = _reply(sock)
             assert (got, status) == (request, wire.FAILED)
-            assert isinstance(wire.decode_error(payload), SerializationError)
+            assert isinstance(decode_error(payload), SerializationError)
         sock.sendall(_frame(_ask_frame(3, b"/root/counter", good)))
         assert _reply(sock)[:2] == (3, wire.OK)
 

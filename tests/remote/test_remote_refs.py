@@ -21,11 +21,11 @@ from mycelium_actors import (
     Terminated,
     TransportError,
     handler,
-    transport,
-    wire,
 )
-from mycelium_actors.remote import WINDOW
+from mycelium_actors.remote.flow import WINDOW
 from mycelium_actors.testing import capture_events, events_named, eventually
+from mycelium_actors.transports import registry as transport
+from mycelium_actors.wire import frames as wire
 
 from .nodeapp import Counter, Watcher
 

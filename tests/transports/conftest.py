@@ -15,8 +15,14 @@ import attrs
 import pytest
 from natsserver import shared
 
-from mycelium_actors.transport import Connection, Listener, Transport
-from mycelium_actors.transports import MemoryTransport, TcpTransport, UnixTransport
+from mycelium_actors.transports import (
+    Connection,
+    Listener,
+    MemoryTransport,
+    TcpTransport,
+    Transport,
+    UnixTransport,
+)
 from mycelium_actors.transports.nats import NatsTransport
 
 WAIT = 10.0  # seconds: a bound for what should take milliseconds, even on a loaded CI box

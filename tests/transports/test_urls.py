@@ -6,11 +6,10 @@ import sys
 
 import pytest
 
-from mycelium_actors import transport
 from mycelium_actors.errors import TransportError
-from mycelium_actors.transport import split_url, transport_for
-from mycelium_actors.transports import MemoryTransport, TcpTransport, UnixTransport
+from mycelium_actors.transports import MemoryTransport, TcpTransport, UnixTransport, registry
 from mycelium_actors.transports.nats import NatsTransport
+from mycelium_actors.transports.registry import split_url, transport_for
 from mycelium_actors.transports.urls import tcp_endpoint
 
 
@@ -84,8 +83,8 @@ def test_nats_says_what_to_install_without_nats_py(monkeypatch: pytest.MonkeyPat
     # As if nats-py were not installed: its import fails, nothing is registered yet.
     monkeypatch.setitem(sys.modules, "nats", None)
     monkeypatch.delitem(sys.modules, "mycelium_actors.transports.nats", raising=False)
-    monkeypatch.delitem(transport._FACTORIES, "nats", raising=False)
-    monkeypatch.delitem(transport._INSTANCES, "nats", raising=False)
+    monkeypatch.delitem(registry._FACTORIES, "nats", raising=False)
+    monkeypatch.delitem(registry._INSTANCES, "nats", raising=False)
     with pytest.raises(TransportError, match=r"pip install 'mycelium-actors\[nats\]'"):
         transport_for("nats://127.0.0.1:4222")
 

@@ -49,8 +49,8 @@ except ImportError as exc:  # the registry turns this into what to pip install
     raise ImportError("nats-py is not installed") from exc
 
 from ...errors import TransportError
-from ...transport import Connection, Listener, Transport, register
-from ..frames import check_max_frame
+from ..base import Connection, Listener, Transport, check_max_frame
+from ..registry import register
 from .connection import TAG, NatsConnection, describe
 from .hub import Hub
 from .listener import ACCEPTED, NODE_SUBJECT, OPEN, Accept, NatsListener

@@ -12,8 +12,7 @@ from nats.aio.client import Client
 
 from ... import logs
 from ...errors import TransportError
-from ...transport import Connection, FrameSink
-from ..frames import oversize
+from ..base import Connection, FrameSink, oversize
 
 if TYPE_CHECKING:
     from .hub import Hub

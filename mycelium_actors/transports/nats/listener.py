@@ -12,7 +12,7 @@ from nats.aio.subscription import Subscription
 
 from ... import logs
 from ...errors import TransportError
-from ...transport import Connection, Listener
+from ..base import Connection, Listener
 from .hub import CONN_SUBJECT, Hub
 from .presence import Presence
 from .urls import is_node_url

@@ -1,0 +1,123 @@
+"""The `mycelium-actors` command line: its commands and options (`run.py` runs a tree).
+
+Exit codes: 0 after a signal-driven shutdown, 1 when the tree fails to start
+or its root gives up, 2 for a target that does not load or a bad option, 130
+on a second signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import sys
+from typing import Any
+
+import click
+
+from ..errors import MyceliumError
+from .contracts import contracts
+from .render import render_spec, rich_spec
+from .run import (
+    LOG_LEVELS,
+    configure_logging,
+    fail,
+    live_tree,
+    load_tree,
+    read_secret,
+    run_tree,
+    run_until_done,
+)
+
+
+def _positive_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be a positive, finite number of seconds, not {value:g}")
+    return value
+
+
+@click.group()
+@click.version_option(package_name="mycelium-actors")
+def main() -> None:
+    """Run and inspect mycelium-actors supervision trees."""
+
+
+main.add_command(contracts)
+_target = click.argument("target")
+_factory = click.option(
+    "--factory", is_flag=True, help="TARGET is a function that builds the tree."
+)
+_app_dir = click.option(
+    "--app-dir", default=".", show_default=True, help="Folder added to the import path."
+)
+_secret_env = click.option(
+    "--secret-env",
+    metavar="VAR",
+    help="Read the shared secret of the nodes from the environment variable VAR.",
+)
+
+
+@main.command()
+@_target
+@_factory
+@_app_dir
+@click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info")
+@click.option(
+    "--status-every",
+    type=float,
+    default=None,
+    callback=_positive_seconds,
+    help="Print the live tree every N s (N > 0).",
+)
+@click.option(
+    "--listen",
+    metavar="URL",
+    help="Listen for other nodes at URL (tcp://host:port, unix:///path/x.sock).",
+)
+@_secret_env
+def run(
+    target: str,
+    factory: bool,
+    app_dir: str,
+    log_format: str,
+    log_level: str,
+    status_every: float | None,
+    listen: str | None,
+    secret_env: str | None,
+) -> None:
+    """Start the tree TARGET (module:attr) and run it until SIGINT or SIGTERM."""
+    tree = load_tree(target, factory, app_dir)
+    secret = read_secret(secret_env)
+    configure_logging(log_format, log_level)
+    raise SystemExit(run_until_done(run_tree(tree, status_every, listen, secret)))
+
+
+@main.command()
+@click.argument("url")
+@_secret_env
+def status(url: str, secret_env: str | None) -> None:
+    """Print the live tree of the node listening at URL."""
+    secret = read_secret(secret_env)
+    try:
+        drawing = asyncio.run(live_tree(url, secret))
+    except (MyceliumError, TimeoutError, ValueError) as exc:
+        fail(str(exc) or f"{url} did not answer in time", code=1)
+    click.echo(drawing)
+
+
+@main.command()
+@_target
+@_factory
+@_app_dir
+def tree(target: str, factory: bool, app_dir: str) -> None:
+    """Print the declared tree TARGET without starting it (with rich on a terminal)."""
+    spec = load_tree(target, factory, app_dir)
+    if sys.stdout.isatty():
+        try:
+            from rich.console import Console
+        except ImportError:
+            pass
+        else:
+            Console().print(rich_spec(spec))
+            return
+    click.echo(render_spec(spec))

@@ -1,0 +1,4 @@
+"""The live conversation between nodes: the node, handshakes, peers, credit, remote refs.
+
+Importing `remote.node` fills the kernel's node seam.
+"""

@@ -1,0 +1,611 @@
+"""The per-peer state behind remote refs.
+
+A `Peer` is this node's side of the conversation with one other node: its
+connection (made again on the next use after a loss), the asks waiting for a
+reply, and flow control in both directions (`flow.py`). Replies, credits,
+stops, heartbeats and watch notices are urgent frames that never queue behind
+data. What a `Peer` needs of its node is `PeerHost`, declared here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from ..errors import (
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+    SerializationError,
+    TransportError,
+)
+from ..kernel.clock import Clock
+from ..kernel.messages import Terminated
+from ..kernel.ref import LocalActorRef, Watcher
+from ..kernel.replies import resume
+from ..kernel.system import ActorSystem
+from ..transports.base import Connection
+from ..wire import exceptions
+from ..wire import frames as wire
+from ..wire.codec import Codec
+from .flow import CREDIT_BATCH, MAX_OPEN_ASKS, WINDOW
+from .refs import RemoteActorRef
+
+
+class PeerHost(Protocol):
+    """What a `Peer` uses of its node (the remote layer's `NetworkNode`)."""
+
+    system: ActorSystem
+    codec: Codec
+    clock: Clock
+    loop: asyncio.AbstractEventLoop
+    max_frame: int
+
+    async def connect(self, peer: Peer) -> None:
+        """Open a connection to `peer` and run the handshake; `TransportError`."""
+
+    def peer_down(self, peer: Peer, reason: str) -> None:
+        """`peer`'s connection is gone (after its waiters failed)."""
+
+    def on_request(self, peer: Peer, kind: int, frame: bytes) -> None:
+        """A STOP or QUERY frame from `peer`."""
+
+    def decode(self, body: bytes) -> Any:
+        """A message body from the wire; `SerializationError`."""
+
+    def too_large(self, frame: bytes, message: Any) -> None:
+        """Raise `SerializationError`: `frame` is over the maximum frame."""
+
+    def log(self, event: str, peer: Peer, **fields: Any) -> None:
+        """A lifecycle event about `peer`."""
+
+    def run_blocking(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
+        """Run `coro` on the node's loop from another thread; its result."""
+
+
+class Peer:
+    """One other node, as this node sees it; the `FrameSink` of its connection."""
+
+    def __init__(self, node: PeerHost, address: str | None) -> None:
+        self.node = node
+        self.address = address  # where it listens (None: it called us and does not listen)
+        self.name = ""
+        self.incarnation = ""
+        self.conn: Connection | None = None
+        self.link: Any = None  # the node's frame sink for `conn`
+        self.heard = True  # a frame arrived since the last heartbeat tick
+        self.sent = True
+        self.quiet_since = 0.0
+        self._connecting: asyncio.Future[None] | None = None
+        self._next_request = 0
+        self._asks: dict[int, asyncio.Future[Any]] = {}
+        self._inflight: dict[str, deque[Any]] = {}  # sent, not yet credited (None: an ask)
+        self._credit_waiters: dict[str, deque[asyncio.Future[None]]] = {}
+        self._owed: dict[str, int] = {}  # credit to return, per local path
+        self._inbound: dict[str, deque[tuple[Any, asyncio.Future[Any] | None]]] = {}
+        self._watchers: dict[str, list[Watcher]] = {}
+        self._watched: set[str] = set()  # our paths this peer watches (RemoteWatcher sent)
+        self._open_asks = 0  # asks from this peer not answered yet
+        self._paths: dict[bytes, str] = {}  # path bytes seen in frames, decoded once
+        # path -> (the mailbox's offer, the ref, whether its wake-up waits for the read's end)
+        self._targets: dict[str, tuple[Any, LocalActorRef[Any], bool]] = {}
+        self._decode = node.codec.decode
+        self._wake: list[LocalActorRef[Any]] = []  # to serve at the end of this read
+        self._refs: dict[str, RemoteActorRef] = {}
+
+    def __repr__(self) -> str:
+        return f"<Peer {self.name or '?'} {self.address} {'up' if self.up else 'down'}>"
+
+    @property
+    def up(self) -> bool:
+        return self.conn is not None and not self.conn.closed
+
+    def ref(self, path: str) -> RemoteActorRef:
+        """The one ref object for `path` on this peer."""
+        ref = self._refs.get(path)
+        if ref is None:
+            ref = self._refs[path] = RemoteActorRef(self, path)
+        return ref
+
+    # -- the connection -----------------------------------------------------------
+
+    async def ensure_up(self) -> None:
+        """Connect if not connected (at most one attempt at a time); `TransportError`."""
+        if self.up:
+            return
+        if self.address is None:
+            raise TransportError(
+                f"{self.name} does not listen: it is reachable only while connected"
+            )
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.get_running_loop().create_future()
+            connecting = self._connecting
+            try:
+                await self.node.connect(self)
+            except BaseException as exc:
+                connecting.set_exception(exc)
+                connecting.exception()  # retrieved: the waiters below get their own copy
+                raise
+            connecting.set_result(None)
+            return
+        await asyncio.shield(self._connecting)
+
+    def attach(self, conn: Connection, name: str, incarnation: str) -> None:
+        """A handshake finished: `conn` is now the way to this peer."""
+        if self.conn is not None and self.conn is not conn and not self.conn.closed:
+            self.lost("replaced by a new connection", close=True)
+        self.conn = conn
+        self.name = name
+        self.incarnation = incarnation
+        self.heard = True
+
+    def send(self, frame: bytes, urgent: bool = False) -> None:
+        conn = self.conn
+        if conn is None or conn.closed:
+            raise TransportError(f"not connected to {self.name or self.address}")
+        conn.send(frame, urgent)
+        self.sent = True
+
+    def lost(self, reason: str, close: bool = False) -> None:
+        """The connection is gone: fail what waits on it, tell the watchers."""
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if close:
+            conn.close(reason)
+        error = TransportError(f"connection to {self.name or self.address} lost: {reason}")
+        asks, self._asks = self._asks, {}
+        for fut in asks.values():
+            if not fut.done():
+                fut.set_exception(error)
+        inflight, self._inflight = self._inflight, {}
+        system = self.node.system
+        for path, messages in inflight.items():
+            for message in messages:
+                if message is not None:  # a tell in flight: at most once, so it is lost
+                    system.dead_letter(self._url(path), message, "connection_lost")
+        waiters, self._credit_waiters = self._credit_waiters, {}
+        for queue in waiters.values():
+            for fut in queue:
+                if not fut.done():
+                    fut.set_exception(error)
+        watchers, self._watchers = self._watchers, {}
+        for path, watching in watchers.items():
+            for watcher in watching:
+                watcher.deliver(Terminated(self.ref(path), "connection_lost"))
+        self._owed.clear()
+        self._inbound.clear()
+        self._open_asks = 0
+        self._wake.clear()
+        self._watched.clear()
+        self.node.peer_down(self, reason)
+
+    def _url(self, path: str) -> str:
+        return f"{self.address or self.name}{path}"
+
+    # -- sending -------------------------------------------------------------------
+
+    def _room(self, path: str) -> bool:
+        return len(self._inflight.get(path) or ()) < WINDOW and path not in self._credit_waiters
+
+    async def _wait_for_room(self, path: str) -> None:
+        fut = asyncio.get_running_loop().create_future()
+        self._credit_waiters.setdefault(path, deque()).append(fut)
+        try:
+            await fut
+        except BaseException:
+            queue = self._credit_waiters.get(path)
+            if queue is not None and fut in queue:
+                queue.remove(fut)
+                if not queue:
+                    del self._credit_waiters[path]
+            elif fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._pass_room(path)  # we were given the room: hand it on
+            raise
+
+    def _pass_room(self, path: str, n: int = 1) -> None:
+        """Wake up to `n` senders waiting for room to `path`, oldest first."""
+        queue = self._credit_waiters.get(path)
+        inflight = self._inflight.get(path)
+        while n and queue and len(inflight or ()) < WINDOW:
+            fut = queue.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                n -= 1
+        if queue is not None and not queue:
+            del self._credit_waiters[path]
+
+    def _inflight_to(self, path: str) -> deque[Any]:
+        inflight = self._inflight.get(path)
+        if inflight is None:  # kept when empty: a sender may hold it across an await
+            inflight = self._inflight[path] = deque()
+        return inflight
+
+    async def tell(self, path: str, head: bytes, message: Any) -> None:
+        """The hot path of a remote tell: encode, take a credit, write."""
+        frame = head + self.node.codec.encode(message)
+        if len(frame) > self.node.max_frame:
+            self.node.too_large(frame, message)
+        conn = self.conn
+        if conn is None or conn.closed:
+            await self.ensure_up()
+        inflight = self._inflight_to(path)
+        if len(inflight) >= WINDOW or path in self._credit_waiters:
+            await self._wait_for_room(path)
+        conn = self.conn
+        if conn is None:
+            raise TransportError(f"not connected to {self.name or self.address}")
+        conn.send(frame)
+        self.sent = True
+        inflight.append(message)
+
+    def tell_nowait(self, path: str, head: bytes, message: Any) -> None:
+        frame = head + self.node.codec.encode(message)
+        if len(frame) > self.node.max_frame:
+            self.node.too_large(frame, message)
+        if not self.up:
+            raise TransportError(f"not connected to {self.address}: use await tell() to connect")
+        if not self._room(path):
+            raise MailboxFull(f"{WINDOW} messages to {self._url(path)} are already in flight")
+        self.send(frame)
+        self._inflight_to(path).append(message)
+
+    async def ask(
+        self, path: str, tail: bytes, what: str, message: Any, timeout: float | None
+    ) -> Any:
+        """The hot path of a remote ask; `tail` is the frame's path part."""
+        body = self.node.codec.encode(message)
+        conn = self.conn
+        if conn is None or conn.closed:
+            await self.ensure_up()
+            conn = self.conn
+            assert conn is not None
+        fut = self.node.loop.create_future()
+        self._next_request = request = (self._next_request + 1) & 0xFFFFFFFF
+        frame = wire.ask_head(request) + tail + body
+        if len(frame) > self.node.max_frame:
+            self.node.too_large(frame, message)
+        inflight = self._inflight_to(path)
+        if len(inflight) >= WINDOW or path in self._credit_waiters:
+            try:
+                await asyncio.wait_for(self._wait_for_room(path), timeout)
+            except TimeoutError:
+                what = f"ask to {self._url(path)}"
+                raise AskTimeout(f"{what} found no room in flight within {timeout}s") from None
+        deadline = None if timeout is None else self.node.clock.expire(fut, timeout, what)
+        if inflight is not self._inflight.get(path) or conn is not self.conn:
+            raise TransportError(f"connection to {self.name or self.address} lost")
+        conn.send(frame)
+        self.sent = True
+        self._asks[request] = fut
+        inflight.append(None)
+        try:
+            return await fut
+        finally:
+            self._asks.pop(request, None)  # a late reply finds nothing and is dropped
+            if deadline is not None:
+                deadline.cancel()
+
+    async def request(self, kind: int, *args: Any, timeout: float) -> Any:
+        """A control request answered by a REPLY (stop, queries)."""
+        await self.ensure_up()
+        fut = asyncio.get_running_loop().create_future()
+        self._next_request = request = (self._next_request + 1) & 0xFFFFFFFF
+        self._asks[request] = fut
+        try:
+            self.send(wire.control(kind, request, *args), urgent=True)
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._asks.pop(request, None)
+
+    def watch(self, path: str, watcher: Watcher) -> None:
+        if not self.up:
+            watcher.deliver(Terminated(self.ref(path), "connection_lost"))
+            return
+        watching = self._watchers.setdefault(path, [])
+        if watcher not in watching:
+            watching.append(watcher)
+        if len(watching) == 1:
+            self.send(wire.control(wire.WATCH, path), urgent=True)
+
+    # -- receiving -----------------------------------------------------------------
+
+    def frame_received(self, frame: bytes) -> None:
+        self.heard = True
+        try:
+            kind = frame[0]
+            if kind == wire.TELL:
+                self._on_tell(frame)
+            elif kind == wire.ASK:
+                self._on_ask(frame)
+            elif kind == wire.REPLY:
+                self._on_reply(frame)
+            elif kind == wire.CREDIT:
+                path, n = wire.items(frame, 2)
+                self._on_credit(path, n)
+            elif kind == wire.PING:
+                pass
+            elif kind == wire.WATCH:
+                (path,) = wire.items(frame, 1)
+                self._on_watch(path)
+            elif kind == wire.TERMINATED:
+                path, reason = wire.items(frame, 2)
+                self._on_terminated(path, reason)
+            elif kind == wire.STOP or kind == wire.QUERY:
+                self.node.on_request(self, kind, frame)
+            elif kind == wire.GOODBYE:
+                (reason,) = wire.items(frame, 1)
+                self.lost(f"the peer said goodbye ({reason})", close=True)
+            else:
+                raise wire.ProtocolError(f"unknown frame kind 0x{kind:02x}")
+        except Exception as exc:  # whatever a peer sends, it never reaches this node's loop
+            reason = str(exc) if isinstance(exc, wire.ProtocolError) else repr(exc)
+            self.node.log("node.refused", self, reason=reason)
+            self.lost(f"protocol error: {reason}", close=True)
+
+    def frames_done(self) -> None:
+        """After a read: the actors that got messages serve now, in this loop pass,
+        and credit goes back where a batch of it is due."""
+        wake = self._wake
+        if wake:
+            for ref in wake:
+                ref.wake_now()
+            wake.clear()
+        owed = self._owed
+        if owed and self.up:
+            due = [path for path, n in owed.items() if n >= CREDIT_BATCH]
+            for path in due:
+                self.send(wire.control(wire.CREDIT, path, owed.pop(path)), urgent=True)
+
+    def flush_credit(self) -> None:
+        """Return all credit owed (the heartbeat does, so none is held back long)."""
+        owed = self._owed
+        if owed and self.up:
+            for path, n in owed.items():
+                self.send(wire.control(wire.CREDIT, path, n), urgent=True)
+            owed.clear()
+
+    def connection_lost(self, reason: str | None) -> None:
+        self.lost(reason or "closed")
+
+    def _remember_path(self, raw: bytes, path: str) -> None:
+        if len(self._paths) > 1024:
+            self._paths.clear()  # a bound on what a peer can make us remember
+        self._paths[raw] = path
+
+    def _owe(self, path: str) -> None:
+        self._owed[path] = self._owed.get(path, 0) + 1
+
+    def _on_tell(self, frame: bytes) -> None:
+        size = int.from_bytes(frame[1:3], "big")
+        path = self._paths.get(frame[3 : 3 + size])
+        if path is None:
+            path, body = wire.parse_tell(frame)
+            self._remember_path(frame[3 : 3 + size], path)
+        else:
+            body = frame[3 + size :]
+        try:
+            message = self._decode(body)
+        except SerializationError as exc:
+            self._owe(path)
+            self.node.log("node.refused", self, reason=f"tell to {path}: {exc}")
+            self.node.system.dead_letter(path, body, "undecodable")
+            return
+        self._deliver(path, message, None)
+
+    def _on_ask(self, frame: bytes) -> None:
+        size = int.from_bytes(frame[5:7], "big")
+        path = self._paths.get(frame[7 : 7 + size])
+        if path is None:
+            request, path, body = wire.parse_ask(frame)
+            self._remember_path(frame[7 : 7 + size], path)
+        else:
+            request = int.from_bytes(frame[1:5], "big")
+            body = frame[7 + size :]
+        try:
+            message = self.node.decode(body)
+        except SerializationError as exc:
+            self._owe(path)
+            self._reply_error(request, exc)
+            return
+        if self._open_asks >= MAX_OPEN_ASKS:
+            self._owe(path)
+            self._reply_error(request, MailboxFull(f"{MAX_OPEN_ASKS} asks are already open"))
+            return
+        self._open_asks += 1
+        self._deliver(path, message, _RemoteReply(self, request))  # type: ignore[arg-type]
+
+    def _deliver(self, path: str, message: Any, reply: asyncio.Future[Any] | None) -> None:
+        pending = self._inbound.get(path)
+        if pending:  # others from this peer wait for room: keep their order
+            if len(pending) >= WINDOW:
+                raise wire.ProtocolError(f"more than {WINDOW} messages to {path} without credit")
+            pending.append((message, reply))
+            return
+        target = self._targets.get(path)
+        if target is not None:  # the fast path: a known actor with room
+            offer, ref, quiet = target
+            if offer((message, reply)):
+                owed = self._owed
+                owed[path] = owed.get(path, 0) + 1
+                if quiet:
+                    wake = self._wake
+                    if not wake or wake[-1] is not ref:
+                        wake.append(ref)
+                return
+        self._deliver_slowly(path, message, reply)
+
+    def _deliver_slowly(self, path: str, message: Any, reply: asyncio.Future[Any] | None) -> None:
+        """Find the actor again (it may be new at that path), then offer, else queue."""
+        ref = self.node.system.lookup(path)
+        if not isinstance(ref, LocalActorRef) or not ref.is_alive:
+            self._targets.pop(path, None)
+            self._owe(path)
+            if reply is None:
+                self.node.system.dead_letter(path, message, "stopped")
+            else:
+                reply.set_exception(ActorStopped(f"no actor at {path}"))
+            return
+        if len(self._targets) > 1024:
+            self._targets.clear()  # a bound on what a peer can make us remember
+        quiet = ref.on_own_loop()  # then its wake-up can wait for the end of the read
+        offer = ref.mailbox.offer_quietly if quiet else ref.mailbox.offer
+        self._targets[path] = (offer, ref, quiet)
+        if offer((message, reply)):
+            self._owe(path)
+            if quiet:
+                self._wake.append(ref)
+            return
+        self._inbound[path] = deque([(message, reply)])
+        asyncio.get_running_loop().create_task(self._admit(path, ref))
+
+    async def _admit(self, path: str, ref: LocalActorRef[Any]) -> None:
+        """Put what waits for room into `ref`'s mailbox, in order, returning credit."""
+        pending = self._inbound.get(path)
+        while pending:
+            message, reply = pending[0]
+            await ref.put(message, reply)
+            if self._inbound.get(path) is not pending:
+                return  # the connection was lost meanwhile
+            pending.popleft()
+            self._owe(path)
+            self.frames_done()
+        self._inbound.pop(path, None)
+
+    def answer(self, request: int, value: Any) -> None:
+        """The handler of an ask from this peer returned `value`."""
+        self._open_asks = max(0, self._open_asks - 1)
+        if not self.up:
+            return
+        try:
+            payload = self.node.codec.encode_value(value)
+        except SerializationError as error:
+            self._reply_error(request, error)
+            return
+        self.send(wire.reply(request, wire.OK, payload), urgent=True)
+
+    def answer_error(self, request: int, exc: BaseException) -> None:
+        """The ask failed: raised by its handler (it has a traceback) or refused here."""
+        self._open_asks = max(0, self._open_asks - 1)
+        self._reply_error(request, exc, raised=exc.__traceback__ is not None)
+
+    def _reply_error(self, request: int, exc: BaseException, raised: bool = False) -> None:
+        if self.up:
+            self.send(
+                wire.reply(request, wire.FAILED, exceptions.encode_error(exc, raised)), urgent=True
+            )
+
+    def reply_value(self, request: int, value: Any) -> None:
+        if self.up:
+            payload = self.node.codec.encode_value(value)
+            self.send(wire.reply(request, wire.OK, payload), urgent=True)
+
+    def _on_reply(self, frame: bytes) -> None:
+        request, status, payload = wire.parse_reply(frame)
+        fut = self._asks.pop(request, None)
+        if fut is None or fut.done():
+            return  # it timed out or was cancelled: the reply is dropped
+        # resume: we run in a transport callback, so the asker's step can run now.
+        if status == wire.OK:
+            try:
+                value = self.node.codec.decode_value(payload)
+            except SerializationError as exc:
+                resume(fut, exc=exc)
+            else:
+                resume(fut, value)
+        else:
+            resume(fut, exc=exceptions.decode_error(payload))
+
+    def _on_credit(self, path: object, n: object) -> None:
+        if not isinstance(path, str) or not isinstance(n, int) or n < 1:
+            raise wire.ProtocolError("a malformed CREDIT frame")
+        inflight = self._inflight.get(path)
+        if inflight is None:
+            return
+        for _ in range(min(n, len(inflight))):
+            inflight.popleft()
+        if self._credit_waiters.get(path):
+            self._pass_room(path, n)
+
+    def _on_watch(self, path: object) -> None:
+        if not isinstance(path, str):
+            raise wire.ProtocolError("a malformed WATCH frame")
+        ref = self.node.system.lookup(path)
+        if ref is None or not ref.is_alive:
+            self.send(wire.control(wire.TERMINATED, path, "stopped"), urgent=True)
+        elif path not in self._watched:
+            self._watched.add(path)
+            ref.add_watcher(_RemoteWatcher(self, path))
+
+    def unwatched(self, path: str) -> None:
+        """Our actor at `path` stopped: the peer's watch on it is over."""
+        self._watched.discard(path)
+
+    def _on_terminated(self, path: object, reason: object) -> None:
+        if not isinstance(path, str) or not isinstance(reason, str):
+            raise wire.ProtocolError("a malformed TERMINATED frame")
+        for watcher in self._watchers.pop(path, ()):
+            watcher.deliver(Terminated(self.ref(path), reason))
+
+
+class _RemoteReply:
+    """Where the handler's outcome of an ask from a peer goes: straight onto the
+    wire as a REPLY (the serving loop completes it as it would a future, with
+    no extra loop pass for a done-callback)."""
+
+    __slots__ = ("_done", "_loop", "_peer", "_request")
+
+    def __init__(self, peer: Peer, request: int) -> None:
+        self._peer = peer
+        self._request = request
+        self._loop = peer.node.loop
+        self._done = False
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, value: Any) -> None:
+        if not self._done:
+            self._done = True
+            self._peer.answer(self._request, value)
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self._done:
+            self._done = True
+            self._peer.answer_error(self._request, exc)
+
+    def cancel(self) -> bool:
+        self.set_exception(ActorStopped("the ask was cancelled on the remote node"))
+        return True
+
+
+class _RemoteWatcher:
+    """Watches a local actor for a peer: its death notice goes over the wire."""
+
+    __slots__ = ("path", "peer")
+
+    def __init__(self, peer: Peer, path: str) -> None:
+        self.peer = peer
+        self.path = path
+
+    def deliver(self, message: Any) -> None:
+        self.peer.unwatched(self.path)
+        if self.peer.up and isinstance(message, Terminated):
+            self.peer.send(wire.control(wire.TERMINATED, self.path, message.reason), urgent=True)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _RemoteWatcher) and (other.peer, other.path) == (
+            self.peer,
+            self.path,
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.peer), self.path))
