@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import weakref
 
 import pytest
@@ -16,11 +17,12 @@ from actors import (
     Ping,
     Record,
     StopSelf,
+    Watch,
     Worker,
     park,
 )
 
-from mycelium_actors import ActorStopped, AskTimeout, MyceliumError
+from mycelium_actors import ActorStopped, AskTimeout, MyceliumError, PinnedThread
 from mycelium_actors.testing import eventually, settle
 
 
@@ -260,6 +262,31 @@ async def test_messages_sent_while_stopping_are_refused(system, gate) -> None:
     gate.open()
     await asyncio.wait_for(stopping, 5)
     assert "late" not in journal
+
+
+def _threads_named(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name]
+
+
+@pytest.mark.parametrize("executor", [None, PinnedThread()], ids=["system loop", "pinned"])
+async def test_a_stop_completes_although_its_caller_is_cancelled(system, gate, executor) -> None:
+    """Issue 18, defect 3: the slot used to stay running, unwatched and on its thread."""
+    watcher = await system.spawn(Worker, name="watcher")
+    ref = await system.spawn(Worker, None, gate, name="w", executor=executor)
+    await watcher.ask(Watch(ref))
+    await park(ref, gate)
+    stopping = asyncio.create_task(ref.stop())
+    await eventually(lambda: ref.mailbox.closed)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    gate.open()
+    await eventually(lambda: not ref.is_alive)
+    assert system.lookup("/w") is None
+    seen = await watcher.ask(GetSeen())
+    assert [(t.ref, type(t).__name__) for t in seen] == [(ref, "Terminated")]
+    await eventually(lambda: not _threads_named("mycelium:/w"))
+    await asyncio.wait_for(ref.stop(), 5)  # a second stop has nothing left to do
 
 
 async def test_ref_names_the_actor_and_tracks_whether_it_is_alive(worker) -> None:
