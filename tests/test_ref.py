@@ -7,6 +7,7 @@ import gc
 import threading
 import weakref
 
+import attrs
 import pytest
 from actors import (
     AskSelf,
@@ -22,7 +23,7 @@ from actors import (
     park,
 )
 
-from mycelium_actors import ActorStopped, AskTimeout, MyceliumError, PinnedThread
+from mycelium_actors import ActorStopped, AskTimeout, MyceliumError, PinnedThread, handler
 from mycelium_actors.testing import eventually, settle
 
 
@@ -287,6 +288,40 @@ async def test_a_stop_completes_although_its_caller_is_cancelled(system, gate, e
     assert [(t.ref, type(t).__name__) for t in seen] == [(ref, "Terminated")]
     await eventually(lambda: not _threads_named("mycelium:/w"))
     await asyncio.wait_for(ref.stop(), 5)  # a second stop has nothing left to do
+
+
+@attrs.frozen
+class Quit:
+    """The handler stops its own actor through its ref, wrapped as `how` says."""
+
+    how: str
+
+
+class Quitter(Worker):
+    @handler
+    async def quit(self, msg: Quit) -> str:
+        stop = self.context.self_ref.stop()
+        if msg.how == "wait_for":
+            await asyncio.wait_for(stop, 10)
+        elif msg.how == "gather":
+            await asyncio.gather(stop)
+        else:
+            await stop
+        return "returned"
+
+
+@pytest.mark.parametrize("how", ["direct", "wait_for", "gather"])
+async def test_a_handler_stopping_its_own_actor_through_its_ref_returns_at_once(
+    system, how
+) -> None:
+    """Issue 18, defect 4: through gather or wait_for it waited for itself."""
+    watcher = await system.spawn(Worker, name="watcher")
+    ref = await system.spawn(Quitter, shutdown=10)
+    await watcher.ask(Watch(ref))
+    assert await asyncio.wait_for(ref.ask(Quit(how), timeout=None), 5) == "returned"
+    await eventually(lambda: not ref.is_alive)
+    seen = await watcher.ask(GetSeen())
+    assert [(t.ref, t.reason) for t in seen] == [(ref, "shutdown")]
 
 
 async def test_ref_names_the_actor_and_tracks_whether_it_is_alive(worker) -> None:
