@@ -251,7 +251,11 @@ class Slot:
         self.status = "running"
         self.system.log_event("actor.started", self.path)
         self._start_finished(None)
-        server = Server(self, instance, done, contextvars.copy_context(), loop)
+        context = contextvars.copy_context()
+        if context.get(serving) is not None:
+            # Started from another actor's handler: what this one runs is not that handler's.
+            context.run(serving.set, None)
+        server = Server(self, instance, done, context, loop)
         self.server = server
         server.begin()
 

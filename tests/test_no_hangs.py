@@ -173,6 +173,63 @@ async def test_an_ask_cycle_is_named_in_its_timeout(system) -> None:
         await a.ask(Ping(), timeout=5)
 
 
+@attrs.frozen
+class Go:
+    """Starts a task that asks `parent` once `asking` is set (the child's handler does not wait)."""
+
+    parent: ActorRef[Any]
+    asking: asyncio.Event = attrs.field(eq=False)
+    answers: list[Any] = attrs.field(eq=False)
+
+
+class Kid(Actor):
+    @handler
+    def go(self, msg: Go) -> None:
+        async def ask_parent() -> None:
+            msg.asking.set()
+            try:
+                msg.answers.append(await msg.parent.ask(Ping(), timeout=5))
+            except Exception as exc:
+                msg.answers.append(exc)
+
+        asyncio.get_running_loop().create_task(ask_parent())
+
+
+class StartingKid(Kid):
+    async def on_start(self) -> None:
+        pass
+
+
+@attrs.frozen
+class Spawn:
+    """Spawns `cls`, tells it `Go` and waits (still handling) until its task asks."""
+
+    cls: type[Actor]
+    answers: list[Any] = attrs.field(eq=False)
+
+
+class Parent(Worker):
+    @handler
+    async def spawn_and_wait(self, msg: Spawn) -> str:
+        child = await self.context.spawn(msg.cls)
+        asking = asyncio.Event()
+        await child.tell(Go(self.context.self_ref, asking, msg.answers))
+        await asyncio.wait_for(asking.wait(), 5)
+        return "spawned"
+
+
+@pytest.mark.parametrize("cls", [Kid, StartingKid], ids=["inline start", "start task"])
+async def test_a_task_of_a_child_may_ask_its_parent_while_the_parent_still_handles(
+    system, cls
+) -> None:
+    """Issue 18, defect 8: the child inherited its spawner's serving marker."""
+    parent = await system.spawn(Parent)
+    answers: list[Any] = []
+    assert await parent.ask(Spawn(cls, answers), timeout=5) == "spawned"
+    await eventually(lambda: answers)
+    assert answers == ["pong"]
+
+
 # -- shutdown from anywhere ----------------------------------------------------------
 
 
