@@ -145,7 +145,8 @@ class Slot:
         self.children: list[Slot] = _NO_CHILDREN  # appended to only through `adopt`
         self.watchers: list[Watcher] = _NO_WATCHERS
         self.handling: Any = None  # the async handler or hook running now (self-ask check)
-        self.asking: Slot | None = None  # whom the running handler awaits an ask of
+        # The asks its handlers await: (invocation, target) pairs (ask cycles).
+        self.asking: list[tuple[Any, Slot]] | None = None
         self._done: asyncio.Future[Exit] | None = None
         self.generation = 0
         self._driven = False
