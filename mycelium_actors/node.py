@@ -30,7 +30,7 @@ import anyio
 from . import wire
 from .actor import Actor
 from .codec import Codec, RefHook
-from .errors import ActorStopped, MyceliumError, SerializationError, TransportError
+from .errors import ActorStopped, AskTimeout, MyceliumError, SerializationError, TransportError
 from .messages import contract_type, wire_id
 from .ref import ActorRef, LocalActorRef, check_timeout
 from .remote import Peer
@@ -569,7 +569,12 @@ class NetworkNode:
             coro.close()
             raise ActorStopped("the system's event loop is not running")
         future = asyncio.run_coroutine_threadsafe(coro, loop)
-        return future.result(None if timeout is None else timeout + 1.0)
+        try:
+            return future.result(timeout)  # the ask's own timeout, not a second later
+        except TimeoutError:  # concurrent.futures.TimeoutError, since 3.11
+            if not future.cancel():  # done: the ask's own outcome (its AskTimeout, ...)
+                return future.result()
+            raise AskTimeout(f"no reply within {timeout}s") from None
 
 
 class _SerializingRef(LocalActorRef[Any]):

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import time
 from abc import ABC, abstractmethod
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from .errors import ActorStopped, AskTimeout, MailboxFull, MyceliumError
 from .mailbox import tell as mailbox_tell
 from .messages import ProxyCall
+from .replies import ThreadFuture
 
 if TYPE_CHECKING:
     from .actor import Actor
@@ -294,7 +296,10 @@ class LocalActorRef(ActorRef[A]):
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
         """`ask` from a plain thread that runs no event loop (pykka's `ask().get()`).
 
-        Raises `MyceliumError` when called on the loop that runs the actor.
+        The message is enqueued from the calling thread before this waits, so
+        a `tell_nowait` the same thread makes next comes after it, even if
+        this ask times out. Raises `MyceliumError` when called on the loop
+        that runs the actor.
         """
         check_timeout(timeout)
         loop = self.mailbox.loop
@@ -309,11 +314,21 @@ class LocalActorRef(ActorRef[A]):
             )
         if loop is None or loop.is_closed() or not loop.is_running():
             raise ActorStopped(f"{self.path}: its event loop is not running")
-        cf = asyncio.run_coroutine_threadsafe(self._ask(message, timeout), loop)
+        reply = ThreadFuture()  # completed by whichever thread answers, directly
+        item = (message, cast("asyncio.Future[Any]", reply))
+        mb = self.mailbox
+        left = timeout
+        if not mb.offer(item):
+            started = time.monotonic()
+            mb.put_blocking(item, timeout)  # a refusal (stopped, dropped) fails `reply`
+            if timeout is not None:
+                left = max(0.0, timeout - (time.monotonic() - started))
         try:
-            return cf.result(None if timeout is None else timeout + 1.0)
+            return reply.result(left)
         except concurrent.futures.TimeoutError:
-            cf.cancel()
+            # A TimeoutError from the handler, or an answer just now: not ours to replace.
+            if not reply.cancel():  # once cancelled, a late answer is dropped
+                return reply.result()
             raise AskTimeout(f"ask to {self.path} got no reply within {timeout}s") from None
 
     def proxy(self, timeout: float | None = 5.0) -> Any:
