@@ -506,6 +506,39 @@ async def test_ask_blocking_without_a_timeout_ends_when_a_pinned_actor_stops(
     assert set(endings) == {ActorStopped}
 
 
+async def test_ask_blocking_without_a_timeout_ends_when_the_loop_ends_under_it() -> None:
+    """A system whose loop ends without a shutdown: the end of `asyncio.run` kills
+    the busy actor, which fails what is queued (no coroutine of the ask was there
+    to be cancelled, as before defect 2's fix)."""
+    gate, asked = Gate(), threading.Event()
+    refs: list[ActorRef[Any]] = []
+
+    async def abandoned_system() -> None:
+        system = ActorSystem("abandoned")
+        await system.__aenter__()
+        refs.append(await system.spawn(Worker, None, gate, name="w"))
+        await refs[0].tell(Hold())
+        await gate.wait_entered()
+        await asyncio.to_thread(asked.wait, 5)  # then the loop ends, the system still up
+
+    def ask() -> BaseException | None:
+        try:
+            refs[0].ask_blocking(GetSeen(), timeout=None)
+        except BaseException as exc:
+            return exc
+        return None
+
+    loop_thread = threading.Thread(target=asyncio.run, args=(abandoned_system(),))
+    loop_thread.start()
+    await eventually(lambda: refs and gate.entered.is_set(), timeout=PROMPT)
+    asking = asyncio.ensure_future(asyncio.to_thread(ask))
+    await eventually(lambda: refs[0].mailbox.depth == 1, timeout=PROMPT)
+    asked.set()
+    error = await asyncio.wait_for(asking, 5 * PROMPT)
+    await asyncio.to_thread(loop_thread.join, PROMPT)
+    assert isinstance(error, ActorStopped)
+
+
 @attrs.frozen
 class Hog:
     """Blocks the actor's loop (a sync handler) until `release` is set."""
