@@ -42,6 +42,7 @@ import mycelium_actors.kernel.executor
 from mycelium_actors import (
     Actor,
     ActorRef,
+    ActorStopped,
     ActorSystem,
     AskTimeout,
     Child,
@@ -474,6 +475,108 @@ async def test_tell_nowait_and_ask_blocking_from_a_plain_thread(
     seen, place = await run_in_thread(plain_thread)
     assert seen == list(range(200))
     assert place == target_place
+
+
+async def test_ask_blocking_without_a_timeout_ends_when_a_pinned_actor_stops(
+    system: ActorSystem,
+) -> None:
+    """Issue 18, defect 2: some asks never returned, others got concurrent.futures'
+    CancelledError, while the pinned loop closed under them."""
+    endings: list[type[BaseException]] = []
+    for cycle in range(40):
+        target = await system.spawn(Probe, name=f"t{cycle}", executor=PinnedThread())
+        answers: list[Any] = []
+
+        def asker(target: ActorRef[Any] = target, answers: list[Any] = answers) -> None:
+            while True:
+                try:
+                    answers.append(target.ask_blocking(GetSeen(), timeout=None))
+                except BaseException as exc:
+                    endings.append(type(exc))
+                    return
+
+        threads = [threading.Thread(target=asker, daemon=True) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        await eventually(lambda answers=answers: len(answers) >= 2, timeout=PROMPT)
+        await target.stop()
+        for thread in threads:
+            await asyncio.to_thread(thread.join, PROMPT)
+        assert not any(t.is_alive() for t in threads), f"an ask_blocking hung (cycle {cycle})"
+    assert set(endings) == {ActorStopped}
+
+
+async def test_ask_blocking_without_a_timeout_ends_when_the_loop_ends_under_it() -> None:
+    """A system whose loop ends without a shutdown: the end of `asyncio.run` kills
+    the busy actor, which fails what is queued (no coroutine of the ask was there
+    to be cancelled, as before defect 2's fix)."""
+    gate, asked = Gate(), threading.Event()
+    refs: list[ActorRef[Any]] = []
+
+    async def abandoned_system() -> None:
+        system = ActorSystem("abandoned")
+        await system.__aenter__()
+        refs.append(await system.spawn(Worker, None, gate, name="w"))
+        await refs[0].tell(Hold())
+        await gate.wait_entered()
+        await asyncio.to_thread(asked.wait, 5)  # then the loop ends, the system still up
+
+    def ask() -> BaseException | None:
+        try:
+            refs[0].ask_blocking(GetSeen(), timeout=None)
+        except BaseException as exc:
+            return exc
+        return None
+
+    loop_thread = threading.Thread(target=asyncio.run, args=(abandoned_system(),))
+    loop_thread.start()
+    await eventually(lambda: refs and gate.entered.is_set(), timeout=PROMPT)
+    asking = asyncio.ensure_future(asyncio.to_thread(ask))
+    await eventually(lambda: refs[0].mailbox.depth == 1, timeout=PROMPT)
+    asked.set()
+    error = await asyncio.wait_for(asking, 5 * PROMPT)
+    await asyncio.to_thread(loop_thread.join, PROMPT)
+    assert isinstance(error, ActorStopped)
+
+
+@attrs.frozen
+class Hog:
+    """Blocks the actor's loop (a sync handler) until `release` is set."""
+
+    entered: threading.Event = attrs.field(eq=False)
+    release: threading.Event = attrs.field(eq=False)
+
+
+class Hogger(Probe):
+    @handler
+    def hog(self, msg: Hog) -> None:
+        msg.entered.set()
+        msg.release.wait(10)
+
+
+async def test_ask_blocking_then_tell_nowait_from_one_thread_keep_their_order(
+    system: ActorSystem, target_executor: PinnedThread | None
+) -> None:
+    """Issue 18, defect 6: the ask's enqueue was scheduled on the busy loop and the
+    tell's was direct, so they arrived as 2, 1; and the ask timed out 1 s late."""
+    target = await system.spawn(Hogger, name="target", executor=target_executor)
+    hog = Hog(threading.Event(), threading.Event())
+
+    def one_thread() -> float:
+        assert hog.entered.wait(5)
+        started = time.monotonic()
+        try:
+            with pytest.raises(AskTimeout):
+                target.ask_blocking(Record(1), timeout=0.2)
+            return time.monotonic() - started
+        finally:
+            target.tell_nowait(Record(2))
+            hog.release.set()
+
+    await target.tell(hog)
+    waited = await run_in_thread(one_thread)
+    assert await target.ask(GetSeen()) == [1, 2]
+    assert waited < 5 * 0.2
 
 
 @pytest.mark.parametrize("caller", ["actor_loop", "system_loop_same_loop", "system_loop_other"])

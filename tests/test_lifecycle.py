@@ -8,7 +8,7 @@ import attrs
 import pytest
 from actors import Boom, Crash, Ping, Record, Worker
 
-from mycelium_actors import ActorStopped, MyceliumError, handler
+from mycelium_actors import ActorStopped, MyceliumError, PinnedThread, handler
 from mycelium_actors.testing import capture_events, events_named, eventually, settle
 
 
@@ -115,3 +115,42 @@ async def test_a_base_exception_from_a_handler_is_a_crash(system, exc, asker_get
         await eventually(lambda: not ref.is_alive)
     assert [e["path"] for e in events_named(events, "actor.crashed")] == [ref.path]
     assert journal[1:] == [f"on_failure:{exc}", "on_stop"]
+
+
+@attrs.frozen
+class Exhausted:
+    """A sync handler calls next() on an empty iterator: StopIteration escapes it."""
+
+
+@attrs.frozen
+class Touch:
+    """An async handler that returns at once (on 3.11 it starts the busy task)."""
+
+
+class Iterating(Worker):
+    @handler
+    def exhausted(self, msg: Exhausted) -> int:
+        return int(next(iter(())))
+
+    @handler
+    async def touch(self, msg: Touch) -> str:
+        return "touched"
+
+
+@pytest.mark.parametrize("warm_async", [False, True], ids=["first message", "after async"])
+@pytest.mark.parametrize("executor", [None, PinnedThread()], ids=["system loop", "pinned"])
+async def test_a_stop_iteration_from_a_sync_handler_reaches_the_asker_as_a_crash(
+    system, executor, warm_async
+) -> None:
+    """Issue 18, defect 1: a future refuses StopIteration; it used to wedge the actor."""
+    journal: list[object] = []
+    ref = await system.spawn(Iterating, journal, executor=executor)
+    if warm_async:
+        assert await ref.ask(Touch()) == "touched"
+    with capture_events() as events:
+        with pytest.raises(MyceliumError, match="StopIteration") as info:
+            await asyncio.wait_for(ref.ask(Exhausted(), timeout=None), 5)
+        assert isinstance(info.value.__cause__, StopIteration)
+        await eventually(lambda: not ref.is_alive)
+    assert [e["path"] for e in events_named(events, "actor.crashed")] == [ref.path]
+    assert journal[-2:] == ["on_failure:", "on_stop"]

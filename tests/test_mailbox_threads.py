@@ -124,6 +124,21 @@ async def test_a_sender_that_gives_up_before_its_turn_enqueues_nothing(
     assert messages(mailbox) == ["kept"] and mailbox.blocked == 0
 
 
+async def test_a_plain_thread_waiting_for_room_gets_in_or_gives_up_enqueuing_nothing(
+    owner, mailbox
+) -> None:
+    """`put_blocking` (ask_blocking into a full "block" mailbox): the handoff of
+    `put`, waited on by a thread with no loop."""
+    with pytest.raises(AskTimeout):
+        await asyncio.to_thread(mailbox.put_blocking, ("quitter", None), 0.05)
+    assert mailbox.blocked == 0 and messages(mailbox) == ["first"]
+    kept = asyncio.ensure_future(asyncio.to_thread(mailbox.put_blocking, ("kept", None), None))
+    await eventually(lambda: mailbox.blocked == 1)
+    assert await on_owner(owner, lambda: pop(mailbox)) == "first"
+    assert await asyncio.wait_for(kept, 5) is True
+    assert messages(mailbox) == ["kept"]
+
+
 @pytest.mark.parametrize("send", ["tell", "ask"])
 async def test_a_sender_waiting_when_the_mailbox_finishes_is_rejected(
     owner, mailbox, dead, send

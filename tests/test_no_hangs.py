@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 import pytest
-from actors import Ping, Record, Worker
+from actors import Hold, Ping, Record, Worker
 
 from mycelium_actors import (
     Actor,
@@ -148,10 +148,11 @@ async def test_a_self_ask_the_handler_does_not_wait_for_is_allowed(system, how) 
 
 
 class Peer(Actor):
-    """Asks `other` inside its handler (for A -> B -> A cycles)."""
+    """Asks `other` inside its handler, with `timeout` (for ask cycles)."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = 0.3) -> None:
         super().__init__()
+        self.timeout = timeout
         self.other: ActorRef[Any] | None = None
 
     @handler
@@ -161,16 +162,108 @@ class Peer(Actor):
     @handler
     async def ping(self, msg: Ping) -> Any:
         assert self.other is not None
-        return await self.other.ask(Ping(), timeout=0.3)
+        return await self.other.ask(Ping(), timeout=self.timeout)
 
 
-async def test_an_ask_cycle_is_named_in_its_timeout(system) -> None:
-    a = await system.spawn(Peer, name="a")
-    b = await system.spawn(Peer, name="b")
-    await a.tell(Record(b))
-    await b.tell(Record(a))
-    with pytest.raises(AskTimeout, match="cycle: /a -> /b -> /a"):
-        await a.ask(Ping(), timeout=5)
+@pytest.mark.parametrize("timeout", [0.3, None])
+@pytest.mark.parametrize("size", [2, 3])
+async def test_the_ask_that_closes_a_cycle_is_refused_at_once_naming_it(
+    system, size, timeout
+) -> None:
+    """Issue 18, defect 10: it ended in an AskTimeout, or never with timeout=None."""
+    names = "abc"[:size]
+    refs = [await system.spawn(Peer, timeout, name=name) for name in names]
+    for ref, other in zip(refs, refs[1:] + refs[:1], strict=True):
+        await ref.ask(Record(other))
+    closing = [f"/{names[-1]}", *(f"/{name}" for name in names)]
+    with pytest.raises(MyceliumError, match=" -> ".join(closing)) as info:
+        await asyncio.wait_for(refs[0].ask(Ping(), timeout=None), 5)
+    assert not isinstance(info.value, AskTimeout)
+
+
+@attrs.frozen
+class Fan:
+    """Gathers the asks (ref, message) in `asks`."""
+
+    asks: tuple[tuple[ActorRef[Any], Any], ...]
+
+
+class Fanner(Worker):
+    @handler
+    async def fan(self, msg: Fan) -> list[Any]:
+        return list(await asyncio.gather(*(ref.ask(m) for ref, m in msg.asks)))
+
+
+async def test_overlapping_asks_leave_no_trace_of_whom_the_actor_waited_for(system, gate) -> None:
+    """Issue 18, defect 9: a later timeout was reported as a cycle that did not exist."""
+    a = await system.spawn(Fanner, None, gate, name="a")
+    b = await system.spawn(Peer, 0.3, name="b")
+    c = await system.spawn(Worker, name="c")
+    await b.ask(Record(a))
+    # The ask to b ends first; a used to keep a link to b after both ended.
+    assert await a.ask(Fan(((b, Record(a)), (c, Ping())))) == [None, "pong"]
+    await a.tell(Hold())  # a is busy, and asks nobody
+    await gate.wait_entered()
+    with pytest.raises(AskTimeout) as info:
+        await asyncio.wait_for(b.ask(Ping(), timeout=None), 5)
+    assert "cycle" not in str(info.value)
+
+
+@attrs.frozen
+class Go:
+    """Starts a task that asks `parent` once `asking` is set (the child's handler does not wait)."""
+
+    parent: ActorRef[Any]
+    asking: asyncio.Event = attrs.field(eq=False)
+    answers: list[Any] = attrs.field(eq=False)
+
+
+class Kid(Actor):
+    @handler
+    def go(self, msg: Go) -> None:
+        async def ask_parent() -> None:
+            msg.asking.set()
+            try:
+                msg.answers.append(await msg.parent.ask(Ping(), timeout=5))
+            except Exception as exc:
+                msg.answers.append(exc)
+
+        asyncio.get_running_loop().create_task(ask_parent())
+
+
+class StartingKid(Kid):
+    async def on_start(self) -> None:
+        pass
+
+
+@attrs.frozen
+class Spawn:
+    """Spawns `cls`, tells it `Go` and waits (still handling) until its task asks."""
+
+    cls: type[Actor]
+    answers: list[Any] = attrs.field(eq=False)
+
+
+class Parent(Worker):
+    @handler
+    async def spawn_and_wait(self, msg: Spawn) -> str:
+        child = await self.context.spawn(msg.cls)
+        asking = asyncio.Event()
+        await child.tell(Go(self.context.self_ref, asking, msg.answers))
+        await asyncio.wait_for(asking.wait(), 5)
+        return "spawned"
+
+
+@pytest.mark.parametrize("cls", [Kid, StartingKid], ids=["inline start", "start task"])
+async def test_a_task_of_a_child_may_ask_its_parent_while_the_parent_still_handles(
+    system, cls
+) -> None:
+    """Issue 18, defect 8: the child inherited its spawner's serving marker."""
+    parent = await system.spawn(Parent)
+    answers: list[Any] = []
+    assert await parent.ask(Spawn(cls, answers), timeout=5) == "spawned"
+    await eventually(lambda: answers)
+    assert answers == ["pong"]
 
 
 # -- shutdown from anywhere ----------------------------------------------------------

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import weakref
 
+import attrs
 import pytest
 from actors import (
     AskSelf,
@@ -16,11 +18,12 @@ from actors import (
     Ping,
     Record,
     StopSelf,
+    Watch,
     Worker,
     park,
 )
 
-from mycelium_actors import ActorStopped, AskTimeout, MyceliumError
+from mycelium_actors import ActorStopped, AskTimeout, MyceliumError, PinnedThread, handler
 from mycelium_actors.testing import eventually, settle
 
 
@@ -260,6 +263,65 @@ async def test_messages_sent_while_stopping_are_refused(system, gate) -> None:
     gate.open()
     await asyncio.wait_for(stopping, 5)
     assert "late" not in journal
+
+
+def _threads_named(name: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == name]
+
+
+@pytest.mark.parametrize("executor", [None, PinnedThread()], ids=["system loop", "pinned"])
+async def test_a_stop_completes_although_its_caller_is_cancelled(system, gate, executor) -> None:
+    """Issue 18, defect 3: the slot used to stay running, unwatched and on its thread."""
+    watcher = await system.spawn(Worker, name="watcher")
+    ref = await system.spawn(Worker, None, gate, name="w", executor=executor)
+    await watcher.ask(Watch(ref))
+    await park(ref, gate)
+    stopping = asyncio.create_task(ref.stop())
+    await eventually(lambda: ref.mailbox.closed)
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    gate.open()
+    await eventually(lambda: not ref.is_alive)
+    assert system.lookup("/w") is None
+    seen = await watcher.ask(GetSeen())
+    assert [(t.ref, type(t).__name__) for t in seen] == [(ref, "Terminated")]
+    await eventually(lambda: not _threads_named("mycelium:/w"))
+    await asyncio.wait_for(ref.stop(), 5)  # a second stop has nothing left to do
+
+
+@attrs.frozen
+class Quit:
+    """The handler stops its own actor through its ref, wrapped as `how` says."""
+
+    how: str
+
+
+class Quitter(Worker):
+    @handler
+    async def quit(self, msg: Quit) -> str:
+        stop = self.context.self_ref.stop()
+        if msg.how == "wait_for":
+            await asyncio.wait_for(stop, 10)
+        elif msg.how == "gather":
+            await asyncio.gather(stop)
+        else:
+            await stop
+        return "returned"
+
+
+@pytest.mark.parametrize("how", ["direct", "wait_for", "gather"])
+async def test_a_handler_stopping_its_own_actor_through_its_ref_returns_at_once(
+    system, how
+) -> None:
+    """Issue 18, defect 4: through gather or wait_for it waited for itself."""
+    watcher = await system.spawn(Worker, name="watcher")
+    ref = await system.spawn(Quitter, shutdown=10)
+    await watcher.ask(Watch(ref))
+    assert await asyncio.wait_for(ref.ask(Quit(how), timeout=None), 5) == "returned"
+    await eventually(lambda: not ref.is_alive)
+    seen = await watcher.ask(GetSeen())
+    assert [(t.ref, t.reason) for t in seen] == [(ref, "shutdown")]
 
 
 async def test_ref_names_the_actor_and_tracks_whether_it_is_alive(worker) -> None:

@@ -56,10 +56,12 @@ def is_crash(exc: BaseException) -> bool:
 
 
 def for_asker(exc: BaseException) -> BaseException:
-    """What the asker of a crashed message receives: the exception itself, except a
-    stray CancelledError, which would cancel the asker's own task."""
-    if isinstance(exc, asyncio.CancelledError):
-        error = MyceliumError("the handler raised CancelledError")
+    """What the asker of a crashed message receives: the exception itself, except
+    what a future cannot carry, wrapped in a `MyceliumError` caused by it: a
+    stray CancelledError (it would cancel the asker's own task) and a
+    StopIteration (`Future.set_exception` refuses it before 3.13)."""
+    if isinstance(exc, asyncio.CancelledError | StopIteration):
+        error = MyceliumError(f"the handler raised {type(exc).__name__}")
         error.__cause__ = exc
         return error
     return exc

@@ -37,6 +37,7 @@ The whole protocol lives here, behind these methods:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -45,7 +46,7 @@ from typing import Any, Protocol
 
 from ..errors import ActorStopped, AskTimeout, MailboxFull
 from .clock import Clock
-from .replies import settle
+from .replies import ThreadFuture, settle
 
 Item = tuple[Any, "asyncio.Future[Any] | None"]
 
@@ -286,6 +287,33 @@ class Mailbox:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def put_blocking(self, item: Item, timeout: float | None) -> bool:
+        """`put` from a plain thread with no event loop, blocking it while it waits.
+
+        The same protocol as `put` (a `_Handoff` whose `done` the thread blocks
+        on), and the same outcomes. When this returns, the item is in the
+        mailbox or refused, so whatever the thread sends next comes after it.
+        """
+        if self.offer(item):
+            return True
+        if self.policy is not BLOCK or self.closed:
+            return self.put_nowait(item)
+        done = ThreadFuture()
+        handoff = _Handoff(item, done)  # type: ignore[arg-type] # it quacks like a future
+        putters = self._putter_queue()
+        putters.append(handoff)
+        if not self._check_in(putters, handoff):
+            self._reject(item, "stopped")
+            return False
+        try:
+            return bool(done.result(timeout))
+        except concurrent.futures.TimeoutError:
+            if _take_back(putters, handoff):
+                raise AskTimeout(f"no mailbox space at {self.path} within {timeout}s") from None
+        # The consumer (or `close`) dequeued it just now; it settles `done` in
+        # the same synchronous step, so this wait ends at once.
+        return bool(done.result())
 
     def _check_in(self, putters: deque[_Handoff], handoff: _Handoff) -> bool:
         """After a sender queued `handoff`: False if it must give up at once."""

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import time
 from abc import ABC, abstractmethod
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
 
 from ..errors import ActorStopped, AskTimeout, MailboxFull, MyceliumError
 from .mailbox import tell as mailbox_tell
 from .messages import ProxyCall
+from .replies import ThreadFuture
 
 if TYPE_CHECKING:
     from .actor import Actor
@@ -208,7 +210,8 @@ class LocalActorRef(ActorRef[A]):
         message was refused or dropped; `ActorStopped` if the actor is stopped
         or stops for good before replying; `UnhandledMessage` if nothing
         handles it. An actor asking itself from the handler that would wait
-        for the answer gets `MyceliumError` at once.
+        for the answer gets `MyceliumError` at once, and so does an ask that
+        closes a cycle of handlers waiting for each other (named in it).
         """
         if timeout is not None and (type(timeout) is not float or not 0.0 < timeout < _INF):
             check_timeout(timeout)
@@ -254,29 +257,49 @@ class LocalActorRef(ActorRef[A]):
     async def _ask_from_actor(
         self, current: tuple[Any, Any], message: Any, timeout: float | None
     ) -> Any:
-        """An ask made inside some actor's handler: refuse a self-deadlock, name cycles."""
+        """An ask made inside some actor's handler: refuse a self-deadlock and
+        an ask that closes a cycle of waiting handlers, naming it."""
         asker, invocation = current
         slot = self._slot
-        if asker is slot and invocation is not None and invocation is slot.handling:
-            raise MyceliumError(
-                f"{self.path} asked itself and waits for the answer; that would deadlock "
-                "(use tell, or pipe_to_self for work beside the mailbox)"
-            )
-        previous, asker.asking = asker.asking, slot
+        if invocation is not None and invocation is asker.handling:
+            if asker is slot:
+                raise MyceliumError(
+                    f"{self.path} asked itself and waits for the answer; that would deadlock "
+                    "(use tell, or pipe_to_self for work beside the mailbox)"
+                )
+            if slot.handling is not None and slot.asking:
+                cycle = _cycle_from(slot, asker)
+                if cycle is not None:
+                    raise MyceliumError(
+                        f"{asker.path} asked {self.path}, whose handler waits for {asker.path}: "
+                        f"an ask cycle ({' -> '.join(cycle)}) would deadlock"
+                    )
+        waits = asker.asking
+        if waits is None:
+            waits = asker.asking = []
+        entry = (invocation, slot)
+        waits.append(entry)
         try:
             return await self._ask(message, timeout)
         except AskTimeout as exc:
+            # A cycle closed by asks on two threads at once is seen by neither check.
             cycle = _cycle_from(slot, asker)
             if cycle is None:
                 raise
             raise AskTimeout(f"{exc} (an ask cycle: {' -> '.join(cycle)})") from None
         finally:
-            asker.asking = previous
+            for i, waiting in enumerate(waits):
+                if waiting is entry:  # by identity: comparing would compare messages
+                    del waits[i]
+                    break
 
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
         """`ask` from a plain thread that runs no event loop (pykka's `ask().get()`).
 
-        Raises `MyceliumError` when called on the loop that runs the actor.
+        The message is enqueued from the calling thread before this waits, so
+        a `tell_nowait` the same thread makes next comes after it, even if
+        this ask times out. Raises `MyceliumError` when called on the loop
+        that runs the actor.
         """
         check_timeout(timeout)
         loop = self.mailbox.loop
@@ -291,11 +314,21 @@ class LocalActorRef(ActorRef[A]):
             )
         if loop is None or loop.is_closed() or not loop.is_running():
             raise ActorStopped(f"{self.path}: its event loop is not running")
-        cf = asyncio.run_coroutine_threadsafe(self._ask(message, timeout), loop)
+        reply = ThreadFuture()  # completed by whichever thread answers, directly
+        item = (message, cast("asyncio.Future[Any]", reply))
+        mb = self.mailbox
+        left = timeout
+        if not mb.offer(item):
+            started = time.monotonic()
+            mb.put_blocking(item, timeout)  # a refusal (stopped, dropped) fails `reply`
+            if timeout is not None:
+                left = max(0.0, timeout - (time.monotonic() - started))
         try:
-            return cf.result(None if timeout is None else timeout + 1.0)
+            return reply.result(left)
         except concurrent.futures.TimeoutError:
-            cf.cancel()
+            # A TimeoutError from the handler, or an answer just now: not ours to replace.
+            if not reply.cancel():  # once cancelled, a late answer is dropped
+                return reply.result()
             raise AskTimeout(f"ask to {self.path} got no reply within {timeout}s") from None
 
     def proxy(self, timeout: float | None = 5.0) -> Any:
@@ -313,17 +346,24 @@ class LocalActorRef(ActorRef[A]):
 
 
 def _cycle_from(target: Any, asker: Any) -> list[str] | None:
-    """The paths of an ask cycle asker -> target -> ... -> asker, if the chain closes."""
-    chain = [asker.path]
-    slot = target
+    """The paths of a cycle asker -> target -> ... -> asker of handlers that
+    each await an ask of the next, if there is one (depth first)."""
     seen = {id(asker)}
-    while slot is not None and id(slot) not in seen:
-        chain.append(slot.path)
+    stack = [(target, [asker.path, target.path])]
+    while stack:
+        slot, chain = stack.pop()
+        if id(slot) in seen:
+            continue
         seen.add(id(slot))
-        slot = slot.asking
-    if slot is asker:
-        chain.append(asker.path)
-        return chain
+        handling = slot.handling
+        if handling is None or not slot.asking:
+            continue
+        for invocation, awaited in tuple(slot.asking):  # a copy: other threads may ask
+            if invocation is not handling:
+                continue  # asked by a handler that has returned (a task it left behind)
+            if awaited is asker:
+                return [*chain, asker.path]
+            stack.append((awaited, [*chain, awaited.path]))
     return None
 
 

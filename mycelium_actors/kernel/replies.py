@@ -14,6 +14,8 @@ waiting on it right away instead of one loop pass later.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import contextvars
 import threading
 import weakref
@@ -41,6 +43,28 @@ def settle(fut: asyncio.Future[Any], result: Any = None, exc: BaseException | No
                 fut.set_exception(exc)
     else:
         outbox_of(loop).post(fut, result, exc)
+
+
+class ThreadFuture(concurrent.futures.Future[Any]):
+    """A reply (or an admission) that a plain thread blocks on, with no loop of
+    its own: any thread may complete it directly, so `get_loop()` names the
+    loop of whoever asks (every completer then takes its direct path, and
+    `settle` needs no outbox for it). Completing it once it is done (its
+    waiter gave up) is a no-op, as with `settle`."""
+
+    def get_loop(self) -> asyncio.AbstractEventLoop | None:
+        try:
+            return _get_running_loop()
+        except RuntimeError:
+            return None
+
+    def set_result(self, result: Any) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            super().set_result(result)
+
+    def set_exception(self, exception: BaseException | None) -> None:
+        with contextlib.suppress(concurrent.futures.InvalidStateError):
+            super().set_exception(exception)
 
 
 class _StandInLoop:

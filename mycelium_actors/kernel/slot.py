@@ -145,7 +145,8 @@ class Slot:
         self.children: list[Slot] = _NO_CHILDREN  # appended to only through `adopt`
         self.watchers: list[Watcher] = _NO_WATCHERS
         self.handling: Any = None  # the async handler or hook running now (self-ask check)
-        self.asking: Slot | None = None  # whom the running handler awaits an ask of
+        # The asks its handlers await: (invocation, target) pairs (ask cycles).
+        self.asking: list[tuple[Any, Slot]] | None = None
         self._done: asyncio.Future[Exit] | None = None
         self.generation = 0
         self._driven = False
@@ -251,7 +252,11 @@ class Slot:
         self.status = "running"
         self.system.log_event("actor.started", self.path)
         self._start_finished(None)
-        server = Server(self, instance, done, contextvars.copy_context(), loop)
+        context = contextvars.copy_context()
+        if context.get(serving) is not None:
+            # Started from another actor's handler: what this one runs is not that handler's.
+            context.run(serving.set, None)
+        server = Server(self, instance, done, context, loop)
         self.server = server
         server.begin()
 
@@ -524,6 +529,11 @@ class Slot:
         if timeout != 0:
             self.mailbox.put_system(signal)
             await asyncio.sleep(0)  # an idle actor ends within one loop turn: skip the timer
+        return await self._await_end(done, timeout)
+
+    async def _await_end(self, done: asyncio.Future[Exit], timeout: float | None) -> Exit:
+        """The signal is sent: wait `timeout` for the end, then cancel, then abandon."""
+        if timeout != 0:
             if done.done() or await wait_done(self.system.clock, done, timeout):
                 return exit_of(done)
         self.cancel_task()
@@ -536,17 +546,40 @@ class Slot:
         return KILLED
 
     async def stop_for_good(self, drain: bool = True) -> None:
-        """Stop gracefully and never restart: drain queued messages, run `on_stop`."""
-        if self._final is not None:
-            await asyncio.shield(self._final)
+        """Stop gracefully and never restart: drain queued messages, run `on_stop`.
+
+        A stop, once begun, completes whatever happens to its caller: if the
+        caller is cancelled, the rest of the stop runs in the background (its
+        bounds start again from there), and every later stop waits for it.
+        """
+        final = self._final
+        if final is not None:
+            await asyncio.shield(final)
             return
-        self._final = asyncio.get_running_loop().create_future()
+        final = self._final = asyncio.get_running_loop().create_future()
         try:
             self.mailbox.close()
             exit = await self.stop_incarnation(STOP_DRAIN if drain else STOP_NOW, self.shutdown)
             self.finalize(exit)
+        except asyncio.CancelledError:
+            self.system.run_in_background(self._finish_stop(final))
+            raise
+        except BaseException:
+            final.set_result(None)
+            raise
+        final.set_result(None)
+
+    async def _finish_stop(self, final: asyncio.Future[None]) -> None:
+        """The rest of a stop whose caller was cancelled (the signal is sent)."""
+        try:
+            done = self._done
+            if done is None or done.done():
+                exit = exit_of(done) if done is not None else SHUTDOWN
+            else:
+                exit = await self._await_end(done, self.shutdown)
+            self.finalize(exit)
         finally:
-            self._final.set_result(None)
+            final.set_result(None)
 
     async def abort_start(self, exc: BaseException) -> None:
         """A start failed or was cancelled: let the incarnation finish its cleanup

@@ -392,8 +392,9 @@ class ActorSystem:
 
     async def stop_slot(self, slot: Slot) -> None:
         """`ref.stop()`: stop `slot` for good, through its supervisor if it has one."""
-        if slot.in_own_task():
-            # An actor stopping itself through its ref: it cannot wait for itself.
+        if slot.in_own_task() or slot.ref.owns_current_task():
+            # An actor stopping itself through its ref (from its handler, or a
+            # task the handler awaits: gather, wait_for): it cannot wait for itself.
             coro = self._stop_from_outside_task(slot)
             if self._loop is None or asyncio.get_running_loop() is self._loop:
                 self.run_in_background(coro)

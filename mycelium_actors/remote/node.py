@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Coroutine
 from typing import Any
 
-from ..errors import ActorStopped, MyceliumError, SerializationError, TransportError
+from ..errors import ActorStopped, AskTimeout, MyceliumError, SerializationError, TransportError
 from ..kernel.ref import ActorRef, LocalActorRef, check_timeout
 from ..kernel.seams import NodeInfo, NodeOptions, set_node_factory
 from ..kernel.system import ActorSystem
@@ -379,7 +379,12 @@ class NetworkNode:
             coro.close()
             raise ActorStopped("the system's event loop is not running")
         future = asyncio.run_coroutine_threadsafe(coro, loop)
-        return future.result(None if timeout is None else timeout + 1.0)
+        try:
+            return future.result(timeout)  # the ask's own timeout, not a second later
+        except TimeoutError:  # concurrent.futures.TimeoutError, since 3.11
+            if not future.cancel():  # done: the ask's own outcome (its AskTimeout, ...)
+                return future.result()
+            raise AskTimeout(f"no reply within {timeout}s") from None
 
 
 class _SerializingRef(LocalActorRef[Any]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from mycelium_actors import (
     ActorRef,
     ActorStopped,
     ActorSystem,
+    AskTimeout,
     MailboxFull,
     MyceliumError,
     RemoteError,
@@ -46,6 +48,40 @@ async def test_tell_and_ask_cross_in_order(client, server) -> None:
 async def test_ask_blocking_from_a_plain_thread(client, server) -> None:
     ref = await counter_of(client, server)
     assert await asyncio.to_thread(ref.ask_blocking, Echo("from a thread")) == "from a thread"
+
+
+class Hogger(Actor):
+    """Blocks its loop (the test's, which both nodes share) until `release` is set."""
+
+    @handler
+    def hog(self, msg: tuple) -> None:  # type: ignore[type-arg]
+        entered, release = msg
+        entered.set()
+        release.wait(10)
+
+
+async def test_ask_blocking_times_out_on_time_while_the_loop_is_busy(client, server) -> None:
+    """Issue 18, defect 6: `run_blocking` waited 1 s past the timeout, then raised a
+    bare TimeoutError."""
+    ref = await counter_of(client, server)
+    hogger = await client.spawn(Hogger)
+    entered, release = threading.Event(), threading.Event()
+
+    def one_thread() -> tuple[BaseException | None, float]:
+        assert entered.wait(5)
+        started = time.monotonic()
+        try:
+            ref.ask_blocking(Echo("late"), timeout=0.2)
+        except BaseException as exc:
+            return exc, time.monotonic() - started
+        finally:
+            release.set()
+        return None, time.monotonic() - started
+
+    await hogger.tell((entered, release))
+    error, waited = await asyncio.to_thread(one_thread)
+    assert isinstance(error, AskTimeout)
+    assert waited < 5 * 0.2
 
 
 async def test_a_ref_names_its_actor_and_equals_any_other_ref_to_it(client, server) -> None:
