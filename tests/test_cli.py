@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from certs import Certs
 
 CLI = Path(sys.executable).parent / "mycelium-actors"
 APPS = Path(__file__).parent / "cli_apps"
@@ -323,6 +324,95 @@ def test_a_node_with_a_secret_shows_its_tree_only_to_those_who_know_it(
     [line] = refused.stderr.splitlines()
     assert line.startswith("error: ") and says in line
     assert refused.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def pem(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """trustme PEM files: ca, node-cert/-key (127.0.0.1), client-cert/-key, and
+    other-ca (a CA that signed neither)."""
+    folder = tmp_path_factory.mktemp("certs")
+    files = {name: str(path) for name, path in Certs().write(folder).items()}
+    files["other-ca"] = str(Certs().write(tmp_path_factory.mktemp("other"))["ca"])
+    return files
+
+
+def tls_args(pem: dict[str, str], *pairs: str) -> list[str]:
+    """`--tls-cert node-cert ...` from "cert=node-cert" pairs."""
+    return [
+        arg for pair in pairs for arg in (f"--tls-{pair.split('=')[0]}", pem[pair.split("=")[1]])
+    ]
+
+
+@pytest.mark.parametrize(
+    "status_tls, says",
+    [
+        (["ca=ca"], None),
+        ([], "closed by the peer before it sent anything"),
+        (["ca=other-ca"], "certificate was refused"),
+    ],
+    ids=["our CA", "no TLS", "another CA"],
+)
+def test_a_tls_node_shows_its_tree_to_a_status_that_trusts_its_ca(
+    start: Start, pem: dict[str, str], status_tls: list[str], says: str | None
+) -> None:
+    cli = start(
+        "trees:tree",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        *tls_args(pem, "cert=node-cert", "key=node-key"),
+    )
+    result = invoke("status", listening_at(cli), *tls_args(pem, *status_tls))
+    if says is None:
+        assert result.returncode == 0, result.stderr
+        assert "/app/first" in result.stdout
+    else:
+        assert result.returncode == 1
+        [line] = result.stderr.splitlines()
+        assert line.startswith("error: cannot connect to tcp://") and says in line
+
+
+@pytest.mark.parametrize("with_cert", [True, False], ids=["client cert", "none"])
+def test_mutual_tls_lets_in_a_status_with_a_client_certificate(
+    start: Start, pem: dict[str, str], with_cert: bool
+) -> None:
+    node = ("cert=node-cert", "key=node-key", "ca=ca", "client-ca=ca")
+    cli = start("trees:tree", "--listen", "tcp://127.0.0.1:0", *tls_args(pem, *node))
+    mine = ("cert=client-cert", "key=client-key") if with_cert else ()
+    result = invoke("status", listening_at(cli), *tls_args(pem, "ca=ca", *mine))
+    assert result.returncode == (0 if with_cert else 1), result.stderr
+    if not with_cert:
+        assert "client certificate" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command, pairs, says",
+    [
+        (["run", "trees:tree"], ["key=node-key"], "--tls-key needs --tls-cert"),
+        (["run", "trees:tree"], ["client-ca=ca"], "--tls-client-ca needs --tls-cert"),
+        (["status", "tcp://127.0.0.1:1"], ["cert=missing"], "--tls-cert"),
+        (["run", "trees:tree"], ["cert=ca"], "--tls-cert"),  # a CA certificate has no key
+        (["status", "tcp://127.0.0.1:1"], ["ca=node-key"], "--tls-ca"),  # not a certificate
+    ],
+    ids=["key alone", "client CA alone", "a missing file", "no key", "not a certificate"],
+)
+def test_certificate_options_that_do_not_load_exit_2_with_one_line(
+    pem: dict[str, str], tmp_path: Path, command: list[str], pairs: list[str], says: str
+) -> None:
+    files = pem | {"missing": str(tmp_path / "missing.pem")}
+    result = invoke(*command, *tls_args(files, *pairs))
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith("error: ") and says in line
+
+
+def test_tls_on_a_unix_socket_exits_1_with_one_line(pem: dict[str, str], tmp_path: Path) -> None:
+    listen = f"unix://{tmp_path}/node.sock"
+    result = invoke(
+        "run", "trees:tree", "--listen", listen, *tls_args(pem, "cert=node-cert", "key=node-key")
+    )
+    assert result.returncode == 1
+    [line] = error_lines(result.stderr)
+    assert "TLS is for tcp://" in line
 
 
 @pytest.fixture

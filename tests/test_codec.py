@@ -17,6 +17,7 @@ from contracts.bank import Deposit, Transfer
 from contracts.market import Approved, Logon, OrderRequest, Tick
 from mycelium_actors import ActorRef, SerializationError
 from mycelium_actors.wire.codec import Codec, RefHook
+from mycelium_actors.wire.registry import wire_id
 
 EVOLVING_ID = 2_000_000  # never registered: each codec below holds one version
 
@@ -136,6 +137,26 @@ def test_encoding_refuses_wrongly_typed_fields_at_the_sender(
 ) -> None:
     with pytest.raises(SerializationError, match=complaint):
         codec.encode(msg)
+
+
+@pytest.mark.parametrize("msg", SAMPLES, ids=lambda m: type(m).__name__)
+def test_the_hot_path_writes_the_documented_bytes(msg: object) -> None:
+    """The per-type encoder (codec.py `fast_encoder`) changes no byte: a 4-byte
+    big-endian wire id, then msgspec's MessagePack of the instance."""
+    wire = wire_id(type(msg))
+    assert wire is not None
+    expected = wire.to_bytes(4, "big") + msgspec.msgpack.Encoder(enc_hook=REFS.encode).encode(msg)
+    codec = Codec(refs=REFS)
+    assert codec.encode(msg) == codec.encode(msg) == expected  # first through the general path
+
+
+def test_a_known_type_is_still_checked_on_the_hot_path() -> None:
+    codec = Codec()
+    codec.encode(Tick(seq=1, symbol="X", price=1.5))  # the type is known now
+    with pytest.raises(SerializationError, match=r"Tick\.seq: expected int, got bool"):
+        codec.encode(Tick(seq=True, symbol="X", price=1.5))
+    with pytest.raises(SerializationError, match=r"Tick\.price: expected float, got str"):
+        codec.encode(Tick(seq=1, symbol="X", price="1.5"))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("value", [5, "text", AccountV1("x"), ORDER.__dict__ if False else {}])

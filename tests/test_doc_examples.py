@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from certs import Certs
 from click.testing import CliRunner
 
 from examples.docs import (
@@ -444,6 +445,16 @@ async def test_remote_secrets() -> None:
         "None": "refused: a secret is required",
         "wrong": "it did not prove the shared secret",
         "s3cret": "in",
+    }
+
+
+async def test_remote_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    pem = Certs().write(tmp_path)
+    assert await remote_tour.tls(str(pem["node-cert"]), str(pem["node-key"]), str(pem["ca"])) == {
+        "tls": "sealed",
+        "plaintext": "the connection closed during the handshake: closed by the peer before "
+        "it sent anything (a node that listens with TLS closes a plaintext connection so: "
+        "connect with ssl=)",
     }
 
 

@@ -7,6 +7,7 @@ systems; what they return is what the page says happens.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -116,6 +117,32 @@ async def secrets() -> dict[str, str]:
     return outcome
 
 
+def tls_contexts(cert: str, key: str, ca: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A node's two contexts, from PEM files: one to listen, one to connect."""
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)  # PROTOCOL_TLS_SERVER
+    server.load_cert_chain(cert, key)
+    server.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: a peer shows a certificate too
+    server.load_verify_locations(ca)  # ... signed by our CA
+    client = ssl.create_default_context(cafile=ca)  # PROTOCOL_TLS_CLIENT: checks the host
+    client.load_cert_chain(cert, key)  # shown to a node that asks for one
+    return server, client
+
+
+async def tls(cert: str, key: str, ca: str) -> dict[str, str]:
+    outcome = {}
+    contexts = tls_contexts(cert, key, ca)
+    async with ActorSystem("b", listen="tcp://127.0.0.1:0", ssl=contexts, secret="s3cret") as b:
+        await b.start(tree)
+        url = f"{b.address}/root/counter"
+        for name, given in (("tls", contexts), ("plaintext", None)):
+            async with ActorSystem("a", ssl=given, secret="s3cret") as a:
+                try:
+                    outcome[name] = await (await a.remote(url)).ask(Echo(text="sealed"))
+                except TransportError as exc:
+                    outcome[name] = str(exc).removeprefix(f"cannot connect to {b.address}: ")
+    return outcome
+
+
 class Watcher(Actor):
     """Watches a remote ref and keeps what it is told."""
 
@@ -195,6 +222,17 @@ async def serialize_local() -> str:
 async def main() -> None:
     for tour in (basics, secrets, node_loss, cluster, serialize_local):
         print(tour.__name__, await tour())
+    import trustme  # throwaway certificates for 127.0.0.1 (pip install trustme)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1")
+        files = [f"{tmp}/{name}.pem" for name in ("cert", "key", "ca")]
+        for pem, path in zip(
+            (issued.cert_chain_pems[0], issued.private_key_pem, ca.cert_pem), files, strict=True
+        ):
+            pem.write_to_path(path)
+        print("tls", await tls(*files))
 
 
 if __name__ == "__main__":

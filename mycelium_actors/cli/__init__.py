@@ -27,6 +27,7 @@ from .run import (
     run_tree,
     run_until_done,
 )
+from .tls import cert_options, tls_contexts
 
 
 def _positive_seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> Any:
@@ -75,6 +76,7 @@ _secret_env = click.option(
     help="Listen for other nodes at URL (tcp://host:port, unix:///path/x.sock).",
 )
 @_secret_env
+@cert_options(serving=True)
 def run(
     target: str,
     factory: bool,
@@ -84,22 +86,35 @@ def run(
     status_every: float | None,
     listen: str | None,
     secret_env: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_ca: str | None,
+    tls_client_ca: str | None,
 ) -> None:
     """Start the tree TARGET (module:attr) and run it until SIGINT or SIGTERM."""
     tree = load_tree(target, factory, app_dir)
     secret = read_secret(secret_env)
+    ssl = tls_contexts(tls_cert, tls_key, tls_ca, tls_client_ca, serving=True)
     configure_logging(log_format, log_level)
-    raise SystemExit(run_until_done(run_tree(tree, status_every, listen, secret)))
+    raise SystemExit(run_until_done(run_tree(tree, status_every, listen, secret, ssl)))
 
 
 @main.command()
 @click.argument("url")
 @_secret_env
-def status(url: str, secret_env: str | None) -> None:
+@cert_options(serving=False)
+def status(
+    url: str,
+    secret_env: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_ca: str | None,
+) -> None:
     """Print the live tree of the node listening at URL."""
     secret = read_secret(secret_env)
+    ssl = tls_contexts(tls_cert, tls_key, tls_ca, serving=False)
     try:
-        drawing = asyncio.run(live_tree(url, secret))
+        drawing = asyncio.run(live_tree(url, secret, ssl))
     except (MyceliumError, TimeoutError, ValueError) as exc:
         fail(str(exc) or f"{url} did not answer in time", code=1)
     click.echo(drawing)

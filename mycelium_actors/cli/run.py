@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl as _ssl
 import sys
 import traceback
 from collections.abc import Callable, Coroutine
@@ -94,12 +95,13 @@ async def run_tree(
     status_every: float | None,
     listen: str | None = None,
     secret: str | None = None,
+    ssl: tuple[_ssl.SSLContext, ...] | None = None,
 ) -> int:
     """Bind (with `listen`), start `tree`, serve until a signal or a give-up; the exit status."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
-    system = ActorSystem(tree.name, listen=listen, secret=secret)
+    system = ActorSystem(tree.name, listen=listen, secret=secret, ssl=ssl)
 
     def on_signal() -> None:
         nonlocal signals
@@ -169,10 +171,12 @@ async def _serve(
     return 0
 
 
-async def live_tree(url: str, secret: str | None) -> str:
+async def live_tree(
+    url: str, secret: str | None, ssl: tuple[_ssl.SSLContext, ...] | None = None
+) -> str:
     """The live tree of the node at `url`, drawn as SIGUSR1 draws it; `MyceliumError`
     (or `TimeoutError`) when it cannot be read."""
-    async with ActorSystem("status", secret=secret) as system:
+    async with ActorSystem("status", secret=secret, ssl=ssl) as system:
         return render_live_tree(await system.remote_tree(url))
 
 

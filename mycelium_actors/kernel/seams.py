@@ -7,7 +7,8 @@ imports it), and a supervision tree spec is anything with `start_root`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import ssl as _ssl
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -49,6 +50,55 @@ class NodeOptions:
     heartbeat_timeout: float
     max_frame: int
     serialize_local: bool
+    ssl_server: _ssl.SSLContext | None = None  # tcp:// listening (ActorSystem(ssl=...))
+    ssl_client: _ssl.SSLContext | None = None  # tcp:// connecting
+
+
+#: What `ActorSystem(ssl=...)` takes: one context, or a server and a client one.
+SslArgument = _ssl.SSLContext | Iterable[_ssl.SSLContext] | None
+
+
+def tls_contexts(ssl: SslArgument) -> tuple[_ssl.SSLContext | None, _ssl.SSLContext | None]:
+    """(server context, client context) of `ActorSystem(ssl=...)`.
+
+    Each context's role is its protocol: `PROTOCOL_TLS_SERVER` (what
+    `ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)` makes) serves
+    listening, `PROTOCOL_TLS_CLIENT` (`Purpose.SERVER_AUTH`, the default)
+    connecting. Raises TypeError for anything but contexts, ValueError for a
+    context of another protocol (`PROTOCOL_TLS` would serve both roles: it is
+    deprecated) or two of one role.
+    """
+    if ssl is None:
+        return None, None
+    given = [ssl] if isinstance(ssl, _ssl.SSLContext) else _listed(ssl)
+    roles: dict[int, _ssl.SSLContext] = {}
+    for context in given:
+        if not isinstance(context, _ssl.SSLContext):
+            raise TypeError(f"ssl takes ssl.SSLContext objects, not {context!r}")
+        if context.protocol not in (_ssl.PROTOCOL_TLS_SERVER, _ssl.PROTOCOL_TLS_CLIENT):
+            raise ValueError(
+                f"an ssl context of {context.protocol.name} has no single role: make the "
+                "server one with ssl.create_default_context(ssl.Purpose.CLIENT_AUTH) "
+                "(PROTOCOL_TLS_SERVER) and the client one with "
+                "ssl.create_default_context() (PROTOCOL_TLS_CLIENT)"
+            )
+        if context.protocol in roles:
+            raise ValueError(f"ssl was given two {context.protocol.name} contexts")
+        roles[context.protocol] = context
+    return roles.get(_ssl.PROTOCOL_TLS_SERVER), roles.get(_ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _listed(ssl: object) -> list[object]:
+    if isinstance(ssl, str | bytes) or not isinstance(ssl, Iterable):
+        raise TypeError(
+            f"ssl takes an ssl.SSLContext or a (server, client) pair of them, not {ssl!r}"
+        )
+    given = list(ssl)
+    if not 1 <= len(given) <= 2:
+        raise ValueError(
+            f"ssl takes one or two contexts (a server and a client one), not {len(given)}"
+        )
+    return given
 
 
 class Node(Protocol):

@@ -23,7 +23,16 @@ from .actor import Actor
 from .clock import Clock
 from .executor import DEFAULT_EXECUTOR
 from .ref import LocalActorRef, check_timeout
-from .seams import DEFAULT_MAX_FRAME, Node, NodeInfo, NodeOptions, Tree, new_node
+from .seams import (
+    DEFAULT_MAX_FRAME,
+    Node,
+    NodeInfo,
+    NodeOptions,
+    SslArgument,
+    Tree,
+    new_node,
+    tls_contexts,
+)
 from .slot import Slot
 
 if TYPE_CHECKING:
@@ -66,6 +75,7 @@ class ActorSystem:
         heartbeat_timeout: float = 5.0,
         max_frame: int = DEFAULT_MAX_FRAME,
         serialize_local: bool = False,
+        ssl: SslArgument = None,
     ) -> None:
         if listen is not None and not isinstance(listen, str):
             raise TypeError(f"listen must be a URL string or None, not {listen!r}")
@@ -81,9 +91,16 @@ class ActorSystem:
             )
         if isinstance(max_frame, bool) or not isinstance(max_frame, int) or max_frame < 1024:
             raise ValueError(f"max_frame must be an int of at least 1024 bytes, not {max_frame!r}")
+        ssl_server, ssl_client = tls_contexts(ssl)
         self.name = name
         self._options = NodeOptions(
-            listen, secret, float(heartbeat_timeout), max_frame, bool(serialize_local)
+            listen,
+            secret,
+            float(heartbeat_timeout),
+            max_frame,
+            bool(serialize_local),
+            ssl_server,
+            ssl_client,
         )
         self._node: Node | None = None
         self.clock = clock if clock is not None else Clock()

@@ -41,6 +41,7 @@ class Link:
         self.conn = conn
         self.frames: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.peer: Peer | None = None
+        self.lost_reason: str | None = None  # why the connection closed, if it did
 
     def frame_received(self, frame: bytes) -> None:
         self.frames.put_nowait(frame)
@@ -49,6 +50,7 @@ class Link:
         pass
 
     def connection_lost(self, reason: str | None) -> None:
+        self.lost_reason = reason
         self.frames.put_nowait(None)
 
     def protect(self, send_key: bytes, receive_key: bytes) -> None:
@@ -89,7 +91,8 @@ class Link:
         except TimeoutError:
             raise TransportError(f"no handshake within {timeout}s") from None
         if frame is None:
-            raise TransportError("the connection closed during the handshake")
+            why = f": {self.lost_reason}" if self.lost_reason else ""
+            raise TransportError(f"the connection closed during the handshake{why}")
         return frame
 
 

@@ -66,8 +66,9 @@ class NetworkNode:
                 url = f"{url.rstrip('/')}/{self.system.name}"
             if split_url(url)[1] not in ("", "/"):
                 raise ValueError(f"listen takes a node URL without an actor path: {url!r}")
+            tls = {"ssl": self.options.ssl_server} if self.options.ssl_server is not None else {}
             self._listener = await transport_for(url).listen(
-                url, self._accept, max_frame=self.options.max_frame
+                url, self._accept, max_frame=self.options.max_frame, **tls
             )
             limit = self._listener.frame_limit  # the adapter may carry less (NATS)
             if limit is not None and limit < self.max_frame:
@@ -165,7 +166,8 @@ class NetworkNode:
             raise TransportError("this node is shutting down")
         url = peer.address
         assert url is not None
-        conn = await transport_for(url).connect(url, max_frame=self.options.max_frame)
+        tls = {"ssl": self.options.ssl_client} if self.options.ssl_client is not None else {}
+        conn = await transport_for(url).connect(url, max_frame=self.options.max_frame, **tls)
         link = Link(conn)
         conn.start(link)
         try:

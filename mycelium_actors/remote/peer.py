@@ -92,6 +92,7 @@ class Peer:
         # path -> (the mailbox's offer, the ref, whether its wake-up waits for the read's end)
         self._targets: dict[str, tuple[Any, LocalActorRef[Any], bool]] = {}
         self._decode = node.codec.decode
+        self._encode = node.codec.encode
         self._wake: list[LocalActorRef[Any]] = []  # to serve at the end of this read
         self._refs: dict[str, RemoteActorRef] = {}
 
@@ -225,13 +226,16 @@ class Peer:
 
     async def tell(self, path: str, head: bytes, message: Any) -> None:
         """The hot path of a remote tell: encode, take a credit, write."""
-        frame = head + self.node.codec.encode(message)
-        if len(frame) > self.node.max_frame:
-            self.node.too_large(frame, message)
+        frame = head + self._encode(message)
+        node = self.node
+        if len(frame) > node.max_frame:
+            node.too_large(frame, message)
         conn = self.conn
         if conn is None or conn.closed:
             await self.ensure_up()
-        inflight = self._inflight_to(path)
+        inflight = self._inflight.get(path)
+        if inflight is None:
+            inflight = self._inflight_to(path)
         if len(inflight) >= WINDOW or path in self._credit_waiters:
             await self._wait_for_room(path)
         conn = self.conn
@@ -346,18 +350,19 @@ class Peer:
             self.lost(f"protocol error: {reason}", close=True)
 
     def frames_done(self) -> None:
-        """After a read: the actors that got messages serve now, in this loop pass,
-        and credit goes back where a batch of it is due."""
-        wake = self._wake
-        if wake:
-            for ref in wake:
-                ref.wake_now()
-            wake.clear()
+        """After a read: credit goes back where a batch of it is due, then the
+        actors that got messages serve now, in this loop pass (credit first, so
+        the sender's next batch is on its way while they serve)."""
         owed = self._owed
         if owed and self.up:
             due = [path for path, n in owed.items() if n >= CREDIT_BATCH]
             for path in due:
                 self.send(wire.control(wire.CREDIT, path, owed.pop(path)), urgent=True)
+        wake = self._wake
+        if wake:
+            for ref in wake:
+                ref.wake_now()
+            wake.clear()
 
     def flush_credit(self) -> None:
         """Return all credit owed (the heartbeat does, so none is held back long)."""

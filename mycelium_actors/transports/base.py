@@ -8,10 +8,20 @@ scheme only and never import one.
 Exceptions: every method raises `TransportError` (from `errors`) for anything
 that goes wrong with the network, with the adapter's own exception as
 `__cause__`.
+
+TLS: `connect` and `listen` take `ssl=`, an `ssl.SSLContext` (a client one to
+connect, a server one to listen). The node passes it only when the system has
+a context for that side, so an adapter written before the keyword keeps
+working for nodes without TLS. An adapter that does not encrypt with it says
+so: `listen` raises `TransportError` (a node must not believe it serves TLS
+when it does not), `connect` ignores it where the link is protected another
+way (a unix socket file of mode 0600, one process's memory, the NATS server's
+own TLS), since the node at the other end cannot speak TLS there either.
 """
 
 from __future__ import annotations
 
+import ssl as _ssl
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Protocol
@@ -32,6 +42,11 @@ def check_max_frame(max_frame: int) -> None:
 
 def oversize(size: int, max_frame: int) -> str:
     return f"frame of {size} bytes exceeds the maximum {max_frame}"
+
+
+def no_tls(node_url: str, instead: str) -> str:
+    """What `listen(..., ssl=...)` says on an adapter without TLS."""
+    return f"cannot listen at {node_url} with ssl=: TLS is for tcp:// ({instead})"
 
 
 class FrameSink(Protocol):
@@ -116,14 +131,29 @@ class Transport(ABC):
     """Connects and listens for one URL scheme."""
 
     @abstractmethod
-    async def connect(self, node_url: str, *, max_frame: int) -> Connection:
-        """Open a connection to the node at `node_url`; raises `TransportError`."""
+    async def connect(
+        self, node_url: str, *, max_frame: int, ssl: _ssl.SSLContext | None = None
+    ) -> Connection:
+        """Open a connection to the node at `node_url`; raises `TransportError`.
+
+        With `ssl` (a client context), over TLS where the adapter offers it (see
+        the module docstring for one that does not).
+        """
 
     @abstractmethod
     async def listen(
-        self, node_url: str, accept: Callable[[Connection], None], *, max_frame: int
+        self,
+        node_url: str,
+        accept: Callable[[Connection], None],
+        *,
+        max_frame: int,
+        ssl: _ssl.SSLContext | None = None,
     ) -> Listener:
-        """Listen at `node_url`; `accept` gets each new connection (not started yet)."""
+        """Listen at `node_url`; `accept` gets each new connection (not started yet).
+
+        With `ssl` (a server context), every connection is TLS and a peer that does
+        not speak it is closed; an adapter without TLS raises `TransportError`.
+        """
 
     @abstractmethod
     def split(self, url: str) -> tuple[str, str]:

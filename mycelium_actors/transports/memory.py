@@ -14,9 +14,18 @@ import asyncio
 import itertools
 from collections import deque
 from collections.abc import Callable
+from ssl import SSLContext
 
 from ..errors import TransportError
-from .base import Connection, FrameSink, Listener, Transport, check_max_frame, oversize
+from .base import (
+    Connection,
+    FrameSink,
+    Listener,
+    Transport,
+    check_max_frame,
+    no_tls,
+    oversize,
+)
 from .urls import split_simple
 
 
@@ -134,7 +143,10 @@ class MemoryTransport(Transport):
         self._table: dict[str, MemoryListener] = {}
         self._clients = itertools.count(1)
 
-    async def connect(self, node_url: str, *, max_frame: int) -> Connection:
+    async def connect(
+        self, node_url: str, *, max_frame: int, ssl: SSLContext | None = None
+    ) -> Connection:
+        """`ssl` is ignored: the frames never leave this process."""
         check_max_frame(max_frame)
         address = self._node(node_url)
         listener = self._table.get(address)
@@ -148,10 +160,18 @@ class MemoryTransport(Transport):
         return client
 
     async def listen(
-        self, node_url: str, accept: Callable[[Connection], None], *, max_frame: int
+        self,
+        node_url: str,
+        accept: Callable[[Connection], None],
+        *,
+        max_frame: int,
+        ssl: SSLContext | None = None,
     ) -> Listener:
+        """`ssl` is refused (`TransportError`): there is no TLS in memory."""
         check_max_frame(max_frame)
         address = self._node(node_url)
+        if ssl is not None:
+            raise TransportError(no_tls(address, "memory:// never leaves this process"))
         if address in self._table:
             raise TransportError(f"cannot listen at {address}: address in use")
         listener = self._table[address] = MemoryListener(address, accept, max_frame, self._table)

@@ -17,6 +17,15 @@ wait in a user-space queue and go out as one joined write, scheduled once
 answered by a reply costs no extra loop pass, and a frame waits at most one
 pass. Urgent frames are joined before the others. That queue is not bounded
 here: the node layer bounds what it sends with credits.
+
+TLS (`tcp://` with `ssl=`): asyncio's own TLS layer under the same Protocol;
+a connection reaches the node only once its TLS handshake has succeeded
+within `tls_handshake_timeout`. A plaintext peer of a TLS listener is closed
+by the TLS layer before it sent a byte of ours, so a plaintext client that
+sees its connection closed before anything arrived says that this may be why;
+a plaintext listener that reads a TLS record where a frame length was due
+says so too. `unix://` refuses `ssl=` to listen and ignores it to connect (a
+socket file of mode 0600 is its boundary).
 """
 
 from __future__ import annotations
@@ -24,27 +33,62 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl as _ssl
 import stat
 import sys
 from collections.abc import Callable
 
 from .. import logs
 from ..errors import TransportError
-from .base import PREFIX, Connection, FrameSink, Listener, Transport, check_max_frame, oversize
+from .base import (
+    PREFIX,
+    Connection,
+    FrameSink,
+    Listener,
+    Transport,
+    check_max_frame,
+    no_tls,
+    oversize,
+)
 from .urls import split_simple, split_unix, tcp_endpoint, tcp_url, unix_path
 
 # sun_path holds 108 bytes on Linux, 104 on the BSDs and macOS, with a final NUL.
 UNIX_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
 Accept = Callable[[Connection], None]
 
+#: How long a TLS handshake may take, on either side, before the connection is
+#: dropped (asyncio's default is 60 s).
+TLS_HANDSHAKE_TIMEOUT = 5.0
+#: The first byte of a TLS handshake record, where a plaintext frame's length was due.
+TLS_RECORD = 0x16
+#: A tcp client's reason when the peer closed before sending anything: without
+#: TLS, and with it (TLS 1.3 finishes the client's handshake before the server
+#: checks the client's certificate: a refusal arrives as a close).
+SILENT_CLOSE = (
+    "closed by the peer before it sent anything (a node that listens with TLS "
+    "closes a plaintext connection so: connect with ssl=)"
+)
+SILENT_TLS_CLOSE = (
+    "closed by the peer before it sent anything (a node with mutual TLS closes a "
+    "connection so when it does not accept the client certificate, or gets none)"
+)
+
 
 class StreamConnection(asyncio.Protocol, Connection):
     """One socket connection: an asyncio Protocol that is also our Connection."""
 
-    def __init__(self, max_frame: int, coalesce: bool, accept: Accept | None = None) -> None:
+    def __init__(
+        self,
+        max_frame: int,
+        coalesce: bool,
+        accept: Accept | None = None,
+        silent_close: str = "closed by the peer",
+    ) -> None:
         self._max_frame = max_frame
         self._coalesce = coalesce
         self._accept = accept
+        self._silent_close = silent_close  # the reason when the peer closed before a byte
+        self._heard = False  # a byte has arrived
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._sink: FrameSink | None = None
@@ -125,7 +169,7 @@ class StreamConnection(asyncio.Protocol, Connection):
             while end - pos >= PREFIX and not self._closed:
                 size = int.from_bytes(view[pos : pos + PREFIX], "big")
                 if size > self._max_frame:
-                    self._refuse(oversize(size, self._max_frame))
+                    self._refuse(self._oversize(size, pos))
                     break
                 stop = pos + PREFIX + size
                 if stop > end:
@@ -139,6 +183,7 @@ class StreamConnection(asyncio.Protocol, Connection):
             del buffer[:pos]
         elif pos < end:
             buffer += data[pos:]
+        self._heard = True
         if delivered:
             sink.frames_done()
 
@@ -163,7 +208,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         elif exc is not None:
             reason = f"connection lost: {exc}"
         else:
-            reason = "closed by the peer"
+            reason = "closed by the peer" if self._heard else self._silent_close
         self._lost = (reason,)
         if self._sink is not None:
             self._sink.connection_lost(reason)
@@ -184,6 +229,11 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._transport.write(b"".join(parts))
         self._urgent = []
         self._normal = []
+
+    def _oversize(self, size: int, pos: int) -> str:
+        if not self._heard and pos == 0 and size >> 24 == TLS_RECORD:
+            return "the peer speaks TLS: this node listens without ssl= (or it is not a node)"
+        return oversize(size, self._max_frame)
 
     def _refuse(self, reason: str) -> None:
         logs.get_logger().warning("transport.frame_refused", peer=self.peer, reason=reason)
@@ -243,28 +293,52 @@ class StreamTransport(Transport):
 
 
 class TcpTransport(StreamTransport):
-    """`tcp://host:port`, TCP_NODELAY on; a server without a host binds to loopback."""
+    """`tcp://host:port`, TCP_NODELAY on; a server without a host binds to loopback.
 
-    async def connect(self, node_url: str, *, max_frame: int) -> Connection:
+    With `ssl=`, TLS: a connection whose TLS handshake does not finish within
+    `tls_handshake_timeout` seconds is dropped (`connect` raises).
+    """
+
+    def __init__(
+        self, *, coalesce: bool = True, tls_handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT
+    ) -> None:
+        super().__init__(coalesce=coalesce)
+        self.tls_handshake_timeout = tls_handshake_timeout
+
+    async def connect(
+        self, node_url: str, *, max_frame: int, ssl: _ssl.SSLContext | None = None
+    ) -> Connection:
         check_max_frame(max_frame)
         host, port = tcp_endpoint(node_url, listening=False)
         node = tcp_url(host, port)
         loop = asyncio.get_running_loop()
+        silent = SILENT_CLOSE if ssl is None else SILENT_TLS_CLOSE
         try:
             _, connection = await loop.create_connection(
-                lambda: self._connection(max_frame), host, port
+                lambda: StreamConnection(max_frame, self.coalesce, None, silent),
+                host,
+                port,
+                ssl=ssl,
+                ssl_handshake_timeout=self._tls_timeout(ssl),
             )
         except OSError as exc:
-            raise TransportError(f"cannot connect to {node}: {_describe(exc)}") from exc
+            what = _describe_tls(exc) if ssl is not None else _describe(exc)
+            raise TransportError(f"cannot connect to {node}: {what}") from exc
         return self._result(connection, node)
 
-    async def listen(self, node_url: str, accept: Accept, *, max_frame: int) -> Listener:
+    async def listen(
+        self, node_url: str, accept: Accept, *, max_frame: int, ssl: _ssl.SSLContext | None = None
+    ) -> Listener:
         check_max_frame(max_frame)
         host, port = tcp_endpoint(node_url, listening=True)
         loop = asyncio.get_running_loop()
         try:
             server = await loop.create_server(
-                lambda: self._connection(max_frame, accept), host, port
+                lambda: self._connection(max_frame, accept),
+                host,
+                port,
+                ssl=ssl,
+                ssl_handshake_timeout=self._tls_timeout(ssl),
             )
         except OSError as exc:
             raise TransportError(
@@ -276,11 +350,17 @@ class TcpTransport(StreamTransport):
     def split(self, url: str) -> tuple[str, str]:
         return split_simple("tcp", url)
 
+    def _tls_timeout(self, ssl: _ssl.SSLContext | None) -> float | None:
+        return None if ssl is None else self.tls_handshake_timeout  # asyncio: only with ssl
+
 
 class UnixTransport(StreamTransport):
     """`unix:///path/node.sock`: socket files of mode 0600, stale ones replaced."""
 
-    async def connect(self, node_url: str, *, max_frame: int) -> Connection:
+    async def connect(
+        self, node_url: str, *, max_frame: int, ssl: _ssl.SSLContext | None = None
+    ) -> Connection:
+        """`ssl` is ignored: a unix node never listens with TLS (see `listen`)."""
         check_max_frame(max_frame)
         path = _checked_path(node_url)
         loop = asyncio.get_running_loop()
@@ -292,8 +372,14 @@ class UnixTransport(StreamTransport):
             raise TransportError(f"cannot connect to {node_url}: {_describe(exc)}") from exc
         return self._result(connection, node_url)
 
-    async def listen(self, node_url: str, accept: Accept, *, max_frame: int) -> Listener:
+    async def listen(
+        self, node_url: str, accept: Accept, *, max_frame: int, ssl: _ssl.SSLContext | None = None
+    ) -> Listener:
+        """`ssl` is refused (`TransportError`): the socket file's mode 0600 keeps
+        other users out, and nothing crosses a machine."""
         check_max_frame(max_frame)
+        if ssl is not None:
+            raise TransportError(no_tls(node_url, "a unix socket file of mode 0600 is private"))
         path = _checked_path(node_url)
         sock, ident = _bind_private(path, node_url)
         loop = asyncio.get_running_loop()
@@ -362,3 +448,17 @@ def _clear_stale(path: str, node_url: str) -> None:
 
 def _describe(exc: OSError) -> str:
     return exc.strerror or str(exc)
+
+
+def _describe_tls(exc: OSError) -> str:
+    """A failed TLS connect, said plainly (ssl's errors carry their reason in
+    `verify_message`/`reason`; a node without TLS resets or closes)."""
+    if isinstance(exc, _ssl.SSLCertVerificationError):
+        return f"TLS: the node's certificate was refused: {exc.verify_message or exc.reason}"
+    if isinstance(exc, _ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or exc}"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "TLS handshake failed: the node closed the connection (does it listen with TLS?)"
+    if isinstance(exc, ConnectionAbortedError | TimeoutError):  # the handshake timeout
+        return f"TLS handshake failed: {exc}"
+    return _describe(exc)

@@ -65,6 +65,40 @@ class _Entry:
     decode: Callable[[bytes | memoryview], Any]
 
 
+#: A type's fast encoder: its whole body, or None where a field does not fit its
+#: type (the general path then says which).
+FastEncode = Callable[[Any], "bytes | None"]
+
+
+def fast_encoder(
+    fields: tuple[Field, ...], header: bytes, encode: Callable[[Any], bytes]
+) -> FastEncode:
+    """A per-type encoder with the field checks of `check_fields` written out:
+    one function per contract type, built once when the type is first met (as
+    attrs builds `__init__`), so a message costs its attribute reads and type
+    tests, not a loop over `Field`s. The source is made from the class's own
+    attribute names, never from anything received."""
+    env: dict[str, Any] = {"_encode": encode, "_header": header}
+    lines = ["def encode(msg):"]
+    tests = []
+    for i, field in enumerate(fields):
+        if not field.name.isidentifier():  # attrs guarantees it; the source relies on it
+            raise SerializationError(f"field name {field.name!r} is not an identifier")
+        lines.append(f"    v{i} = msg.{field.name}")
+        env[f"_check{i}"] = field.check
+        test = f"_check{i}(v{i}) is None"
+        if field.fast is not None:
+            env[f"_type{i}"] = field.fast
+            test = f"(type(v{i}) is _type{i} or {test})"
+        tests.append(test)
+    lines.append(f"    if {' and '.join(tests) or 'True'}:")
+    lines.append("        return _header + _encode(msg)")
+    lines.append("    return None")
+    exec("\n".join(lines), env)  # our own source, made from attribute names
+    built: FastEncode = env["encode"]
+    return built
+
+
 # MessagePack headers: first byte -> (bytes of length field, extra bytes, kind).
 # kind: "s" skips length bytes of payload, "a" opens an array, "m" a map.
 _SIZED = {
@@ -170,12 +204,15 @@ class Codec:
         max_depth: int = MAX_DEPTH,
         refs: RefHook | None = None,
     ) -> None:
+        self._small = 0  # bodies up to this size take decode's hot path (set with max_size)
         self.max_size = max_size
         self.max_depth = max_depth
         self.refs = refs or RefHook()
         self._by_id: dict[int, _Entry] = {}
         self._by_header: dict[bytes, _Entry] = {}
         self._by_class: dict[type, _Entry] = {}
+        self._fast: dict[type, FastEncode] = {}  # the hot path of encode, by class
+        self._decoders: dict[bytes, Callable[[bytes], Any]] = {}  # of decode, by wire id
         self._registry = types is None
         if backend == "msgspec":
             self._backend: Backend = _Msgspec(self)
@@ -211,7 +248,21 @@ class Codec:
         self._by_id[wire] = entry
         self._by_header[entry.header] = entry
         self._by_class[cls] = entry
+        fast = self._backend.fast_encoder(entry)
+        if fast is not None:
+            self._fast[cls] = fast
+        self._decoders[entry.header] = entry.decode
         return entry
+
+    @property
+    def max_size(self) -> int:
+        """The largest body encoded or decoded; `SerializationError` beyond it."""
+        return self._max_size
+
+    @max_size.setter
+    def max_size(self, value: int) -> None:
+        self._max_size = value
+        self._small = min(value, 4096)
 
     def _entry(self, cls: type) -> _Entry | None:
         entry = self._by_class.get(cls)
@@ -226,6 +277,12 @@ class Codec:
     def encode(self, msg: object) -> bytes:
         """The body of contract instance `msg`; raises `SerializationError` for any
         other object, a field value that does not fit its type, or an oversize body."""
+        try:  # the hot path: a known type whose fields all fit
+            data = self._fast[type(msg)](msg)
+            if data is not None and len(data) <= self._max_size:
+                return data
+        except Exception:
+            pass  # an unknown type, or what the general path below says
         entry = self._by_class.get(type(msg)) or self._entry(type(msg))
         if entry is None:
             raise SerializationError(
@@ -242,13 +299,14 @@ class Codec:
     def decode(self, data: bytes) -> object:
         """The contract instance in body `data`; raises `SerializationError` for an
         oversize or malformed body, an unknown wire id, or a value of the wrong type."""
-        # The hot path: a known header, a small body (a slice copies less than a view costs).
-        entry = self._by_header.get(data[:_HEAD]) if type(data) is bytes else None
-        if entry is not None and len(data) <= 4096 and len(data) <= self.max_size:
-            try:
-                return entry.decode(data[_HEAD:])
-            except Exception:
-                pass  # the slow path below says what was wrong
+        # The hot path: a small body of a known type (a slice copies less than a view
+        # costs). Not bytes (a view's slice is unhashable), not known, or not valid:
+        # the general path below says what was wrong.
+        try:
+            if len(data) <= self._small:
+                return self._decoders[data[:_HEAD]](data[_HEAD:])
+        except Exception:
+            pass
         entry = self._lookup(data)
         if entry is None:
             raise SerializationError("a plain value where a contract message was expected")
@@ -329,6 +387,10 @@ class Backend(ABC):
     def encode(self, msg: object, cls: type) -> bytes:
         """The MessagePack of `msg`'s fields (already checked against their types)."""
 
+    def fast_encoder(self, entry: _Entry) -> FastEncode | None:
+        """A per-type encoder for `Codec.encode`'s hot path, or None for none."""
+        return None
+
     def encode_plain(self, value: object) -> bytes:
         try:
             return self._encoder.encode(value)
@@ -360,6 +422,9 @@ class _Msgspec(Backend):
 
     def decoder(self, cls: type) -> Callable[[bytes | memoryview], Any]:
         return msgspec.msgpack.Decoder(cls, dec_hook=self._dec_hook).decode
+
+    def fast_encoder(self, entry: _Entry) -> FastEncode | None:
+        return fast_encoder(entry.fields, entry.header, self._encoder.encode)
 
     def encode(self, msg: object, cls: type) -> bytes:
         try:

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from ssl import SSLContext
 from typing import Any
 
 try:
@@ -49,7 +50,7 @@ except ImportError as exc:  # the registry turns this into what to pip install
     raise ImportError("nats-py is not installed") from exc
 
 from ...errors import TransportError
-from ..base import Connection, Listener, Transport, check_max_frame
+from ..base import Connection, Listener, Transport, check_max_frame, no_tls
 from ..registry import register
 from .connection import TAG, NatsConnection, describe
 from .hub import Hub
@@ -82,7 +83,11 @@ class NatsTransport(Transport):
             raise ValueError(f"{url!r} names no node (nats://host:port/<node name>/...)")
         return f"nats://{userinfo + '@' if userinfo else ''}{server}/{name}", path
 
-    async def connect(self, node_url: str, *, max_frame: int) -> Connection:
+    async def connect(
+        self, node_url: str, *, max_frame: int, ssl: SSLContext | None = None
+    ) -> Connection:
+        """`ssl` is ignored: the link to the NATS server has its own TLS
+        (`connect_options`' `tls`, or MYCELIUM_NATS_TLS_*; docs/cluster.md)."""
         check_max_frame(max_frame)
         userinfo, server, name = self._node(node_url)
         node = f"nats://{server}/{name}"
@@ -105,9 +110,16 @@ class NatsTransport(Transport):
         conn.target = answer.data[1:].decode()
         return conn
 
-    async def listen(self, node_url: str, accept: Accept, *, max_frame: int) -> Listener:
+    async def listen(
+        self, node_url: str, accept: Accept, *, max_frame: int, ssl: SSLContext | None = None
+    ) -> Listener:
+        """`ssl` is refused (`TransportError`): see `connect` for NATS's TLS."""
         check_max_frame(max_frame)
         userinfo, server, name = self._node(node_url)
+        if ssl is not None:  # the URL without its credentials
+            raise TransportError(
+                no_tls(f"nats://{server}/{name}", "NATS links use the server's TLS")
+            )
         if userinfo:
             self._userinfo[server] = userinfo
         hub = await self._hub(server, userinfo)
