@@ -228,6 +228,31 @@ def test_json_logs_are_one_object_per_line_with_lifecycle_events(start: Start) -
     assert [e["path"] for e in events if e["event"] == "actor.stopped"] == STOPPED
 
 
+@pytest.mark.parametrize("log_format", ["console", "json"])
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_an_expected_crash_is_one_line_and_its_traceback_is_for_debug(
+    start: Start, log_format: str, level: str
+) -> None:
+    cli = start(
+        "trees:crashes_once", "--log-format", log_format, "--log-level", level, ready="restarted"
+    )
+    [crash] = [line for line in cli.lines if "actor.crashed" in line]
+    cli.send(signal.SIGINT)
+    assert cli.exit_code() == 0
+    fields = {"path": "/app/crasher", "exc_type": "PermissionError", "restarts": 0}
+    error = "login refused (18 characters)"
+    if log_format == "json":
+        event = json.loads(crash)
+        assert {k: event[k] for k in fields} == fields and event["error"] == error
+        assert ("exception" in event) == (level == "debug")
+    else:
+        for key, value in fields.items():
+            assert f"{key}={value}" in crash
+        assert f"error='{error}'" in crash
+        assert ("Traceback" in cli.stderr) == (level == "debug")
+    assert "hunter2" not in cli.stderr  # local variables never (rich is installed here)
+
+
 def test_factory_calls_the_function_to_build_the_tree(start: Start) -> None:
     cli = start("trees:make_tree", "--factory")
     assert "path=/built/made" in cli.stderr

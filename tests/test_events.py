@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 from actors import Boom, Crash, Record, StopSelf, Worker, park
 
-from mycelium_actors import ActorSystem
+from mycelium_actors import Actor, ActorSystem, handler
 from mycelium_actors.testing import capture_events, events_named, eventually
+
+
+class Strict(Actor):
+    @handler
+    def take(self, n: int) -> None:
+        raise ValueError("bad value")
 
 
 async def test_actor_started_is_logged_at_info_with_the_path(system) -> None:
@@ -39,6 +45,17 @@ async def test_a_crash_is_logged_at_error_with_the_exception(system) -> None:
     [crashed] = events_named(events, "actor.crashed", path=ref.path)
     assert crashed["log_level"] == "error"
     assert isinstance(crashed["exc_info"], Crash)
+    fields = {k: crashed[k] for k in ("exc_type", "error", "restarts")}
+    assert fields == {"exc_type": "actors.Crash", "error": "logged", "restarts": 0}
+
+
+async def test_a_builtin_exception_type_is_named_without_its_module(system) -> None:
+    ref = await system.spawn(Strict)
+    with capture_events() as events:
+        await ref.tell(0)
+        await eventually(lambda: not ref.is_alive)
+    [crashed] = events_named(events, "actor.crashed", path=ref.path)
+    assert (crashed["exc_type"], crashed["error"]) == ("ValueError", "bad value")
 
 
 @pytest.mark.parametrize("reason", ["stopped", "mailbox_full"])

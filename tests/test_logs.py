@@ -116,4 +116,6 @@ def test_an_unconfigured_program_shows_only_one_stderr_line_per_crash(
     assert prints in proc.stdout and "actor." not in proc.stdout  # only the program's prints
     lines = proc.stderr.splitlines()  # warnings and errors only, one line each: no traceback
     assert len(lines) == crashes, proc.stderr
-    assert all(line.startswith("actor.crashed ") and "error=ValueError(" in line for line in lines)
+    assert all(
+        line.startswith("actor.crashed ") and " exc_type=ValueError " in line for line in lines
+    )

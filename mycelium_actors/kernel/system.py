@@ -21,6 +21,7 @@ from .. import logs
 from ..errors import MailboxFull, MyceliumError, SerializationError, SupervisorGaveUp
 from .actor import Actor
 from .clock import Clock
+from .events import exc_type_name
 from .executor import DEFAULT_EXECUTOR
 from .ref import LocalActorRef, check_timeout
 from .seams import DEFAULT_MAX_FRAME, Node, NodeInfo, NodeOptions, Tree, new_node
@@ -506,7 +507,17 @@ class ActorSystem:
         getattr(self._log, level)(event, path=path, **fields)
 
     def log_crash(self, path: str, exc: BaseException, during: str) -> None:
-        self._log.error("actor.crashed", path=path, during=during, exc_info=exc)
+        """`actor.crashed` with what a one-line renderer needs (API.md 8) and `exc_info`."""
+        slot = self._slots.get(path)
+        self._log.error(
+            "actor.crashed",
+            path=path,
+            during=during,
+            exc_type=exc_type_name(type(exc)),
+            error=str(exc),
+            restarts=slot.restarts if slot is not None else 0,
+            exc_info=exc,
+        )
 
     # -- stopping ----------------------------------------------------------
 

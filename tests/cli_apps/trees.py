@@ -31,6 +31,22 @@ class Crasher(Actor):
         raise RuntimeError("boom")
 
 
+class CrashesOnce(Actor):
+    """Crashes in its first handler run, with a secret in a local variable; then idles."""
+
+    crashed = False  # per process: the restarted instance does not crash again
+
+    async def on_start(self) -> None:
+        if not CrashesOnce.crashed:
+            self.context.schedule_once(0.0, Boom())
+
+    @handler
+    def boom(self, msg: Boom) -> None:
+        CrashesOnce.crashed = True
+        password = "hunter2-in-a-local"
+        raise PermissionError(f"login refused ({len(password)} characters)")
+
+
 class OneShot(Actor):
     """Does its one job and stops itself."""
 
@@ -94,6 +110,7 @@ finishes = Supervisor(
     auto_shutdown="any_significant",
     children=[Child(Worker), Child(OneShot, restart="transient", significant=True)],
 )
+crashes_once = _app(Child(CrashesOnce, name="crasher"))
 fails_to_start = _app(Child(NoDatabase, name="db"))
 slow_to_start = _app(Child(SlowStart, name="slow"))
 slow_to_stop = _app(Child(SlowStop, name="slow", shutdown=None))
