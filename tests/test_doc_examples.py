@@ -19,6 +19,7 @@ from examples.docs import (
     backoff,
     context_tour,
     discovery,
+    events,
     getting_started,
     handlers,
     import_job,
@@ -281,6 +282,15 @@ async def test_lifecycle_event_sequence() -> None:
     page = (DOCS / "concepts.md").read_text()
     for event, path, detail in events:
         assert re.search(rf"{re.escape(event)}\s+{re.escape(path)}\s+\S*{detail}", page)
+
+
+async def test_events_subscribe_counts_crashes(capsys: pytest.CaptureFixture[str]) -> None:
+    result = await events.main()
+    assert result["crashes"] == {"/root/billing": 1}
+    assert result["seen"][:2] == ["actor.started", "actor.started"]
+    assert "actor.restarted" in result["seen"]
+    out = capsys.readouterr().out
+    assert "/root/billing crashed: ValueError: a negative charge: -5\n250\n" in out
 
 
 # -- supervision.md -----------------------------------------------------------------

@@ -21,7 +21,7 @@ from .. import logs
 from ..errors import MailboxFull, MyceliumError, SerializationError, SupervisorGaveUp
 from .actor import Actor
 from .clock import Clock
-from .events import exc_type_name
+from .events import Callback, Events, exc_type_name
 from .executor import DEFAULT_EXECUTOR
 from .ref import LocalActorRef, check_timeout
 from .seams import DEFAULT_MAX_FRAME, Node, NodeInfo, NodeOptions, Tree, new_node
@@ -32,6 +32,13 @@ if TYPE_CHECKING:
     from .ref import ActorRef
 
 A = TypeVar("A", bound=Actor)
+
+# Events logged above info by default: what an operator must see (API.md 8).
+EVENT_LEVELS = {
+    "actor.crashed": "error",
+    "actor.abandoned": "error",
+    "supervisor.gave_up": "error",
+}
 T = TypeVar("T")
 
 
@@ -91,6 +98,7 @@ class ActorSystem:
         self.kill_grace = kill_grace
         self.gave_up: SupervisorGaveUp | None = None
         self._log = logs.get_logger(system=name)
+        self.events = Events(self._callback_failed)
         self._slots: dict[str, Slot] = {}
         self._top: dict[Slot, None] = {}  # top-level slots in start order (O(1) removal)
         self._subscribers: dict[type, list[Slot]] = {}
@@ -198,6 +206,7 @@ class ActorSystem:
         if self._state == "new":
             self._loop = asyncio.get_running_loop()
             self._thread_id = threading.get_ident()
+            self.events.bind(self._loop, self._thread_id)
             self._stopped = asyncio.Event()
             self._state = "running"
         elif self._state != "running":
@@ -503,19 +512,35 @@ class ActorSystem:
         self._dl_logged = 0
         self._dl_suppressed = 0
 
-    def log_event(self, event: str, path: str, level: str = "info", **fields: Any) -> None:
+    def log_event(self, event: str, path: str, level: str | None = None, **fields: Any) -> None:
+        """Log a lifecycle event (at its level in `EVENT_LEVELS` unless `level`
+        says) and hand it to `system.events` subscribers."""
+        level = level or EVENT_LEVELS.get(event, "info")
         getattr(self._log, level)(event, path=path, **fields)
+        if self.events.active:
+            self.events.emit(
+                {"event": event, "system": self.name, "path": path, **fields, "log_level": level}
+            )
 
     def log_crash(self, path: str, exc: BaseException, during: str) -> None:
         """`actor.crashed` with what a one-line renderer needs (API.md 8) and `exc_info`."""
         slot = self._slots.get(path)
-        self._log.error(
+        self.log_event(
             "actor.crashed",
-            path=path,
+            path,
             during=during,
             exc_type=exc_type_name(type(exc)),
             error=str(exc),
             restarts=slot.restarts if slot is not None else 0,
+            exc_info=exc,
+        )
+
+    def _callback_failed(self, callback: Callback, exc: BaseException) -> None:
+        self._log.error(
+            "events.callback_failed",
+            callback=repr(callback),
+            exc_type=exc_type_name(type(exc)),
+            error=str(exc),
             exc_info=exc,
         )
 
