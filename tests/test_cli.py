@@ -253,6 +253,18 @@ def test_an_expected_crash_is_one_line_and_its_traceback_is_for_debug(
     assert "hunter2" not in cli.stderr  # local variables never (rich is installed here)
 
 
+def test_log_level_debug_shows_more_than_info(start: Start) -> None:
+    shown = {}
+    for level in ("info", "debug"):
+        cli = start("trees:tree", "--log-level", level)
+        cli.send(signal.SIGINT)
+        assert cli.exit_code() == 0
+        shown[level] = cli.lines
+    assert not any("[debug" in line for line in shown["info"])
+    [options] = [line for line in shown["debug"] if "cli.options" in line]
+    assert "[debug" in options and "target=trees:tree" in options
+
+
 def test_factory_calls_the_function_to_build_the_tree(start: Start) -> None:
     cli = start("trees:make_tree", "--factory")
     assert "path=/built/made" in cli.stderr

@@ -452,7 +452,7 @@ async def test_remote_basics() -> None:
 async def test_remote_secrets() -> None:
     assert await remote_tour.secrets() == {
         "None": "refused: a secret is required",
-        "wrong": "it did not prove the shared secret",
+        "wrong": "wrong secret (or none): it did not prove the shared secret",
         "s3cret": "in",
     }
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import platform
 import sys
+from importlib.metadata import version
 from typing import Any
 
 import click
+import structlog
 
 from ..errors import MyceliumError
 from .contracts import contracts
@@ -89,6 +92,15 @@ def run(
     tree = load_tree(target, factory, app_dir)
     secret = read_secret(secret_env)
     configure_logging(log_format, log_level)
+    structlog.get_logger("mycelium_actors.cli").debug(
+        "cli.options",
+        target=target,
+        app_dir=app_dir,
+        listen=listen,
+        secret="set" if secret else None,
+        python=platform.python_version(),
+        version=version("mycelium-actors"),
+    )
     raise SystemExit(run_until_done(run_tree(tree, status_every, listen, secret)))
 
 
@@ -98,6 +110,7 @@ def run(
 def status(url: str, secret_env: str | None) -> None:
     """Print the live tree of the node listening at URL."""
     secret = read_secret(secret_env)
+    configure_logging("console", "error")  # a refusal is the one `error:` line below
     try:
         drawing = asyncio.run(live_tree(url, secret))
     except (MyceliumError, TimeoutError, ValueError) as exc:

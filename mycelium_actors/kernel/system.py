@@ -38,6 +38,10 @@ EVENT_LEVELS = {
     "actor.crashed": "error",
     "actor.abandoned": "error",
     "supervisor.gave_up": "error",
+    "node.down": "warning",
+    "node.refused": "warning",
+    "node.exposed": "warning",
+    "message.undecodable": "warning",
 }
 T = TypeVar("T")
 
@@ -487,12 +491,19 @@ class ActorSystem:
         """How many messages became dead letters (always counted, logged at a bounded rate)."""
         return self._dead_letters
 
-    def dead_letter(self, path: str, message: Any, reason: str) -> None:
+    def dead_letter(
+        self, path: str, message: Any, reason: str, message_type: str | None = None
+    ) -> None:
+        """Count a message that cannot be delivered; log it at a bounded rate.
+        `message_type` names what `message` is when its type would not (raw bytes)."""
         self._dead_letters += 1
         if self._dl_logged < self._dl_limit:
             self._dl_logged += 1
             self._log.info(
-                "dead_letter", path=path, reason=reason, message_type=type(message).__qualname__
+                "dead_letter",
+                path=path,
+                reason=reason,
+                message_type=message_type or type(message).__qualname__,
             )
             return
         self._dl_suppressed += 1

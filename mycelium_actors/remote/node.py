@@ -21,6 +21,7 @@ from ..kernel.seams import NodeInfo, NodeOptions, set_node_factory
 from ..kernel.system import ActorSystem
 from ..transports.base import Connection, Listener
 from ..transports.registry import scheme_of, split_url, transport_for
+from ..transports.urls import tcp_exposed
 from ..wire import frames as wire
 from ..wire.codec import Codec, RefHook
 from ..wire.registry import wire_id
@@ -74,6 +75,13 @@ class NetworkNode:
                 self.max_frame = limit
                 self.codec.max_size = self.max_frame
             self._log("node.listening", self._listener.address, incarnation=self.incarnation)
+            if self.options.secret is None and tcp_exposed(url):
+                self._log(
+                    "node.exposed",
+                    self._listener.address,
+                    reason="listening beyond loopback without a secret: any host that reaches "
+                    "this port can send messages to its actors (set secret=, or --secret-env)",
+                )
 
     async def aclose(self) -> None:
         self._closing = True

@@ -29,7 +29,7 @@ from ..kernel.system import ActorSystem
 from ..transports.base import Connection
 from ..wire import exceptions
 from ..wire import frames as wire
-from ..wire.codec import Codec
+from ..wire.codec import Codec, body_wire_id
 from .flow import CREDIT_BATCH, MAX_OPEN_ASKS, WINDOW
 from .refs import RemoteActorRef
 
@@ -390,10 +390,25 @@ class Peer:
             message = self._decode(body)
         except SerializationError as exc:
             self._owe(path)
-            self.node.log("node.refused", self, reason=f"tell to {path}: {exc}")
-            self.node.system.dead_letter(path, body, "undecodable")
+            self._undecodable(path, body, exc, tell=True)
             return
         self._deliver(path, message, None)
+
+    def _undecodable(self, path: str, body: bytes, exc: SerializationError, tell: bool) -> None:
+        """A message body that does not decode: a warning, and a dead letter for a tell
+        (an ask's sender gets the error instead)."""
+        system = self.node.system
+        wire = body_wire_id(body)
+        system.log_event(
+            "message.undecodable",
+            path,
+            peer=self.address or self.name,
+            wire_id=wire,
+            error=str(exc),
+            kind="tell" if tell else "ask",
+        )
+        if tell:
+            system.dead_letter(path, body, "undecodable", message_type=f"wire id {wire}")
 
     def _on_ask(self, frame: bytes) -> None:
         size = int.from_bytes(frame[5:7], "big")
@@ -408,6 +423,7 @@ class Peer:
             message = self.node.decode(body)
         except SerializationError as exc:
             self._owe(path)
+            self._undecodable(path, body, exc, tell=False)
             self._reply_error(request, exc)
             return
         if self._open_asks >= MAX_OPEN_ASKS:
