@@ -190,6 +190,19 @@ def test_sigterm_exits_0_even_when_an_actor_is_abandoned(start: Start, target: s
     assert "Task was destroyed" not in cli.stderr  # it was reported once, as abandoned
 
 
+def test_a_signal_with_messages_queued_says_what_the_shutdown_waits_for(start: Start) -> None:
+    cli = start("trees:busy")
+    cli.send(signal.SIGINT)
+    assert cli.exit_code() == 0
+    [stopping] = [line for line in cli.lines if "actor.stopping" in line]
+    queued = re.search(r"\bqueued=(\d+)", stopping)
+    assert "path=/app/busy" in stopping and "shutdown=0.3" in stopping
+    assert queued is not None and 10 < int(queued[1]) < 100
+    # What the 0.3 s did not serve was dropped: 10 dead letters logged, then the summary
+    # (due 10 s later) before the process ends.
+    assert "summary=True" in cli.stderr
+
+
 def test_a_tree_that_finishes_its_work_exits_0_by_itself() -> None:
     """auto_shutdown: the significant child stops itself, the root shuts down, and
     with no top-level actor left the system stops and `run` returns."""

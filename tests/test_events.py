@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from actors import Boom, Crash, Record, StopSelf, Worker, park
 
-from mycelium_actors import Actor, ActorSystem, handler
+from mycelium_actors import Actor, ActorSystem, Child, Supervisor, handler
 from mycelium_actors.testing import capture_events, events_named, eventually
 
 
@@ -86,3 +86,33 @@ async def test_dead_letters_are_always_counted_but_logged_at_a_bounded_rate(cloc
             assert summary["suppressed"] == 7
             ref.tell_nowait(Record("after the summary"))
             assert len(events_named(events, "dead_letter", path=ref.path)) == 4
+
+
+@pytest.mark.parametrize("supervised", [False, True], ids=["top level", "supervised"])
+async def test_a_graceful_stop_says_how_many_messages_it_waits_for(gate, supervised) -> None:
+    async with ActorSystem("draining", kill_grace=0.5) as system:
+        if supervised:
+            spec = Child(Worker, name="w", gate=gate, shutdown=2.0)
+            await system.start(Supervisor("root", children=[spec]))
+            ref = system.lookup("/root/w")
+        else:
+            ref = await system.spawn(Worker, name="w", gate=gate, shutdown=2.0)
+        await park(ref, gate, 1, 2, 3)
+        with capture_events() as events:
+            gate.open()  # the three are served while it stops
+            await system.shutdown()
+    [stopping] = events_named(events, "actor.stopping", path=ref.path)
+    assert (stopping["queued"], stopping["shutdown"], stopping["log_level"]) == (3, 2.0, "info")
+
+
+async def test_the_dead_letter_summary_is_logged_at_shutdown_not_lost(clock) -> None:
+    with capture_events() as events:
+        async with ActorSystem("brief", clock=clock, dead_letter_log_limit=1) as system:
+            ref = await system.spawn(Worker)
+            await ref.stop()
+            for i in range(5):
+                ref.tell_nowait(Record(i))
+        [summary] = events_named(events, "dead_letter", summary=True)
+        assert (summary["suppressed"], summary["total"]) == (4, 5)
+        await clock.advance(60.0)  # the timer it replaced does not fire again
+        assert len(events_named(events, "dead_letter", summary=True)) == 1

@@ -119,6 +119,7 @@ class ActorSystem:
         self._dl_interval = dead_letter_log_interval
         self._dl_logged = 0
         self._dl_suppressed = 0
+        self._dl_timer: Any = None  # the pending summary (a clock timer)
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name} {self._state}>"
@@ -514,9 +515,12 @@ class ActorSystem:
                 self._loop.call_soon_threadsafe(self._schedule_dead_letter_summary)
 
     def _schedule_dead_letter_summary(self) -> None:
-        self.clock.call_later(self._dl_interval, self._dead_letter_summary)
+        self._dl_timer = self.clock.call_later(self._dl_interval, self._dead_letter_summary)
 
     def _dead_letter_summary(self) -> None:
+        if self._dl_timer is not None:
+            self._dl_timer.cancel()
+            self._dl_timer = None
         self._log.info(
             "dead_letter", summary=True, suppressed=self._dl_suppressed, total=self._dead_letters
         )
@@ -545,6 +549,13 @@ class ActorSystem:
             restarts=slot.restarts if slot is not None else 0,
             exc_info=exc,
         )
+
+    def log_stopping(self, slot: Slot) -> None:
+        """`actor.stopping` before a graceful stop that has queued messages to serve
+        first: what a shutdown waits for, and for how long at most."""
+        queued = slot.mailbox.depth
+        if queued:
+            self.log_event("actor.stopping", slot.path, queued=queued, shutdown=slot.shutdown)
 
     def _callback_failed(self, callback: Callback, exc: BaseException) -> None:
         self._log.error(
@@ -579,6 +590,7 @@ class ActorSystem:
         try:
             while self._top:
                 slot = next(reversed(self._top))
+                self.log_stopping(slot)
                 try:
                     await slot.stop_for_good()
                 except Exception as exc:
@@ -595,6 +607,8 @@ class ActorSystem:
                 await self._node.aclose()
         finally:
             self._state = "stopped"
+            if self._dl_suppressed:  # the summary is due later: say it before we are gone
+                self._dead_letter_summary()
             self._stopped.set()
 
     def root_gave_up(self, exc: SupervisorGaveUp) -> None:

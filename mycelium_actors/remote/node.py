@@ -87,6 +87,11 @@ class NetworkNode:
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
+        up = [peer for peer in self._peers.values() if peer.up]
+        for peer in up:  # what we received was delivered: its senders learn it first
+            peer.flush_credit()
+        settle = min(1.0, self.options.heartbeat_timeout)
+        await asyncio.gather(*(peer.settle(settle) for peer in up))
         for peer in list(self._peers.values()):
             if peer.up:
                 try:

@@ -94,6 +94,7 @@ class Peer:
         self._decode = node.codec.decode
         self._wake: list[LocalActorRef[Any]] = []  # to serve at the end of this read
         self._refs: dict[str, RemoteActorRef] = {}
+        self._settled: asyncio.Future[None] | None = None  # while closing: no tell in flight
 
     def __repr__(self) -> str:
         return f"<Peer {self.name or '?'} {self.address} {'up' if self.up else 'down'}>"
@@ -153,6 +154,8 @@ class Peer:
         conn, self.conn = self.conn, None
         if conn is None:
             return
+        if self._settled is not None and not self._settled.done():
+            self._settled.set_result(None)
         if close:
             conn.close(reason)
         error = TransportError(f"connection to {self.name or self.address} lost: {reason}")
@@ -184,6 +187,24 @@ class Peer:
 
     def _url(self, path: str) -> str:
         return f"{self.address or self.name}{path}"
+
+    def tells_in_flight(self) -> bool:
+        return any(message is not None for sent in self._inflight.values() for message in sent)
+
+    async def settle(self, timeout: float) -> None:
+        """Before this node closes: ask for the credit of tells in flight (a PING
+        makes the peer return what it owes) and wait up to `timeout` for it, so
+        tells that were delivered are not counted as lost."""
+        if not self.up or not self.tells_in_flight():
+            return
+        self._settled = self.node.loop.create_future()
+        try:
+            self.send(wire.control(wire.PING), urgent=True)
+            await asyncio.wait_for(asyncio.shield(self._settled), timeout)
+        except (TimeoutError, TransportError):
+            pass  # what is still in flight is lost, as for any closed connection
+        finally:
+            self._settled = None
 
     # -- sending -------------------------------------------------------------------
 
@@ -326,7 +347,7 @@ class Peer:
                 path, n = wire.items(frame, 2)
                 self._on_credit(path, n)
             elif kind == wire.PING:
-                pass
+                self.flush_credit()  # a closing sender asks this way what was delivered
             elif kind == wire.WATCH:
                 (path,) = wire.items(frame, 1)
                 self._on_watch(path)
@@ -544,6 +565,9 @@ class Peer:
             inflight.popleft()
         if self._credit_waiters.get(path):
             self._pass_room(path, n)
+        settled = self._settled
+        if settled is not None and not settled.done() and not self.tells_in_flight():
+            settled.set_result(None)
 
     def _on_watch(self, path: object) -> None:
         if not isinstance(path, str):

@@ -47,6 +47,23 @@ class CrashesOnce(Actor):
         raise PermissionError(f"login refused ({len(password)} characters)")
 
 
+@attrs.frozen
+class Job:
+    n: int
+
+
+class Busy(Actor):
+    """Queues 100 jobs of 0.1 s each for itself: a Ctrl-C finds most of them queued."""
+
+    async def on_start(self) -> None:
+        for n in range(100):
+            self.context.self_ref.tell_nowait(Job(n))
+
+    @handler
+    async def job(self, msg: Job) -> None:
+        await asyncio.sleep(0.1)
+
+
 class OneShot(Actor):
     """Does its one job and stops itself."""
 
@@ -111,6 +128,7 @@ finishes = Supervisor(
     children=[Child(Worker), Child(OneShot, restart="transient", significant=True)],
 )
 crashes_once = _app(Child(CrashesOnce, name="crasher"))
+busy = _app(Child(Busy, name="busy", shutdown=0.3))
 fails_to_start = _app(Child(NoDatabase, name="db"))
 slow_to_start = _app(Child(SlowStart, name="slow"))
 slow_to_stop = _app(Child(SlowStop, name="slow", shutdown=None))

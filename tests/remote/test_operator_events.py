@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from natsserver import NatsServer
 
-from contracts.probe import Add, Echo
+from contracts.probe import Add, Echo, GetTotal
 from mycelium_actors import ActorSystem, SerializationError, TransportError
 from mycelium_actors.remote import node as remote_node
 from mycelium_actors.testing import capture_events, events_named, eventually
@@ -155,3 +155,33 @@ async def test_a_lost_nats_server_is_one_warning_then_one_info_when_back(
         assert nats.count(("transport.nats_error", "debug")) >= 2  # the retries, for debug
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("closing", ["sender", "receiver"])
+async def test_delivered_tells_are_not_dead_letters_when_the_connection_closes(
+    tmp_path: Path, closing: str
+) -> None:
+    """Credit comes back in batches, so delivered tells may still count as in flight:
+    a node that closes settles that first (the receiver returns its credit, the
+    sender asks for it, within a bound), so only undelivered tells are dead letters."""
+    with capture_events() as events:
+        async with ActorSystem("receiver", listen=f"unix://{tmp_path}/r.sock") as receiver:
+            counter = await receiver.spawn(Counter, name="c")
+            sender = ActorSystem("sender")
+            await sender.__aenter__()
+            ref = await sender.remote(f"{receiver.address}/c")
+            for _ in range(10):  # fewer than a credit batch
+                await ref.tell(Add(1))
+
+            async def all_handled() -> bool:
+                return bool(await counter.ask(GetTotal()) == 10)
+
+            await eventually(all_handled)
+            if closing == "sender":
+                await sender.shutdown()
+            else:
+                await receiver.shutdown()
+                await eventually(lambda: not sender.nodes())
+                await sender.shutdown()
+    assert sender.dead_letters == 0
+    assert not events_named(events, "dead_letter")
