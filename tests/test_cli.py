@@ -340,6 +340,38 @@ def test_status_prints_the_live_tree_of_a_listening_node(start: Start, listen: s
     assert cli.exit_code() == 0
 
 
+def test_status_json_prints_the_live_tree_as_json(start: Start, tmp_path: Path) -> None:
+    cli = start("trees:tree", "--listen", f"unix://{tmp_path}/node.sock")
+    result = invoke("status", listening_at(cli), "--json")
+    assert result.returncode == 0, result.stderr
+
+    def flat(nodes: list[dict[str, object]]) -> list[tuple[object, object, object]]:
+        return [
+            item
+            for node in nodes
+            for item in [(node["path"], node["kind"], node["status"]), *flat(node["children"])]  # type: ignore[arg-type]
+        ]
+
+    assert sorted(flat(json.loads(result.stdout))) == sorted(
+        (path, kind, "running") for path, kind in TREE
+    )
+    cli.send(signal.SIGTERM)
+    assert cli.exit_code() == 0
+
+
+@pytest.mark.parametrize(
+    "option, says",
+    [("--listen", "nats://host:port"), ("--log-format", "JSON"), ("--log-level", "debug adds")],
+)
+def test_run_help_explains_the_options(option: str, says: str) -> None:
+    result = invoke("run", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # click wraps the help
+    assert option in text
+    described = text[text.index(option) :]
+    assert says in described[: described.index(" --", 2)]
+
+
 def test_sigterm_removes_the_socket_file(start: Start, tmp_path: Path) -> None:
     sock = tmp_path / "node.sock"
     cli = start("trees:tree", "--listen", f"unix://{sock}")

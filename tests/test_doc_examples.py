@@ -29,6 +29,7 @@ from examples.docs import (
     remote_tour,
     shutdown,
     supervision_tree,
+    two_processes,
 )
 
 # The testing page's tests and fixtures run here as they are (pytest collects them).
@@ -64,6 +65,7 @@ OUR_PAGES = {
     "testing.md",
     "cli.md",
     "remote.md",
+    "contracts.md",
 }
 MARKER = re.compile(r"^<!-- from (\S+) -->$")
 CAPTION = re.compile(r"^\*File: \[([^\]]+)\]\(([^)]+)\)\*$")
@@ -290,6 +292,31 @@ async def test_lifecycle_event_sequence() -> None:
     page = (DOCS / "concepts.md").read_text()
     for event, path, detail in events:
         assert re.search(rf"{re.escape(event)}\s+{re.escape(path)}\s+\S*{detail}", page)
+
+
+def test_json_logs_recipe_writes_one_json_object_per_event() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "examples.docs.json_logs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    [crashed] = [e for e in events if e["event"] == "actor.crashed"]
+    assert (crashed["exc_type"], crashed["error"], crashed["level"]) == (
+        "ValueError",
+        "a negative charge: -5",
+        "error",
+    )
+    assert "Traceback" in crashed["exception"]
+    assert "actor.restarted" in [e["event"] for e in events]
+
+
+async def test_a_hand_written_contract_crosses_two_processes() -> None:
+    assert await two_processes.main() == "hello, ada hello, ada"
+    assert "hello, ada hello, ada" in (DOCS / "contracts.md").read_text()
 
 
 async def test_events_subscribe_counts_crashes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -63,8 +63,20 @@ _secret_env = click.option(
 @_target
 @_factory
 @_app_dir
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
-@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info")
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="Log lines for people, or one JSON object per line (to stderr).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS),
+    default="info",
+    show_default=True,
+    help="The least severe events shown; debug adds crash tracebacks.",
+)
 @click.option(
     "--status-every",
     type=float,
@@ -75,7 +87,8 @@ _secret_env = click.option(
 @click.option(
     "--listen",
     metavar="URL",
-    help="Listen for other nodes at URL (tcp://host:port, unix:///path/x.sock).",
+    help="Listen for other nodes at URL: tcp://host:port, unix:///path/x.sock, "
+    "or nats://host:port to join a NATS cluster under the tree's name.",
 )
 @_secret_env
 def run(
@@ -107,12 +120,13 @@ def run(
 @main.command()
 @click.argument("url")
 @_secret_env
-def status(url: str, secret_env: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the tree as JSON, for scripts.")
+def status(url: str, secret_env: str | None, as_json: bool) -> None:
     """Print the live tree of the node listening at URL."""
     secret = read_secret(secret_env)
     configure_logging("console", "error")  # a refusal is the one `error:` line below
     try:
-        drawing = asyncio.run(live_tree(url, secret))
+        drawing = asyncio.run(live_tree(url, secret, as_json))
     except (MyceliumError, TimeoutError, ValueError) as exc:
         fail(str(exc) or f"{url} did not answer in time", code=1)
     click.echo(drawing)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
+import attrs
 import click
 import structlog
 
@@ -184,11 +186,15 @@ async def _serve(
     return 0
 
 
-async def live_tree(url: str, secret: str | None) -> str:
-    """The live tree of the node at `url`, drawn as SIGUSR1 draws it; `MyceliumError`
-    (or `TimeoutError`) when it cannot be read."""
+async def live_tree(url: str, secret: str | None, as_json: bool = False) -> str:
+    """The live tree of the node at `url`, drawn as SIGUSR1 draws it (or as JSON:
+    a list of nodes with the fields of `TreeNode`); `MyceliumError` (or
+    `TimeoutError`) when it cannot be read."""
     async with ActorSystem("status", secret=secret) as system:
-        return render_live_tree(await system.remote_tree(url))
+        nodes = await system.remote_tree(url)
+    if as_json:
+        return json.dumps([attrs.asdict(node) for node in nodes], indent=2)
+    return render_live_tree(nodes)
 
 
 def read_secret(var: str | None) -> str | None:

@@ -218,7 +218,9 @@ class NetworkNode:
         self._log("node.up", peer.address or name, name=name, incarnation=incarnation)
 
     def peer_down(self, peer: Peer, reason: str) -> None:
-        self._log("node.down", peer.address or peer.name, name=peer.name, reason=reason)
+        # A warning (API.md 8), except when we are the ones shutting down: no news then.
+        level = "info" if self._closing else None
+        self._log("node.down", peer.address or peer.name, level, name=peer.name, reason=reason)
         if peer.address is None:
             self._peers.pop(f"{peer.name}#{peer.incarnation}", None)
 

@@ -61,6 +61,8 @@ async def test_node_down_is_a_warning_with_the_reason(guarded: ActorSystem) -> N
         await eventually(lambda: bool(events_named(events, "node.down", system="guarded")))
     [down] = events_named(events, "node.down", system="guarded")
     assert down["log_level"] == "warning" and "goodbye" in down["reason"]
+    [own] = events_named(events, "node.down", system="visitor")  # its own shutdown: no news
+    assert own["log_level"] == "info" and own["reason"] == "this node shut down"
 
 
 def mismatched_body() -> bytes:
