@@ -148,7 +148,8 @@ class EventLogger:
         if exc_info and not STDLIB.hasHandlers():
             # Only the last-resort handler would see it: one line per expected
             # crash, not a traceback each (an application's handler gets exc_info).
-            fields["error"] = _exception_of(exc_info)
+            exc = _exception_of(exc_info)
+            fields.setdefault("error", exc)  # actor.crashed has its own error and exc_type
             exc_info = None
         text = event % args if args else event
         line = " ".join([text, *(f"{k}={_show(v)}" for k, v in fields.items())])

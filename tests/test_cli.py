@@ -191,6 +191,19 @@ def test_sigterm_exits_0_even_when_an_actor_is_abandoned(start: Start, target: s
     assert "Task was destroyed" not in cli.stderr  # it was reported once, as abandoned
 
 
+def test_a_signal_with_messages_queued_says_what_the_shutdown_waits_for(start: Start) -> None:
+    cli = start("trees:busy")
+    cli.send(signal.SIGINT)
+    assert cli.exit_code() == 0
+    [stopping] = [line for line in cli.lines if "actor.stopping" in line]
+    queued = re.search(r"\bqueued=(\d+)", stopping)
+    assert "path=/app/busy" in stopping and "shutdown=0.3" in stopping
+    assert queued is not None and 10 < int(queued[1]) < 100
+    # What the 0.3 s did not serve was dropped: 10 dead letters logged, then the summary
+    # (due 10 s later) before the process ends.
+    assert "summary=True" in cli.stderr
+
+
 def test_a_tree_that_finishes_its_work_exits_0_by_itself() -> None:
     """auto_shutdown: the significant child stops itself, the root shuts down, and
     with no top-level actor left the system stops and `run` returns."""
@@ -227,6 +240,43 @@ def test_json_logs_are_one_object_per_line_with_lifecycle_events(start: Start) -
     events = [json.loads(line) for line in cli.lines]
     assert [e["path"] for e in events if e["event"] == "actor.started"] == STARTED
     assert [e["path"] for e in events if e["event"] == "actor.stopped"] == STOPPED
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_an_expected_crash_is_one_line_and_its_traceback_is_for_debug(
+    start: Start, log_format: str, level: str
+) -> None:
+    cli = start(
+        "trees:crashes_once", "--log-format", log_format, "--log-level", level, ready="restarted"
+    )
+    [crash] = [line for line in cli.lines if "actor.crashed" in line]
+    cli.send(signal.SIGINT)
+    assert cli.exit_code() == 0
+    fields = {"path": "/app/crasher", "exc_type": "PermissionError", "restarts": 0}
+    error = "login refused (18 characters)"
+    if log_format == "json":
+        event = json.loads(crash)
+        assert {k: event[k] for k in fields} == fields and event["error"] == error
+        assert ("exception" in event) == (level == "debug")
+    else:
+        for key, value in fields.items():
+            assert f"{key}={value}" in crash
+        assert f"error='{error}'" in crash
+        assert ("Traceback" in cli.stderr) == (level == "debug")
+    assert "hunter2" not in cli.stderr  # local variables never (rich is installed here)
+
+
+def test_log_level_debug_shows_more_than_info(start: Start) -> None:
+    shown = {}
+    for level in ("info", "debug"):
+        cli = start("trees:tree", "--log-level", level)
+        cli.send(signal.SIGINT)
+        assert cli.exit_code() == 0
+        shown[level] = cli.lines
+    assert not any("[debug" in line for line in shown["info"])
+    [options] = [line for line in shown["debug"] if "cli.options" in line]
+    assert "[debug" in options and "target=trees:tree" in options
 
 
 def test_factory_calls_the_function_to_build_the_tree(start: Start) -> None:
@@ -289,6 +339,38 @@ def test_status_prints_the_live_tree_of_a_listening_node(start: Start, listen: s
     assert sorted(drawn) == sorted([path, kind, "running"] for path, kind in TREE)
     cli.send(signal.SIGTERM)
     assert cli.exit_code() == 0
+
+
+def test_status_json_prints_the_live_tree_as_json(start: Start, tmp_path: Path) -> None:
+    cli = start("trees:tree", "--listen", f"unix://{tmp_path}/node.sock")
+    result = invoke("status", listening_at(cli), "--json")
+    assert result.returncode == 0, result.stderr
+
+    def flat(nodes: list[dict[str, object]]) -> list[tuple[object, object, object]]:
+        return [
+            item
+            for node in nodes
+            for item in [(node["path"], node["kind"], node["status"]), *flat(node["children"])]  # type: ignore[arg-type]
+        ]
+
+    assert sorted(flat(json.loads(result.stdout))) == sorted(
+        (path, kind, "running") for path, kind in TREE
+    )
+    cli.send(signal.SIGTERM)
+    assert cli.exit_code() == 0
+
+
+@pytest.mark.parametrize(
+    "option, says",
+    [("--listen", "nats://host:port"), ("--log-format", "JSON"), ("--log-level", "debug adds")],
+)
+def test_run_help_explains_the_options(option: str, says: str) -> None:
+    result = invoke("run", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())  # click wraps the help
+    assert option in text
+    described = text[text.index(option) :]
+    assert says in described[: described.index(" --", 2)]
 
 
 def test_sigterm_removes_the_socket_file(start: Start, tmp_path: Path) -> None:

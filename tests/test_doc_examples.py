@@ -20,7 +20,7 @@ from examples.docs import (
     backoff,
     context_tour,
     discovery,
-    getting_started,
+    events,
     handlers,
     import_job,
     intensity,
@@ -30,6 +30,7 @@ from examples.docs import (
     remote_tour,
     shutdown,
     supervision_tree,
+    two_processes,
 )
 
 # The testing page's tests and fixtures run here as they are (pytest collects them).
@@ -47,7 +48,9 @@ from mycelium_actors.cli import main as cli_main
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
-EXAMPLES = sorted((ROOT / "examples" / "docs").glob("*.py"))
+EXAMPLES = sorted((ROOT / "examples" / "docs").glob("*.py")) + sorted(
+    (ROOT / "examples" / "getting_started").glob("*.py")
+)
 
 # -- the pages cannot drift from the code -------------------------------------------
 
@@ -63,6 +66,7 @@ OUR_PAGES = {
     "testing.md",
     "cli.md",
     "remote.md",
+    "contracts.md",
 }
 MARKER = re.compile(r"^<!-- from (\S+) -->$")
 CAPTION = re.compile(r"^\*File: \[([^\]]+)\]\(([^)]+)\)\*$")
@@ -172,23 +176,30 @@ def test_every_example_module_is_named_on_a_page(module: Path) -> None:
     if module.name == "__init__.py":
         return
     named = "".join(p.read_text() for p in PAGES)
-    assert f"examples/docs/{module.name}" in named
+    assert module.relative_to(ROOT).as_posix() in named
 
 
 # -- getting-started.md -------------------------------------------------------------
 
-
-async def test_getting_started_unsupervised() -> None:
-    assert await getting_started.unsupervised() == {
-        "path": "/alice",
-        "balance": 70,
-        "error": "alice: insufficient funds",
-        "after": "stopped for good",
-    }
+GETTING_STARTED = ROOT / "examples" / "getting_started"
 
 
-async def test_getting_started_supervised_restart_keeps_the_ref() -> None:
-    assert await getting_started.supervised() == {"path": "/bank/alice", "alice": 0, "bob": 5}
+@pytest.mark.parametrize("name", ["bank.py", "main.py"])
+def test_getting_started_shows_whole_files(name: str) -> None:
+    """A reader copies each snippet into a file of that name: it must be all of it."""
+    source = f"examples/getting_started/{name}"
+    [code] = [b[3] for b in BLOCKS if b[0] == "getting-started.md" and b[2] == source]
+    assert code + "\n" == (ROOT / source).read_text()
+
+
+def test_getting_started_main_prints_what_the_page_shows() -> None:
+    """`python main.py` in the folder of the two files, as the page says."""
+    proc = subprocess.run(
+        [sys.executable, "main.py"], cwd=GETTING_STARTED, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"$ python main.py\n{proc.stdout}```" in (DOCS / "getting-started.md").read_text()
+    assert "alice after a refusal: 100\nalice after a crash: 0\n" in proc.stdout
 
 
 # -- concepts.md --------------------------------------------------------------------
@@ -282,6 +293,40 @@ async def test_lifecycle_event_sequence() -> None:
     page = (DOCS / "concepts.md").read_text()
     for event, path, detail in events:
         assert re.search(rf"{re.escape(event)}\s+{re.escape(path)}\s+\S*{detail}", page)
+
+
+def test_json_logs_recipe_writes_one_json_object_per_event() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "examples.docs.json_logs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stderr.splitlines()]
+    [crashed] = [e for e in events if e["event"] == "actor.crashed"]
+    assert (crashed["exc_type"], crashed["error"], crashed["level"]) == (
+        "ValueError",
+        "a negative charge: -5",
+        "error",
+    )
+    assert "Traceback" in crashed["exception"]
+    assert "actor.restarted" in [e["event"] for e in events]
+
+
+async def test_a_hand_written_contract_crosses_two_processes() -> None:
+    assert await two_processes.main() == "hello, ada hello, ada"
+    assert "hello, ada hello, ada" in (DOCS / "contracts.md").read_text()
+
+
+async def test_events_subscribe_counts_crashes(capsys: pytest.CaptureFixture[str]) -> None:
+    result = await events.main()
+    assert result["crashes"] == {"/root/billing": 1}
+    assert result["seen"][:2] == ["actor.started", "actor.started"]
+    assert "actor.restarted" in result["seen"]
+    out = capsys.readouterr().out
+    assert "/root/billing crashed: ValueError: a negative charge: -5\n250\n" in out
 
 
 # -- supervision.md -----------------------------------------------------------------
@@ -443,7 +488,7 @@ async def test_remote_basics() -> None:
 async def test_remote_secrets() -> None:
     assert await remote_tour.secrets() == {
         "None": "refused: a secret is required",
-        "wrong": "it did not prove the shared secret",
+        "wrong": "wrong secret (or none): it did not prove the shared secret",
         "s3cret": "in",
     }
 
@@ -483,7 +528,10 @@ async def test_serialize_local_catches_a_non_contract_message() -> None:
 @pytest.mark.parametrize(
     ("args", "page"),
     [
-        (["tree", "examples.docs.getting_started:tree"], "getting-started.md"),
+        (
+            ["tree", "bank:tree", "--app-dir", str(ROOT / "examples/getting_started")],
+            "getting-started.md",
+        ),
         (["tree", "examples.docs.cli_trees:make_tree", "--factory"], "cli.md"),
     ],
 )
@@ -582,7 +630,7 @@ class Running:
 
 
 def test_run_prints_the_live_tree_on_sigusr1_and_exits_0_on_sigint() -> None:
-    run = Running("examples.docs.getting_started:tree")
+    run = Running("bank:tree", "--app-dir", "examples/getting_started")
     run.wait_for(lambda: "cli.running" in run.events())
     run.signal(signal.SIGUSR1)
     run.wait_for(lambda: any(line.startswith("└── /bank/bob") for line in run.lines))
@@ -596,7 +644,7 @@ def test_run_prints_the_live_tree_on_sigusr1_and_exits_0_on_sigint() -> None:
 
 
 def test_status_every_prints_the_tree_periodically() -> None:
-    run = Running("examples.docs.getting_started:tree", "--status-every", "0.1")
+    run = Running("bank:tree", "--app-dir", "examples/getting_started", "--status-every", "0.1")
     run.wait_for(lambda: sum(line.startswith("/bank  supervisor") for line in run.lines) >= 2)
     run.signal(signal.SIGTERM)
     assert run.finish() == 0
@@ -610,15 +658,3 @@ def test_a_second_signal_exits_130_at_once() -> None:
     run.signal(signal.SIGINT)
     assert run.finish() == 130
     assert "second signal: exiting at once" in run.lines
-
-
-def test_the_examples_run_as_scripts() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "examples.docs.getting_started"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "'after': 'stopped for good'" in proc.stdout

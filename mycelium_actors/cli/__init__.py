@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import platform
 import sys
+from importlib.metadata import version
 from typing import Any
 
 import click
+import structlog
 
 from ..errors import MyceliumError
 from .contracts import contracts
@@ -61,8 +64,20 @@ _secret_env = click.option(
 @_target
 @_factory
 @_app_dir
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console")
-@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info")
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    help="Log lines for people, or one JSON object per line (to stderr).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS),
+    default="info",
+    show_default=True,
+    help="The least severe events shown; debug adds crash tracebacks.",
+)
 @click.option(
     "--status-every",
     type=float,
@@ -73,7 +88,8 @@ _secret_env = click.option(
 @click.option(
     "--listen",
     metavar="URL",
-    help="Listen for other nodes at URL (tcp://host:port, unix:///path/x.sock).",
+    help="Listen for other nodes at URL: tcp://host:port, unix:///path/x.sock, "
+    "or nats://host:port to join a NATS cluster under the tree's name.",
 )
 @_secret_env
 @cert_options(serving=True)
@@ -96,6 +112,15 @@ def run(
     secret = read_secret(secret_env)
     ssl = tls_contexts(tls_cert, tls_key, tls_ca, tls_client_ca, serving=True)
     configure_logging(log_format, log_level)
+    structlog.get_logger("mycelium_actors.cli").debug(
+        "cli.options",
+        target=target,
+        app_dir=app_dir,
+        listen=listen,
+        secret="set" if secret else None,
+        python=platform.python_version(),
+        version=version("mycelium-actors"),
+    )
     raise SystemExit(run_until_done(run_tree(tree, status_every, listen, secret, ssl)))
 
 
@@ -103,18 +128,21 @@ def run(
 @click.argument("url")
 @_secret_env
 @cert_options(serving=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the tree as JSON, for scripts.")
 def status(
     url: str,
     secret_env: str | None,
     tls_cert: str | None,
     tls_key: str | None,
     tls_ca: str | None,
+    as_json: bool,
 ) -> None:
     """Print the live tree of the node listening at URL."""
     secret = read_secret(secret_env)
     ssl = tls_contexts(tls_cert, tls_key, tls_ca, serving=False)
+    configure_logging("console", "error")  # a refusal is the one `error:` line below
     try:
-        drawing = asyncio.run(live_tree(url, secret, ssl))
+        drawing = asyncio.run(live_tree(url, secret, ssl, as_json))
     except (MyceliumError, TimeoutError, ValueError) as exc:
         fail(str(exc) or f"{url} did not answer in time", code=1)
     click.echo(drawing)

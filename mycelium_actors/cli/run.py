@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
+import attrs
 import click
 import structlog
 
@@ -69,25 +71,40 @@ def _hint(obj: object) -> str:
 
 
 def configure_logging(log_format: str, level: str) -> None:
-    """Structlog to stderr: console lines, or one JSON object per line."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
+    """Structlog to stderr: console lines, or one JSON object per line.
+
+    An actor crash is expected in a supervised tree: it is one line (its
+    `exc_type`, `error` and `restarts`) unless the level is debug, which adds
+    the traceback. Tracebacks are plain text, never with local variables
+    (rich's would print them, secrets included, and take tens of ms each).
+    """
+    debug = level == "debug"
     processors: list[Any] = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso"),
     ]
+    if not debug:
+        processors.append(_crash_in_one_line)
     if log_format == "json":
-        processors.append(structlog.processors.format_exc_info)
-    processors.append(renderer)
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        processors.append(
+            structlog.dev.ConsoleRenderer(
+                colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+            )
+        )
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def _crash_in_one_line(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    if event.get("event") == "actor.crashed":
+        event.pop("exc_info", None)  # exc_type and error say it; --log-level debug shows it all
+    return event
 
 
 async def run_tree(
@@ -172,12 +189,19 @@ async def _serve(
 
 
 async def live_tree(
-    url: str, secret: str | None, ssl: tuple[_ssl.SSLContext, ...] | None = None
+    url: str,
+    secret: str | None,
+    ssl: tuple[_ssl.SSLContext, ...] | None = None,
+    as_json: bool = False,
 ) -> str:
-    """The live tree of the node at `url`, drawn as SIGUSR1 draws it; `MyceliumError`
-    (or `TimeoutError`) when it cannot be read."""
+    """The live tree of the node at `url`, drawn as SIGUSR1 draws it (or as JSON:
+    a list of nodes with the fields of `TreeNode`); `MyceliumError` (or
+    `TimeoutError`) when it cannot be read."""
     async with ActorSystem("status", secret=secret, ssl=ssl) as system:
-        return render_live_tree(await system.remote_tree(url))
+        nodes = await system.remote_tree(url)
+    if as_json:
+        return json.dumps([attrs.asdict(node) for node in nodes], indent=2)
+    return render_live_tree(nodes)
 
 
 def read_secret(var: str | None) -> str | None:

@@ -21,6 +21,7 @@ from .. import logs
 from ..errors import MailboxFull, MyceliumError, SerializationError, SupervisorGaveUp
 from .actor import Actor
 from .clock import Clock
+from .events import Callback, Events, exc_type_name
 from .executor import DEFAULT_EXECUTOR
 from .ref import LocalActorRef, check_timeout
 from .seams import (
@@ -40,6 +41,17 @@ if TYPE_CHECKING:
     from .ref import ActorRef
 
 A = TypeVar("A", bound=Actor)
+
+# Events logged above info by default: what an operator must see (API.md 8).
+EVENT_LEVELS = {
+    "actor.crashed": "error",
+    "actor.abandoned": "error",
+    "supervisor.gave_up": "error",
+    "node.down": "warning",
+    "node.refused": "warning",
+    "node.exposed": "warning",
+    "message.undecodable": "warning",
+}
 T = TypeVar("T")
 
 
@@ -107,6 +119,7 @@ class ActorSystem:
         self.kill_grace = kill_grace
         self.gave_up: SupervisorGaveUp | None = None
         self._log = logs.get_logger(system=name)
+        self.events = Events(self._callback_failed)
         self._slots: dict[str, Slot] = {}
         self._top: dict[Slot, None] = {}  # top-level slots in start order (O(1) removal)
         self._subscribers: dict[type, list[Slot]] = {}
@@ -123,6 +136,7 @@ class ActorSystem:
         self._dl_interval = dead_letter_log_interval
         self._dl_logged = 0
         self._dl_suppressed = 0
+        self._dl_timer: Any = None  # the pending summary (a clock timer)
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name} {self._state}>"
@@ -214,6 +228,7 @@ class ActorSystem:
         if self._state == "new":
             self._loop = asyncio.get_running_loop()
             self._thread_id = threading.get_ident()
+            self.events.bind(self._loop, self._thread_id)
             self._stopped = asyncio.Event()
             self._state = "running"
         elif self._state != "running":
@@ -495,12 +510,19 @@ class ActorSystem:
         """How many messages became dead letters (always counted, logged at a bounded rate)."""
         return self._dead_letters
 
-    def dead_letter(self, path: str, message: Any, reason: str) -> None:
+    def dead_letter(
+        self, path: str, message: Any, reason: str, message_type: str | None = None
+    ) -> None:
+        """Count a message that cannot be delivered; log it at a bounded rate.
+        `message_type` names what `message` is when its type would not (raw bytes)."""
         self._dead_letters += 1
         if self._dl_logged < self._dl_limit:
             self._dl_logged += 1
             self._log.info(
-                "dead_letter", path=path, reason=reason, message_type=type(message).__qualname__
+                "dead_letter",
+                path=path,
+                reason=reason,
+                message_type=message_type or type(message).__qualname__,
             )
             return
         self._dl_suppressed += 1
@@ -511,20 +533,56 @@ class ActorSystem:
                 self._loop.call_soon_threadsafe(self._schedule_dead_letter_summary)
 
     def _schedule_dead_letter_summary(self) -> None:
-        self.clock.call_later(self._dl_interval, self._dead_letter_summary)
+        self._dl_timer = self.clock.call_later(self._dl_interval, self._dead_letter_summary)
 
     def _dead_letter_summary(self) -> None:
+        if self._dl_timer is not None:
+            self._dl_timer.cancel()
+            self._dl_timer = None
         self._log.info(
             "dead_letter", summary=True, suppressed=self._dl_suppressed, total=self._dead_letters
         )
         self._dl_logged = 0
         self._dl_suppressed = 0
 
-    def log_event(self, event: str, path: str, level: str = "info", **fields: Any) -> None:
+    def log_event(self, event: str, path: str, level: str | None = None, **fields: Any) -> None:
+        """Log a lifecycle event (at its level in `EVENT_LEVELS` unless `level`
+        says) and hand it to `system.events` subscribers."""
+        level = level or EVENT_LEVELS.get(event, "info")
         getattr(self._log, level)(event, path=path, **fields)
+        if self.events.active:
+            self.events.emit(
+                {"event": event, "system": self.name, "path": path, **fields, "log_level": level}
+            )
 
     def log_crash(self, path: str, exc: BaseException, during: str) -> None:
-        self._log.error("actor.crashed", path=path, during=during, exc_info=exc)
+        """`actor.crashed` with what a one-line renderer needs (API.md 8) and `exc_info`."""
+        slot = self._slots.get(path)
+        self.log_event(
+            "actor.crashed",
+            path,
+            during=during,
+            exc_type=exc_type_name(type(exc)),
+            error=str(exc),
+            restarts=slot.restarts if slot is not None else 0,
+            exc_info=exc,
+        )
+
+    def log_stopping(self, slot: Slot) -> None:
+        """`actor.stopping` before a graceful stop that has queued messages to serve
+        first: what a shutdown waits for, and for how long at most."""
+        queued = slot.mailbox.depth
+        if queued:
+            self.log_event("actor.stopping", slot.path, queued=queued, shutdown=slot.shutdown)
+
+    def _callback_failed(self, callback: Callback, exc: BaseException) -> None:
+        self._log.error(
+            "events.callback_failed",
+            callback=repr(callback),
+            exc_type=exc_type_name(type(exc)),
+            error=str(exc),
+            exc_info=exc,
+        )
 
     # -- stopping ----------------------------------------------------------
 
@@ -550,6 +608,7 @@ class ActorSystem:
         try:
             while self._top:
                 slot = next(reversed(self._top))
+                self.log_stopping(slot)
                 try:
                     await slot.stop_for_good()
                 except Exception as exc:
@@ -566,6 +625,8 @@ class ActorSystem:
                 await self._node.aclose()
         finally:
             self._state = "stopped"
+            if self._dl_suppressed:  # the summary is due later: say it before we are gone
+                self._dead_letter_summary()
             self._stopped.set()
 
     def root_gave_up(self, exc: SupervisorGaveUp) -> None:

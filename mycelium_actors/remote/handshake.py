@@ -156,7 +156,7 @@ async def client_handshake(
         if secret is not None and not wire.proof_matches(
             wire.proof(secret, b"server", mine, theirs), their_proof
         ):
-            raise TransportError("it did not prove the shared secret")
+            raise TransportError("wrong secret (or none): it did not prove the shared secret")
         link.conn.send(
             wire.control(wire.AUTH, wire.proof(secret, b"client", theirs, mine)), urgent=True
         )

@@ -21,6 +21,7 @@ from ..kernel.seams import NodeInfo, NodeOptions, set_node_factory
 from ..kernel.system import ActorSystem
 from ..transports.base import Connection, Listener
 from ..transports.registry import scheme_of, split_url, transport_for
+from ..transports.urls import tcp_exposed
 from ..wire import frames as wire
 from ..wire.codec import Codec, RefHook
 from ..wire.registry import wire_id
@@ -75,11 +76,23 @@ class NetworkNode:
                 self.max_frame = limit
                 self.codec.max_size = self.max_frame
             self._log("node.listening", self._listener.address, incarnation=self.incarnation)
+            if self.options.secret is None and tcp_exposed(url):
+                self._log(
+                    "node.exposed",
+                    self._listener.address,
+                    reason="listening beyond loopback without a secret: any host that reaches "
+                    "this port can send messages to its actors (set secret=, or --secret-env)",
+                )
 
     async def aclose(self) -> None:
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
+        up = [peer for peer in self._peers.values() if peer.up]
+        for peer in up:  # what we received was delivered: its senders learn it first
+            peer.flush_credit()
+        settle = min(1.0, self.options.heartbeat_timeout)
+        await asyncio.gather(*(peer.settle(settle) for peer in up))
         for peer in list(self._peers.values()):
             if peer.up:
                 try:
@@ -207,7 +220,9 @@ class NetworkNode:
         self._log("node.up", peer.address or name, name=name, incarnation=incarnation)
 
     def peer_down(self, peer: Peer, reason: str) -> None:
-        self._log("node.down", peer.address or peer.name, name=peer.name, reason=reason)
+        # A warning (API.md 8), except when we are the ones shutting down: no news then.
+        level = "info" if self._closing else None
+        self._log("node.down", peer.address or peer.name, level, name=peer.name, reason=reason)
         if peer.address is None:
             self._peers.pop(f"{peer.name}#{peer.incarnation}", None)
 

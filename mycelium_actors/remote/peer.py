@@ -29,7 +29,7 @@ from ..kernel.system import ActorSystem
 from ..transports.base import Connection
 from ..wire import exceptions
 from ..wire import frames as wire
-from ..wire.codec import Codec
+from ..wire.codec import Codec, body_wire_id
 from .flow import CREDIT_BATCH, MAX_OPEN_ASKS, WINDOW
 from .refs import RemoteActorRef
 
@@ -95,6 +95,7 @@ class Peer:
         self._encode = node.codec.encode
         self._wake: list[LocalActorRef[Any]] = []  # to serve at the end of this read
         self._refs: dict[str, RemoteActorRef] = {}
+        self._settled: asyncio.Future[None] | None = None  # while closing: no tell in flight
 
     def __repr__(self) -> str:
         return f"<Peer {self.name or '?'} {self.address} {'up' if self.up else 'down'}>"
@@ -154,6 +155,8 @@ class Peer:
         conn, self.conn = self.conn, None
         if conn is None:
             return
+        if self._settled is not None and not self._settled.done():
+            self._settled.set_result(None)
         if close:
             conn.close(reason)
         error = TransportError(f"connection to {self.name or self.address} lost: {reason}")
@@ -185,6 +188,24 @@ class Peer:
 
     def _url(self, path: str) -> str:
         return f"{self.address or self.name}{path}"
+
+    def tells_in_flight(self) -> bool:
+        return any(message is not None for sent in self._inflight.values() for message in sent)
+
+    async def settle(self, timeout: float) -> None:
+        """Before this node closes: ask for the credit of tells in flight (a PING
+        makes the peer return what it owes) and wait up to `timeout` for it, so
+        tells that were delivered are not counted as lost."""
+        if not self.up or not self.tells_in_flight():
+            return
+        self._settled = self.node.loop.create_future()
+        try:
+            self.send(wire.control(wire.PING), urgent=True)
+            await asyncio.wait_for(asyncio.shield(self._settled), timeout)
+        except (TimeoutError, TransportError):
+            pass  # what is still in flight is lost, as for any closed connection
+        finally:
+            self._settled = None
 
     # -- sending -------------------------------------------------------------------
 
@@ -330,7 +351,7 @@ class Peer:
                 path, n = wire.items(frame, 2)
                 self._on_credit(path, n)
             elif kind == wire.PING:
-                pass
+                self.flush_credit()  # a closing sender asks this way what was delivered
             elif kind == wire.WATCH:
                 (path,) = wire.items(frame, 1)
                 self._on_watch(path)
@@ -395,10 +416,25 @@ class Peer:
             message = self._decode(body)
         except SerializationError as exc:
             self._owe(path)
-            self.node.log("node.refused", self, reason=f"tell to {path}: {exc}")
-            self.node.system.dead_letter(path, body, "undecodable")
+            self._undecodable(path, body, exc, tell=True)
             return
         self._deliver(path, message, None)
+
+    def _undecodable(self, path: str, body: bytes, exc: SerializationError, tell: bool) -> None:
+        """A message body that does not decode: a warning, and a dead letter for a tell
+        (an ask's sender gets the error instead)."""
+        system = self.node.system
+        wire = body_wire_id(body)
+        system.log_event(
+            "message.undecodable",
+            path,
+            peer=self.address or self.name,
+            wire_id=wire,
+            error=str(exc),
+            kind="tell" if tell else "ask",
+        )
+        if tell:
+            system.dead_letter(path, body, "undecodable", message_type=f"wire id {wire}")
 
     def _on_ask(self, frame: bytes) -> None:
         size = int.from_bytes(frame[5:7], "big")
@@ -413,6 +449,7 @@ class Peer:
             message = self.node.decode(body)
         except SerializationError as exc:
             self._owe(path)
+            self._undecodable(path, body, exc, tell=False)
             self._reply_error(request, exc)
             return
         if self._open_asks >= MAX_OPEN_ASKS:
@@ -533,6 +570,9 @@ class Peer:
             inflight.popleft()
         if self._credit_waiters.get(path):
             self._pass_room(path, n)
+        settled = self._settled
+        if settled is not None and not settled.done() and not self.tells_in_flight():
+            settled.set_result(None)
 
     def _on_watch(self, path: object) -> None:
         if not isinstance(path, str):

@@ -552,6 +552,8 @@ class SupervisorSlot(Slot):
         self._fail_requests()
 
     async def _stop_child(self, slot: Slot, drain: bool) -> None:
+        if drain:
+            self.system.log_stopping(slot)
         try:
             await slot.stop_for_good(drain=drain)
         except Exception as exc:

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 LOOPBACK = "127.0.0.1"  # where a server binds when the URL names no host
 
 
@@ -52,6 +54,22 @@ def tcp_endpoint(node_url: str, *, listening: bool) -> tuple[str, int]:
     if not listening and int(port) == 0:
         raise ValueError(f"{node_url!r}: cannot connect to port 0")
     return host, int(port)
+
+
+def tcp_exposed(url: str) -> bool:
+    """True for a `tcp://` listen URL that other hosts can reach (not loopback).
+
+    A host name other than `localhost` counts as exposed: it may resolve anywhere.
+    """
+    if not url.startswith("tcp://"):
+        return False
+    host, _ = tcp_endpoint(split_simple("tcp", url)[0], listening=True)
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
 
 
 def tcp_url(host: str, port: int) -> str:

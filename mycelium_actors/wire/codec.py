@@ -163,6 +163,11 @@ def check_depth(data: bytes | memoryview, limit: int) -> None:
         raise SerializationError("truncated MessagePack data" if pos > end else "trailing bytes")
 
 
+def body_wire_id(body: bytes) -> int | None:
+    """The wire id a message body starts with (None if it is too short to have one)."""
+    return int.from_bytes(body[:_HEAD], "big") if len(body) >= _HEAD else None
+
+
 def _check_plain(value: object, depth: int) -> str | None:
     kind = type(value)
     if value is None or kind in (bool, int, float, str, bytes):

@@ -31,6 +31,39 @@ class Crasher(Actor):
         raise RuntimeError("boom")
 
 
+class CrashesOnce(Actor):
+    """Crashes in its first handler run, with a secret in a local variable; then idles."""
+
+    crashed = False  # per process: the restarted instance does not crash again
+
+    async def on_start(self) -> None:
+        if not CrashesOnce.crashed:
+            self.context.schedule_once(0.0, Boom())
+
+    @handler
+    def boom(self, msg: Boom) -> None:
+        CrashesOnce.crashed = True
+        password = "hunter2-in-a-local"
+        raise PermissionError(f"login refused ({len(password)} characters)")
+
+
+@attrs.frozen
+class Job:
+    n: int
+
+
+class Busy(Actor):
+    """Queues 100 jobs of 0.1 s each for itself: a Ctrl-C finds most of them queued."""
+
+    async def on_start(self) -> None:
+        for n in range(100):
+            self.context.self_ref.tell_nowait(Job(n))
+
+    @handler
+    async def job(self, msg: Job) -> None:
+        await asyncio.sleep(0.1)
+
+
 class OneShot(Actor):
     """Does its one job and stops itself."""
 
@@ -94,6 +127,8 @@ finishes = Supervisor(
     auto_shutdown="any_significant",
     children=[Child(Worker), Child(OneShot, restart="transient", significant=True)],
 )
+crashes_once = _app(Child(CrashesOnce, name="crasher"))
+busy = _app(Child(Busy, name="busy", shutdown=0.3))
 fails_to_start = _app(Child(NoDatabase, name="db"))
 slow_to_start = _app(Child(SlowStart, name="slow"))
 slow_to_stop = _app(Child(SlowStop, name="slow", shutdown=None))

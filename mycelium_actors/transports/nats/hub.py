@@ -27,6 +27,8 @@ RECONNECT_WAIT = 0.5
 #: How long closing a client whose connect failed may take (see `close_failed`).
 CLOSE_TIMEOUT = 2.0
 CONN_SUBJECT = "mycelium.conn."
+# What nats-py reports when the server goes away (the disconnect follows).
+_LOSS = (OSError, nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError)
 
 
 class Hub:
@@ -42,6 +44,8 @@ class Hub:
         self.prefix = CONN_SUBJECT + secrets.token_hex(8)
         self.users = 0
         self.gone = False
+        self.lost = False  # between the disconnect and the reconnect: errors are expected
+        self._last_error: str | None = None
         self._forget = forget
         self._conns: dict[str, NatsConnection] = {}
         self._ids = itertools.count(1)
@@ -68,6 +72,7 @@ class Hub:
                 reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]
                 pending_size=0,  # no reconnect buffer: a lost server loses the frames
                 disconnected_cb=self._disconnected,
+                reconnected_cb=self._reconnected,
                 error_cb=self._error,
                 **options,
             )
@@ -123,7 +128,7 @@ class Hub:
     def post(self, subject: str, data: bytes, reply: str = "") -> None:
         """Publish a message of our own (presence), in turn with the frames."""
         if not self.gone:
-            self.want_send(Notice(subject, data, reply))
+            self.want_send(Notice(self, subject, data, reply))
 
     async def _send_loop(self) -> None:
         # publish() is a coroutine but send() is not: frames wait here for one
@@ -169,26 +174,49 @@ class Hub:
         return self._touched.pop(conn, 0) is None
 
     async def _disconnected(self) -> None:
+        if not self.lost and not self.gone and not self.nc.is_closed:
+            # Once: nats-py retries every RECONNECT_WAIT, and each failure is expected now.
+            self.lost = True
+            logs.get_logger().warning(
+                "transport.nats_lost",
+                server=self.server,
+                error=self._last_error,
+                retry_every=RECONNECT_WAIT,
+            )
         for conn in list(self._conns.values()):
             conn.lost(f"lost the NATS server {self.server}")
 
+    async def _reconnected(self) -> None:
+        if self.lost:
+            self.lost = False
+            logs.get_logger().info("transport.nats_back", server=self.server)
+
     async def _error(self, exc: Exception) -> None:
-        logs.get_logger().info("transport.nats_error", server=self.server, error=repr(exc))
+        if isinstance(exc, _LOSS):  # said once by transport.nats_lost, which names it
+            self._last_error = repr(exc)
+            logs.get_logger().debug("transport.nats_error", error=repr(exc), server=self.server)
+        else:
+            self.log_error(exc, server=self.server)
+
+    def log_error(self, exc: BaseException, **fields: Any) -> None:
+        """A NATS error: at info, or at debug while the server is known to be lost."""
+        log = logs.get_logger()
+        (log.debug if self.lost else log.info)("transport.nats_error", error=repr(exc), **fields)
 
 
 class Notice:
     """One message to publish that belongs to no connection."""
 
-    __slots__ = ("data", "reply", "subject")
+    __slots__ = ("data", "hub", "reply", "subject")
 
-    def __init__(self, subject: str, data: bytes, reply: str) -> None:
-        self.subject, self.data, self.reply = subject, data, reply
+    def __init__(self, hub: Hub, subject: str, data: bytes, reply: str) -> None:
+        self.hub, self.subject, self.data, self.reply = hub, subject, data, reply
 
     async def publish(self, nc: Client) -> None:
         try:
             await nc.publish(self.subject, self.data, reply=self.reply)
         except (nats.errors.Error, OSError) as exc:  # lost: the next beat will do
-            logs.get_logger().info("transport.nats_error", subject=self.subject, error=repr(exc))
+            self.hub.log_error(exc, subject=self.subject)
 
 
 def options_from_environment(userinfo: str) -> dict[str, Any]:

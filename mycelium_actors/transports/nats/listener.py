@@ -10,7 +10,6 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from ... import logs
 from ...errors import TransportError
 from ..base import Connection, Listener
 from .hub import CONN_SUBJECT, Hub
@@ -126,7 +125,7 @@ class NatsListener(Listener):
             elif kind == OPEN:
                 await self._open(msg.reply, body.decode(errors="replace"))
         except (nats.errors.Error, OSError) as exc:
-            logs.get_logger().info("transport.nats_error", node=self.address, error=repr(exc))
+            self._hub.log_error(exc, node=self.address)
 
     async def _open(self, reply: str, their_inbox: str) -> None:
         nc = self._hub.nc
