@@ -43,6 +43,7 @@ class StreamConnection(asyncio.Protocol, Connection):
 
     def __init__(self, max_frame: int, coalesce: bool, accept: Accept | None = None) -> None:
         self._max_frame = max_frame
+        self._max_in = max_frame  # what we read; lower during a handshake
         self._coalesce = coalesce
         self._accept = accept
         self._loop = asyncio.get_running_loop()
@@ -51,6 +52,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._buffer = bytearray()  # the start of a frame not fully read yet
         self._urgent: list[bytes] = []  # prefixes and frames, waiting for the next write
         self._normal: list[bytes] = []
+        self._queued = 0  # bytes in _urgent and _normal
         self._flush_scheduled = False
         self._fresh = True  # nothing written since the last read or flush: write at once
         self._paused = False
@@ -86,12 +88,22 @@ class StreamConnection(asyncio.Protocol, Connection):
         queue = self._urgent if urgent else self._normal
         queue.append(header)
         queue.append(frame)
+        self._queued += size
         if not self._flush_scheduled and not self._paused:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
     def close(self, reason: str | None = None) -> None:
         self._shut((None,))
+
+    def limit_incoming(self, max_frame: int) -> None:
+        self._max_in = min(max_frame, self._max_frame)
+
+    @property
+    def backlog(self) -> int:
+        transport = self._transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return self._queued + buffered
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
@@ -101,8 +113,10 @@ class StreamConnection(asyncio.Protocol, Connection):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peername = transport.get_extra_info("peername")
+        self.source = peername[0] if isinstance(peername, tuple) else "unix"
         if not self.peer:
-            self.peer = str(transport.get_extra_info("peername") or "a unix socket client")
+            self.peer = str(peername or "a unix socket client")
         transport.pause_reading()  # frames wait until start()
         if self._accept is not None:
             self._accept(self)
@@ -124,8 +138,8 @@ class StreamConnection(asyncio.Protocol, Connection):
         with memoryview(source) as view:
             while end - pos >= PREFIX and not self._closed:
                 size = int.from_bytes(view[pos : pos + PREFIX], "big")
-                if size > self._max_frame:
-                    self._refuse(oversize(size, self._max_frame))
+                if size > self._max_in:
+                    self._refuse(oversize(size, self._max_in))
                     break
                 stop = pos + PREFIX + size
                 if stop > end:
@@ -157,6 +171,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._closed = True
         self._urgent.clear()
         self._normal.clear()
+        self._queued = 0
         self._buffer.clear()
         if self._why is not None:
             reason = self._why[0]
@@ -184,6 +199,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._transport.write(b"".join(parts))
         self._urgent = []
         self._normal = []
+        self._queued = 0
 
     def _refuse(self, reason: str) -> None:
         logs.get_logger().warning("transport.frame_refused", peer=self.peer, reason=reason)

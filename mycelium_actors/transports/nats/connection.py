@@ -32,6 +32,7 @@ class NatsConnection(Connection):
         self.inbox = inbox
         self.target = ""  # the peer's inbox
         self.max_frame = max_frame
+        self._max_in = max_frame
         self._hub = hub
         self._loop = asyncio.get_running_loop()
         self._sink: FrameSink | None = None
@@ -77,6 +78,9 @@ class NatsConnection(Connection):
         self._closed = True
         self._say_farewell(reason or "")
         self._end(None)
+
+    def limit_incoming(self, max_frame: int) -> None:
+        self._max_in = min(max_frame, self.max_frame)
 
     def protect(self, send_key: bytes, receive_key: bytes) -> None:
         """Anyone on the server may publish to our inbox: from now on each frame
@@ -177,8 +181,8 @@ class NatsConnection(Connection):
 
     def _deliver(self, sink: FrameSink, data: bytes) -> bool:
         """Hand `data` to `sink`; False if it is too large (the connection closes)."""
-        if len(data) > self.max_frame:
-            reason = oversize(len(data), self.max_frame)
+        if len(data) > self._max_in:
+            reason = oversize(len(data), self._max_in)
             logs.get_logger().warning("transport.frame_refused", peer=self.peer, reason=reason)
             self._closed = True
             self._say_farewell(reason)  # after what was queued: signed frames keep their order

@@ -37,6 +37,7 @@ class NatsListener(Listener):
         self.frame_limit = hub.max_payload
         self.max_frame = min(max_frame, hub.max_payload)
         self.name = name
+        self.node_name = name
         self._hub = hub
         self._accept = accept
         self._subject = NODE_SUBJECT + name
