@@ -206,10 +206,14 @@ async def client_handshake(
     return theirs
 
 
-async def server_handshake(link: Link, our_hello: Hello, secret: bytes | None) -> wire.Hello:
-    """S's side up to the client's proof; returns the client's HELLO. Whatever
-    goes wrong raises; WELCOME or GOODBYE is the caller's to send."""
+async def server_handshake(
+    link: Link, our_hello: Hello, secret: bytes | None, check: Callable[[wire.Hello], None]
+) -> wire.Hello:
+    """S's side up to the client's proof; returns the client's HELLO, which
+    `check` saw first (and may refuse by raising). Whatever goes wrong raises;
+    WELCOME or GOODBYE is the caller's to send."""
     theirs = read_hello(await link.next_frame())
+    check(theirs)
     mine = os.urandom(16)
     link.conn.send(our_hello(mine, wire.proof(secret, b"server", theirs.nonce, mine)), urgent=True)
     frame = await link.next_frame()

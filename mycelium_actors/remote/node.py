@@ -291,9 +291,9 @@ class NetworkNode:
     async def _server_handshake(self, link: Link) -> None:
         conn = link.conn
         try:
-            theirs = await server_handshake(link, self._hello, self.options.secret)
-            if theirs.address is not None:
-                self._check_address(theirs.address)
+            theirs = await server_handshake(
+                link, self._hello, self.options.secret, self._check_hello
+            )
         except VersionMismatch as exc:
             self._refuse(conn, str(exc))
             return
@@ -313,8 +313,11 @@ class NetworkNode:
         self._attach(peer, link, theirs)
 
     @staticmethod
-    def _check_address(address: str) -> None:
+    def _check_hello(theirs: wire.Hello) -> None:
         """A listen address declared in HELLO must be a node URL we could dial."""
+        address = theirs.address
+        if address is None:
+            return
         try:
             node_url, path = split_url(address)
             transport_for(node_url)
