@@ -100,7 +100,7 @@ class Replies(Actor):
 @pytest.mark.parametrize(
     ("message", "raises", "says"),
     [
-        (Add(100_000), SerializationError, "65536"),
+        (Add(65_529), SerializationError, "65536"),  # a payload that fits, a frame that does not
         (Echo("long"), ValueError, "[...]"),
         (Echo("unprintable"), Exception, "str() raised"),
     ],
@@ -121,15 +121,22 @@ async def test_a_reply_that_cannot_cross_is_an_error_and_the_actor_serves_on(
 
 
 async def test_several_senders_to_one_actor_stay_within_the_window(node, caller) -> None:
+    """A woken sender checks again: one that did not wait may have taken the room
+    (the receiver cuts a peer with more than the window in flight)."""
     slow = await caller.remote(node.address, "/root/slow")
+    in_flight = slow._peer._inflight_to(slow.path)  # what the window counts
+    most = 0
     await slow.tell(Hold(0.2))  # the window fills behind it
 
     async def sender() -> None:
+        nonlocal most
         for _ in range(300):
             await slow.tell(Add(1))
+            most = max(most, len(in_flight))
 
     await asyncio.wait_for(asyncio.gather(*(sender() for _ in range(4))), 30)
     assert await slow.ask(GetTotal(), timeout=10.0) == 1200
+    assert most <= WINDOW
 
 
 # -- 5, 6, 14: the handshake --------------------------------------------------------------
