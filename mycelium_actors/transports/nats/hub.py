@@ -24,6 +24,9 @@ from .connection import TAG, NatsConnection, describe
 
 #: Seconds between attempts to reach a lost server (nats-py retries forever).
 RECONNECT_WAIT = 0.5
+#: Attempts to reach the server when a client first connects, after the first:
+#: a server that is not there is an error at once, not an endless wait.
+CONNECT_RETRIES = 1
 #: How long closing a client whose connect failed may take (see `close_failed`).
 CLOSE_TIMEOUT = 2.0
 CONN_SUBJECT = "mycelium.conn."
@@ -54,17 +57,19 @@ class Hub:
         self._pump: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self.max_payload = 0
+        self._last_error: BaseException | None = None
 
     async def open(self, userinfo: str, extra: dict[str, Any]) -> None:
         options = options_from_environment(userinfo)
         options.update(extra)
         try:
-            # The first attempt fails at once (allow_reconnect=False): nats-py
-            # would otherwise retry an unreachable server forever.
+            # A bounded first connect: with allow_reconnect=False nats-py still
+            # tries one unreachable server forever unless max_reconnect_attempts
+            # bounds it (2.16: `_select_next_server` loops on its own).
             await self.nc.connect(
                 servers=[f"nats://{self.server}"],
                 allow_reconnect=False,
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=CONNECT_RETRIES,
                 reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]
                 pending_size=0,  # no reconnect buffer: a lost server loses the frames
                 disconnected_cb=self._disconnected,
@@ -73,14 +78,17 @@ class Hub:
             )
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             await close_failed(self.nc)
+            cause = self._last_error if isinstance(exc, nats.errors.NoServersError) else exc
             raise TransportError(
-                f"cannot reach the NATS server {self.server}: {describe(exc)}"
+                f"cannot reach the NATS server {self.server}: {describe(cause or exc)}"
             ) from exc
         # Our bet on nats-py 2.x: `options` is read at each disconnect, so from
-        # now on the client reconnects by itself. Without the key, a lost client
-        # stays closed and the next connect or listen opens a new one.
+        # now on the client reconnects by itself, forever. Without the keys, a
+        # lost client stays closed and the next connect or listen opens a new one.
         if "allow_reconnect" in self.nc.options:
             self.nc.options["allow_reconnect"] = True
+        if "max_reconnect_attempts" in self.nc.options:
+            self.nc.options["max_reconnect_attempts"] = -1
         # Room for the signature of a protected connection's frames.
         self.max_payload = self.nc.max_payload - TAG
         self._sub = await self.nc.subscribe(
@@ -173,7 +181,16 @@ class Hub:
             conn.lost(f"lost the NATS server {self.server}")
 
     async def _error(self, exc: Exception) -> None:
+        self._last_error = exc
         logs.get_logger().info("transport.nats_error", server=self.server, error=repr(exc))
+
+    @property
+    def reachable(self) -> bool:
+        """False while the client has lost its server (it reconnects by itself)."""
+        return bool(self.nc.is_connected)
+
+    def lost_server(self) -> str:
+        return f"lost the NATS server {self.server} (reconnecting)"
 
 
 class Notice:
