@@ -142,7 +142,7 @@ async def test_the_next_use_reconnects_to_a_restarted_node(spawn_node, here) -> 
     assert info.name == "far"
 
 
-async def test_two_nodes_connecting_to_each_other_at_once_keep_one_connection(
+async def test_two_nodes_connecting_to_each_other_at_once_list_each_other_once(
     tmp_path: Path,
 ) -> None:
     async with (
