@@ -253,6 +253,8 @@ class Peer:
             self._forget_waiter(path, fut)
             task = asyncio.current_task()
             if until is not None and until.done() and task is not None and not task.cancelling():
+                if not until.cancelled():
+                    until.exception()  # the deadline's AskTimeout: ours says more
                 raise AskTimeout(f"ask to {self._url(path)} found no room in flight") from None
             raise
         except BaseException:

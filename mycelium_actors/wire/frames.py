@@ -56,7 +56,8 @@ REPLY_HEAD = _REPLY_HEAD.size
 _encoder = msgspec.msgpack.Encoder()
 
 Nonce = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
-Text = Annotated[str, msgspec.Meta(max_length=1024)]
+# 256 characters: a HELLO fits in HANDSHAKE_FRAME whatever the characters.
+Text = Annotated[str, msgspec.Meta(max_length=256)]
 RequestId = Annotated[int, msgspec.Meta(ge=0, le=0xFFFFFFFF)]
 
 

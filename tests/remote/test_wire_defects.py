@@ -260,7 +260,8 @@ async def test_a_peer_per_address_is_not_kept_forever(caller, tmp_path) -> None:
         with pytest.raises(Exception):  # noqa: B017 (nobody listens there)
             await caller.remote(f"unix://{tmp_path}/gone-{n}.sock", "/x")
     gc.collect()
-    assert sum(isinstance(o, Peer) for o in gc.get_objects()) == 0
+    node = caller._node
+    assert [o for o in gc.get_objects() if isinstance(o, Peer) and o.node is node] == []
 
 
 async def test_watchers_that_went_away_leave_nothing_on_the_actor(node) -> None:
