@@ -13,6 +13,9 @@ import msgspec
 
 from mycelium_actors.wire import frames as wire
 
+#: HELLO's first two items, the same in every version.
+HELLO_HEAD = (wire.MAGIC, wire.VERSION)
+
 
 def frame(payload: bytes) -> bytes:
     """`payload` with its 4-byte length prefix."""

@@ -29,6 +29,7 @@ from mycelium_actors import (
 from mycelium_actors.remote.flow import WINDOW
 from mycelium_actors.remote.peer import Peer
 from mycelium_actors.testing import FakeClock, capture_events, events_named, eventually, settle
+from mycelium_actors.wire import frames as wire
 from mycelium_actors.wire.codec import Codec
 
 from . import raw
@@ -343,3 +344,30 @@ async def test_an_asks_timeout_counts_its_wait_for_room_in_the_window(node) -> N
                 await asyncio.wait_for(pending, 5)
     finally:
         never.set()
+
+
+# -- control frames: one typed decoder per kind ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "items", "says"),
+    [
+        (wire.Credit, ("/a", "3"), "a malformed CREDIT frame: n: Expected `int`, got `str`"),
+        (wire.Credit, ("/a", 0), "a malformed CREDIT frame: n: Expected `int` >= 1"),
+        (wire.Stop, (-1, "/a"), "a malformed STOP frame: request: Expected `int` >= 0"),
+        (wire.Terminated, ("/a",), "a malformed TERMINATED frame: Expected `array` of at least"),
+        (wire.Hello, (*raw.HELLO_HEAD, "n", "i", None, b"short", b"", 1), "HELLO frame: nonce"),
+    ],
+)
+def test_a_malformed_control_frame_is_one_protocol_error_naming_the_field(
+    kind, items, says
+) -> None:
+    with pytest.raises(wire.ProtocolError) as info:
+        wire.decode(kind, wire.control(kind.KIND, *items))
+    assert says in str(info.value)
+
+
+def test_control_frames_round_trip_and_ignore_items_a_later_version_adds() -> None:
+    credit = wire.Credit("/root/c", 64)
+    assert wire.decode(wire.Credit, credit.frame()) == credit
+    assert wire.decode(wire.Credit, wire.control(wire.CREDIT, "/root/c", 64, "new")) == credit
