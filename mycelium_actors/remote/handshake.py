@@ -36,8 +36,9 @@ MAX_HANDSHAKES = 64
 #: Of those, how many one source (an IP address; every unix client is one
 #: source) may hold; its new one pushes out its own oldest.
 MAX_HANDSHAKES_PER_SOURCE = 16
-#: The longest a handshake may take, whatever the heartbeat timeout.
-HANDSHAKE_TIMEOUT = 5.0
+#: The longest a handshake may take, whatever the heartbeat timeout (it takes
+#: milliseconds; a connection that has proved nothing is not kept long).
+HANDSHAKE_TIMEOUT = 3.0
 
 _EXPIRED = b""  # queued when the handshake's deadline passes (no frame is empty)
 

@@ -167,21 +167,21 @@ async def test_silent_connections_lock_no_peer_out_and_the_pushed_out_hear_why(
 
 
 async def test_a_dribbling_handshake_has_one_deadline(tmp_path) -> None:
-    """Heartbeat timeout 4 s: a HELLO after 3 s and nothing after it is refused at 4 s,
-    not 4 s after the HELLO (the fake clock moves; real time barely does)."""
+    """Heartbeat timeout 2.5 s: a HELLO after 2 s and nothing after it is refused at
+    2.5 s, not 2.5 s after the HELLO (the fake clock moves; real time barely does)."""
     clock = FakeClock()
     url = f"unix://{tmp_path}/d.sock"
-    async with ActorSystem("d", listen=url, heartbeat_timeout=4.0, clock=clock) as node:
+    async with ActorSystem("d", listen=url, heartbeat_timeout=2.5, clock=clock) as node:
         sock = await asyncio.to_thread(_client, node)
         with sock:
             await eventually(lambda: node._node._handshakes)  # accepted at 0 s
-            await clock.advance(3.0)
+            await clock.advance(2.0)
             await asyncio.to_thread(sock.sendall, raw.frame(raw.hello()))
             await asyncio.to_thread(raw.read_frame, sock)  # its HELLO: it waits for AUTH
-            await clock.advance(1.5)
+            await clock.advance(1.0)
             sock.settimeout(2.0)
             reason = await asyncio.to_thread(raw.goodbye, sock)
-    assert "no handshake within 4.0s" in reason
+    assert "no handshake within 2.5s" in reason
 
 
 async def test_a_peer_of_another_protocol_version_is_told_both_versions(node) -> None:
