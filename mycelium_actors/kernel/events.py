@@ -27,6 +27,15 @@ def exc_type_name(cls: type[BaseException]) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def error_text(exc: BaseException) -> str:
+    """`str(exc)` for a log line; an exception whose `str()` raises says so
+    instead of breaking the path that logs it (a crash, a refusal)."""
+    try:
+        return str(exc)
+    except Exception as failure:
+        return f"<str() raised {type(failure).__name__}>"
+
+
 class _Subscription:
     __slots__ = ("callback",)
 

@@ -21,7 +21,7 @@ from .. import logs
 from ..errors import MailboxFull, MyceliumError, SerializationError, SupervisorGaveUp
 from .actor import Actor
 from .clock import Clock
-from .events import Callback, Events, exc_type_name
+from .events import Callback, Events, error_text, exc_type_name
 from .executor import DEFAULT_EXECUTOR
 from .ref import LocalActorRef, check_timeout
 from .seams import (
@@ -563,7 +563,7 @@ class ActorSystem:
             path,
             during=during,
             exc_type=exc_type_name(type(exc)),
-            error=str(exc),
+            error=error_text(exc),
             restarts=slot.restarts if slot is not None else 0,
             exc_info=exc,
         )
@@ -580,7 +580,7 @@ class ActorSystem:
             "events.callback_failed",
             callback=repr(callback),
             exc_type=exc_type_name(type(exc)),
-            error=str(exc),
+            error=error_text(exc),
             exc_info=exc,
         )
 

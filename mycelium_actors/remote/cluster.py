@@ -50,7 +50,7 @@ async def ask_all(
     async def one(index: int, peer: Peer) -> None:
         with anyio.move_on_after(timeout) as scope:
             try:
-                answers[index] = await peer.request(wire.QUERY, op, argument, timeout=timeout)
+                answers[index] = await peer.request(wire.Query, op, argument, timeout=timeout)
             except (TimeoutError, MyceliumError) as exc:
                 log("node.skipped", peer.address or peer.name, op=op, reason=repr(exc))
         if scope.cancelled_caught:

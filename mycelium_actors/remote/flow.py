@@ -13,3 +13,7 @@ WINDOW = 256
 MAX_OPEN_ASKS = 4096
 #: Credit goes back in batches of this many (the heartbeat returns the rest).
 CREDIT_BATCH = WINDOW // 4
+#: Bytes of replies a peer may leave unread (or twice its maximum frame, if
+#: larger) before it is cut off: a peer that asks and never reads cannot grow
+#: this node without bound.
+MAX_UNREAD = 8 * 1024 * 1024

@@ -1,16 +1,18 @@
 """The handshake that opens every connection between two nodes (client C, server S):
 
-    C -> S  HELLO  [magic, version, name, incarnation, address, nonce_c, b""]
-    S -> C  HELLO  [magic, version, name, incarnation, address, nonce_s, proof_s]
+    C -> S  HELLO  [magic, version, name, incarnation, address, nonce_c, b"", max_frame]
+    S -> C  HELLO  [magic, version, name, incarnation, address, nonce_s, proof_s, max_frame]
     C -> S  AUTH   [proof_c]
     S -> C  WELCOME []          (or GOODBYE [reason], then close)
 
 With a secret, proof_s = HMAC(secret, "server" | nonce_c | nonce_s) and
 proof_c = HMAC(secret, "client" | nonce_s | nonce_c): each side proves it
 knows the secret without sending it, bound to both sides' fresh nonces.
+A handshake has one deadline, however its frames dribble in; a peer of
+another protocol version gets GOODBYE naming both versions.
 
 The steps here speak the protocol only; what a finished handshake means for
-the node's peers (which connection it keeps) is `NetworkNode`'s.
+the node's peers (which connection routes where) is `NetworkNode`'s.
 """
 
 from __future__ import annotations
@@ -21,14 +23,24 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TransportError
+from ..kernel.clock import Clock
 from ..transports.base import Connection
 from ..wire import frames as wire
 
 if TYPE_CHECKING:
     from .peer import Peer
 
-#: Connections that may be in their handshake at once; more are closed at once.
+#: Connections that may be in their handshake at once; a new one past this
+#: pushes out the oldest (with GOODBYE), so silent connections lock nobody out.
 MAX_HANDSHAKES = 64
+#: Of those, how many one source (an IP address; every unix client is one
+#: source) may hold; its new one pushes out its own oldest.
+MAX_HANDSHAKES_PER_SOURCE = 16
+#: The longest a handshake may take, whatever the heartbeat timeout (it takes
+#: milliseconds; a connection that has proved nothing is not kept long).
+HANDSHAKE_TIMEOUT = 3.0
+
+_EXPIRED = b""  # queued when the handshake's deadline passes (no frame is empty)
 
 #: Builds our HELLO from (nonce, proof).
 Hello = Callable[[bytes, bytes], bytes]
@@ -42,6 +54,18 @@ class Link:
         self.frames: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.peer: Peer | None = None
         self.lost_reason: str | None = None  # why the connection closed, if it did
+        self.timeout = 0.0
+        self._deadline: Any = None
+
+    def arm(self, clock: Clock, timeout: float) -> None:
+        """One deadline for the whole handshake (not one per frame)."""
+        self.timeout = timeout
+        self._deadline = clock.call_later(timeout, self.frames.put_nowait, _EXPIRED)
+
+    def disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def frame_received(self, frame: bytes) -> None:
         self.frames.put_nowait(frame)
@@ -85,14 +109,13 @@ class Link:
         if peer is not None and peer.conn is self.conn:
             peer.connection_lost(reason)
 
-    async def next_frame(self, timeout: float) -> bytes:
-        try:
-            frame = await asyncio.wait_for(self.frames.get(), timeout)
-        except TimeoutError:
-            raise TransportError(f"no handshake within {timeout}s") from None
+    async def next_frame(self) -> bytes:
+        frame = await self.frames.get()
         if frame is None:
             why = f": {self.lost_reason}" if self.lost_reason else ""
             raise TransportError(f"the connection closed during the handshake{why}")
+        if frame is _EXPIRED:
+            raise TransportError(f"no handshake within {self.timeout}s")
         return frame
 
 
@@ -104,40 +127,49 @@ def _nothing() -> None:
     pass
 
 
-def hello(name: str, incarnation: str, address: str | None, nonce: bytes, proof: bytes) -> bytes:
-    return wire.control(
-        wire.HELLO,
-        wire.MAGIC,
-        wire.VERSION,
-        name,
-        incarnation,
-        address,
-        nonce,
-        proof,
-    )
+class VersionMismatch(TransportError):
+    """The peer speaks another version of the node protocol."""
 
 
-def read_hello(frame: bytes) -> tuple[str, str, str | None, bytes, bytes]:
+def hello(
+    name: str, incarnation: str, address: str | None, nonce: bytes, proof: bytes, max_frame: int
+) -> bytes:
+    return wire.Hello(
+        wire.MAGIC, wire.VERSION, name, incarnation, address, nonce, proof, max_frame
+    ).frame()
+
+
+def refusal(frame: bytes) -> str:
+    """The reason in a GOODBYE frame."""
+    try:
+        return wire.decode(wire.Goodbye, frame).reason
+    except wire.ProtocolError as exc:
+        return str(exc)
+
+
+def read_hello(frame: bytes) -> wire.Hello:
+    """A peer's HELLO; `TransportError` (`VersionMismatch` for another version)."""
     if not frame:
         raise TransportError("an empty frame where HELLO was due")
     if frame[0] == wire.GOODBYE:
-        (reason,) = wire.items(frame, 1)
-        raise TransportError(f"refused: {reason}")
+        raise TransportError(f"refused: {refusal(frame)}")
     if frame[0] != wire.HELLO:
         raise TransportError("not a mycelium node (no HELLO)")
-    magic, version, name, incarnation, address, nonce, proof = wire.items(frame, 7)
-    if magic != wire.MAGIC or version != wire.VERSION:
-        raise TransportError(f"protocol {magic!r} version {version!r} is not ours")
-    if not (
-        isinstance(name, str)
-        and isinstance(incarnation, str)
-        and (address is None or isinstance(address, str))
-        and isinstance(nonce, bytes)
-        and len(nonce) == 16
-        and isinstance(proof, bytes)
-    ):
-        raise TransportError("a malformed HELLO")
-    return name, incarnation, address, nonce, proof
+    try:
+        head = wire.decode(wire.HelloHead, frame)
+    except wire.ProtocolError as exc:
+        raise TransportError(str(exc)) from None
+    if head.magic != wire.MAGIC:
+        raise TransportError(f"not a mycelium node (magic {head.magic!r})")
+    if head.version != wire.VERSION:
+        raise VersionMismatch(
+            f"protocol version {head.version!r} is not supported: this node speaks "
+            f"version {wire.VERSION}"
+        )
+    try:
+        return wire.decode(wire.Hello, frame)
+    except wire.ProtocolError as exc:
+        raise TransportError(str(exc)) from None
 
 
 async def client_handshake(
@@ -145,52 +177,58 @@ async def client_handshake(
     url: str,
     our_hello: Hello,
     secret: bytes | None,
-    timeout: float,
     log: Callable[..., Any],
-) -> tuple[str, str]:
-    """C's side; returns the server's (name, incarnation) or raises `TransportError`."""
+) -> wire.Hello:
+    """C's side; returns the server's HELLO or raises `TransportError`."""
     mine = os.urandom(16)
     link.conn.send(our_hello(mine, b""), urgent=True)
     try:
-        name, incarnation, _, theirs, their_proof = read_hello(await link.next_frame(timeout))
+        try:
+            theirs = read_hello(await link.next_frame())
+        except VersionMismatch as exc:
+            link.conn.send(wire.Goodbye(str(exc)).frame(), urgent=True)
+            raise
         if secret is not None and not wire.proof_matches(
-            wire.proof(secret, b"server", mine, theirs), their_proof
+            wire.proof(secret, b"server", mine, theirs.nonce), theirs.proof
         ):
             raise TransportError("wrong secret (or none): it did not prove the shared secret")
         link.conn.send(
-            wire.control(wire.AUTH, wire.proof(secret, b"client", theirs, mine)), urgent=True
+            wire.Auth(wire.proof(secret, b"client", theirs.nonce, mine)).frame(), urgent=True
         )
         if secret is not None:
-            link.protect(*wire.frame_keys(secret, mine, theirs))
-        frame = await link.next_frame(timeout)
+            link.protect(*wire.frame_keys(secret, mine, theirs.nonce))
+        frame = await link.next_frame()
         if frame[:1] == bytes((wire.GOODBYE,)):
-            (reason,) = wire.items(frame, 1)
-            raise TransportError(f"refused: {reason}")
+            raise TransportError(f"refused: {refusal(frame)}")
         if frame[:1] != bytes((wire.WELCOME,)):
             raise TransportError("the handshake ended without WELCOME")
     except (TransportError, wire.ProtocolError) as exc:
         log("node.refused", url, reason=str(exc))
         raise TransportError(f"cannot connect to {url}: {exc}") from None
-    return name, incarnation
+    finally:
+        link.disarm()
+    return theirs
 
 
 async def server_handshake(
-    link: Link, our_hello: Hello, secret: bytes | None, timeout: float
-) -> tuple[str, str, str | None]:
-    """S's side up to the client's proof; returns the client's (name, incarnation,
-    address). Whatever goes wrong raises; WELCOME or GOODBYE is the caller's to send."""
-    name, incarnation, address, theirs, _ = read_hello(await link.next_frame(timeout))
+    link: Link, our_hello: Hello, secret: bytes | None, check: Callable[[wire.Hello], None]
+) -> wire.Hello:
+    """S's side up to the client's proof; returns the client's HELLO, which
+    `check` saw first (and may refuse by raising). Whatever goes wrong raises;
+    WELCOME or GOODBYE is the caller's to send."""
+    theirs = read_hello(await link.next_frame())
+    check(theirs)
     mine = os.urandom(16)
-    link.conn.send(our_hello(mine, wire.proof(secret, b"server", theirs, mine)), urgent=True)
-    frame = await link.next_frame(timeout)
+    link.conn.send(our_hello(mine, wire.proof(secret, b"server", theirs.nonce, mine)), urgent=True)
+    frame = await link.next_frame()
     if frame[:1] != bytes((wire.AUTH,)):
         raise TransportError("no AUTH after HELLO")
-    (their_proof,) = wire.items(frame, 1)
+    their_proof = wire.decode(wire.Auth, frame).proof
     if secret is not None and not wire.proof_matches(
-        wire.proof(secret, b"client", mine, theirs), their_proof
+        wire.proof(secret, b"client", mine, theirs.nonce), their_proof
     ):
         raise TransportError("a secret is required" if not their_proof else "wrong secret")
     if secret is not None:
-        from_them, to_them = wire.frame_keys(secret, theirs, mine)
+        from_them, to_them = wire.frame_keys(secret, theirs.nonce, mine)
         link.protect(to_them, from_them)
-    return name, incarnation, address
+    return theirs

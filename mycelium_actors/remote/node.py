@@ -2,16 +2,26 @@
 
 `NetworkNode` is what `ActorSystem(listen=...)` and `system.remote(...)` reach
 through the kernel's node seam (`kernel.seams.set_node_factory`). It owns the
-listener, one `Peer` per other node, the codec (with the ref hook that turns
-refs into addresses and back), and a heartbeat timer that finds silent peers.
-Each new connection first runs the handshake (`handshake.py`); queries that
-span the cluster are `cluster.py`.
+listener, the peers, the codec (with the ref hook that turns refs into
+addresses and back), and a heartbeat timer that finds silent peers. Each new
+connection first runs the handshake (`handshake.py`); queries that span the
+cluster are `cluster.py`.
+
+Routes: a node sends its own requests (tells, asks, stops, watches, queries)
+only over connections it opened itself, to the address it was given (a
+*route*, one `Peer` per node URL). A connection another node opened (an
+*inbound* peer) serves that node's requests and the replies to them; the
+address it declares in HELLO is never trusted as a route (anyone may claim
+any address), it only names the node in `nodes()` and is where a query for
+that node goes, over a route of our own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import secrets
+import weakref
 from collections.abc import Coroutine
 from typing import Any
 
@@ -26,8 +36,18 @@ from ..wire import frames as wire
 from ..wire.codec import Codec, RefHook
 from ..wire.registry import wire_id
 from .cluster import ask_all, discover_here, tree_dict
-from .handshake import MAX_HANDSHAKES, Link, client_handshake, hello, server_handshake
-from .peer import Peer
+from .handshake import (
+    HANDSHAKE_TIMEOUT,
+    MAX_HANDSHAKES,
+    MAX_HANDSHAKES_PER_SOURCE,
+    Link,
+    VersionMismatch,
+    client_handshake,
+    hello,
+    server_handshake,
+)
+from .peer import Peer, RemoteWatcher
+from .refs import HereRef
 
 
 class NetworkNode:
@@ -45,8 +65,16 @@ class NetworkNode:
         self.clock = system.clock
         self.loop = asyncio.get_running_loop()  # made on the system's loop (the seam's rule)
         self._listener: Listener | None = None
-        self._peers: dict[str, Peer] = {}  # by node URL (or name#incarnation if it does not listen)
-        self._handshakes: dict[asyncio.Task[None], Connection] = {}  # accepted, not yet peers
+        self.name = system.name  # the node's name (NATS: the name it holds there)
+        # Routes that are up (or connecting), by node URL; every route while
+        # anything (a ref) refers to it, so an address seen once is not kept forever.
+        self._peers: dict[str, Peer] = {}
+        self._known: weakref.WeakValueDictionary[str, Peer] = weakref.WeakValueDictionary()
+        self._inbound: dict[str, Peer] = {}  # connections other nodes opened, by key
+        self._serial = itertools.count(1)
+        self._handshakes: dict[asyncio.Task[None], Link] = {}  # accepted, oldest first
+        self._watches: dict[str, RemoteWatcher] = {}  # our paths that peers watch
+        self.handshake_timeout = min(options.heartbeat_timeout, HANDSHAKE_TIMEOUT)
         self._timer: asyncio.TimerHandle | None = None
         self._closing = False
         self._log = system.log_event
@@ -75,6 +103,7 @@ class NetworkNode:
             if limit is not None and limit < self.max_frame:
                 self.max_frame = limit
                 self.codec.max_size = self.max_frame
+            self.name = self._listener.node_name or self.name
             self._log("node.listening", self._listener.address, incarnation=self.incarnation)
             if self.options.secret is None and tcp_exposed(url):
                 self._log(
@@ -88,25 +117,29 @@ class NetworkNode:
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
-        up = [peer for peer in self._peers.values() if peer.up]
+        # Routes were dialed by us (their URLs parse); inbound peers came through
+        # our listener. A declared address is never dialed here.
+        urls = {*self._peers, *([self.address] if self.address else [])}
+        transports = {transport_for(url) for url in urls}
+        peers = [*self._peers.values(), *self._inbound.values()]
+        up = [peer for peer in peers if peer.up]
         for peer in up:  # what we received was delivered: its senders learn it first
             peer.flush_credit()
         settle = min(1.0, self.options.heartbeat_timeout)
         await asyncio.gather(*(peer.settle(settle) for peer in up))
-        for peer in list(self._peers.values()):
+        for peer in peers:
             if peer.up:
                 try:
-                    peer.send(wire.control(wire.GOODBYE, "shutdown"), urgent=True)
+                    peer.send(wire.Goodbye("shutdown").frame(), urgent=True)
                 except TransportError:
                     pass
                 peer.lost("this node shut down", close=True)
-        for conn in list(self._handshakes.values()):  # nobody else would close them
-            conn.close("this node shut down")
+        for link in list(self._handshakes.values()):  # nobody else would close them
+            link.conn.close("this node shut down")
         if self._listener is not None:
             await self._listener.aclose()
         # close() is not async: an adapter may still be finishing what it closed.
-        urls = {peer.address for peer in self._peers.values() if peer.address is not None}
-        for transport in {transport_for(url) for url in urls}:
+        for transport in transports:
             await transport.settle()
 
     async def remote(self, url: str, path: str | None) -> ActorRef[Any]:
@@ -120,19 +153,26 @@ class NetworkNode:
             if not path.startswith("/"):
                 raise ValueError(f"an actor path starts with '/': {path!r}")
         if node_url == self.address:
-            local = self.system.lookup(path)
-            if local is not None:
-                return local
+            return self._here(path)
         peer = self.peer_for(node_url)
         await peer.ensure_up()
         return peer.ref(path)
 
+    def _here(self, path: str) -> ActorRef[Any]:
+        """A ref to `path` on this node: the local ref, or one that looks again."""
+        local = self.system.lookup(path)
+        if local is not None:
+            return local
+        assert self.address is not None
+        return HereRef(self.system, self.address, path)
+
     def nodes(self) -> list[NodeInfo]:
-        return [
-            NodeInfo(peer.name, peer.address, peer.incarnation)
-            for peer in self._peers.values()
-            if peer.up
-        ]
+        found: dict[tuple[str, str], NodeInfo] = {}
+        for peer in [*self._peers.values(), *self._inbound.values()]:  # routes first
+            if peer.up and (peer.name, peer.incarnation) not in found:
+                address = peer.address or peer.claimed
+                found[peer.name, peer.incarnation] = NodeInfo(peer.name, address, peer.incarnation)
+        return list(found.values())
 
     async def discover_cluster(
         self, actor_class: type | None, handles: type | None, timeout: float
@@ -156,7 +196,7 @@ class NetworkNode:
     async def remote_tree(self, url: str, timeout: float) -> list[dict[str, Any]]:
         peer = self.peer_for(url)
         await peer.ensure_up()
-        tree = await peer.request(wire.QUERY, "tree", None, timeout=timeout)
+        tree = await peer.request(wire.Query, "tree", None, timeout=timeout)
         if not isinstance(tree, list):
             raise TransportError(f"{url} answered the tree query with {type(tree).__name__}")
         return tree
@@ -167,10 +207,11 @@ class NetworkNode:
     # -- peers and connections -------------------------------------------------
 
     def peer_for(self, node_url: str) -> Peer:
+        """The route to the node at `node_url` (not connected yet, maybe)."""
         transport_for(node_url)  # an unknown scheme fails here, with what to install
-        peer = self._peers.get(node_url)
+        peer = self._known.get(node_url)
         if peer is None:
-            peer = self._peers[node_url] = Peer(self, node_url)
+            peer = self._known[node_url] = Peer(self, node_url)
         return peer
 
     async def connect(self, peer: Peer) -> None:
@@ -181,61 +222,88 @@ class NetworkNode:
         assert url is not None
         tls = {"ssl": self.options.ssl_client} if self.options.ssl_client is not None else {}
         conn = await transport_for(url).connect(url, max_frame=self.options.max_frame, **tls)
+        conn.limit_incoming(wire.HANDSHAKE_FRAME)
         link = Link(conn)
+        link.arm(self.clock, self.handshake_timeout)
         conn.start(link)
         try:
-            name, incarnation = await client_handshake(
-                link,
-                url,
-                self._hello,
-                self.options.secret,
-                self.options.heartbeat_timeout,
-                self._log,
-            )
+            theirs = await client_handshake(link, url, self._hello, self.options.secret, self._log)
         except BaseException:
             conn.close("handshake failed")
             raise
-        duplicate = peer.up and peer.incarnation == incarnation
-        if duplicate and not self._keep_new(True, (name, incarnation)):
-            conn.close("duplicate connection")  # theirs to us is the one both keep
-            return
-        self._attach(peer, link, name, incarnation)
-
-    def _keep_new(self, initiated_by_us: bool, other: tuple[str, str]) -> bool:
-        """Two connections between the same two nodes: both keep the one that the
-        node with the smaller (name, incarnation) opened."""
-        we_are_smaller = (self.system.name, self.incarnation) < other
-        return initiated_by_us == we_are_smaller
+        self._peers[url] = peer
+        self._attach(peer, link, theirs)
 
     def _hello(self, nonce: bytes, proof: bytes) -> bytes:
-        return hello(self.system.name, self.incarnation, self.address, nonce, proof)
+        return hello(
+            self.name, self.incarnation, self.address, nonce, proof, self.options.max_frame
+        )
 
-    def _attach(self, peer: Peer, link: Link, name: str, incarnation: str) -> None:
+    def _attach(self, peer: Peer, link: Link, theirs: wire.Hello) -> None:
+        link.conn.limit_incoming(self.options.max_frame)
         old = peer.link if peer.conn is not None else None
         if old is not None:
             old.detach()
-        peer.attach(link.conn, name, incarnation)
+        peer.attach(link.conn, theirs.name, theirs.incarnation, theirs.max_frame)
         peer.link = link
         link.attach(peer)
-        self._log("node.up", peer.address or name, name=name, incarnation=incarnation)
+        self._log(
+            "node.up",
+            peer.address or theirs.address or theirs.name,
+            name=theirs.name,
+            incarnation=theirs.incarnation,
+        )
 
     def peer_down(self, peer: Peer, reason: str) -> None:
         # A warning (API.md 8), except when we are the ones shutting down: no news then.
         level = "info" if self._closing else None
-        self._log("node.down", peer.address or peer.name, level, name=peer.name, reason=reason)
+        self._log(
+            "node.down",
+            peer.address or peer.claimed or peer.name,
+            level,
+            name=peer.name,
+            reason=reason,
+        )
         if peer.address is None:
-            self._peers.pop(f"{peer.name}#{peer.incarnation}", None)
+            self._inbound.pop(peer.key, None)
+        elif self._peers.get(peer.address) is peer:
+            del self._peers[peer.address]  # kept in _known while a ref refers to it
 
     def _accept(self, conn: Connection) -> None:
-        if self._closing or len(self._handshakes) >= MAX_HANDSHAKES:
-            self._log("node.refused", conn.peer, reason="too many handshakes at once")
-            conn.close("too many handshakes at once")
+        if self._closing:
+            conn.close("this node is shutting down")
             return
+        # A new connection pushes out the oldest handshake of its source past
+        # that source's bound, else the oldest of all past the bound on all:
+        # connections that never finish their handshake lock nobody out.
+        same = [task for task, link in self._handshakes.items() if link.conn.source == conn.source]
+        if len(same) >= MAX_HANDSHAKES_PER_SOURCE:
+            self._push_out(same[0], f"too many handshakes at once from {conn.source}")
+        elif len(self._handshakes) >= MAX_HANDSHAKES:
+            self._push_out(next(iter(self._handshakes)), "too many handshakes at once")
+        conn.limit_incoming(wire.HANDSHAKE_FRAME)
         link = Link(conn)
+        link.arm(self.clock, self.handshake_timeout)
         conn.start(link)
         task = asyncio.get_running_loop().create_task(self._server_handshake(link))
-        self._handshakes[task] = conn
+        self._handshakes[task] = link
         task.add_done_callback(self._handshake_done)
+
+    def _push_out(self, task: asyncio.Task[None], reason: str) -> None:
+        link = self._handshakes.pop(task)
+        self._refuse(link.conn, reason)
+        link.disarm()
+        task.cancel()
+
+    def _refuse(self, conn: Connection, reason: str) -> None:
+        """GOODBYE with the reason, then close (logged as `node.refused`)."""
+        self._log("node.refused", conn.peer, reason=reason)
+        if not conn.closed:
+            try:
+                conn.send(wire.Goodbye(reason).frame(), urgent=True)
+            except TransportError:
+                pass
+            conn.close(reason)
 
     def _handshake_done(self, task: asyncio.Task[None]) -> None:
         self._handshakes.pop(task, None)
@@ -245,29 +313,40 @@ class NetworkNode:
     async def _server_handshake(self, link: Link) -> None:
         conn = link.conn
         try:
-            name, incarnation, address = await server_handshake(
-                link, self._hello, self.options.secret, self.options.heartbeat_timeout
+            theirs = await server_handshake(
+                link, self._hello, self.options.secret, self._check_hello
             )
+        except VersionMismatch as exc:
+            self._refuse(conn, str(exc))
+            return
         except Exception as exc:  # garbage from a stranger: refuse it, keep serving
-            self._log("node.refused", conn.peer, reason=str(exc) or repr(exc))
-            if not conn.closed:
-                conn.send(wire.control(wire.GOODBYE, str(exc)), urgent=True)
-                conn.close(str(exc))
+            self._refuse(conn, str(exc) or repr(exc))
             return
-        key = address if address is not None else f"{name}#{incarnation}"
-        peer = self._peers.get(key)
-        if peer is None:
-            peer = self._peers[key] = Peer(self, address)
-        elif (
-            peer.up
-            and peer.incarnation == incarnation
-            and not self._keep_new(False, (name, incarnation))
-        ):
-            conn.send(wire.control(wire.GOODBYE, "duplicate connection"), urgent=True)
-            conn.close("duplicate connection")
+        finally:
+            link.disarm()
+        if self._closing:
+            self._refuse(conn, "this node is shutting down")
             return
-        conn.send(wire.control(wire.WELCOME), urgent=True)
-        self._attach(peer, link, name, incarnation)
+        # Not a route: the address it declares is its word only (see the module doc).
+        peer = Peer(self, None, claimed=theirs.address)
+        peer.key = f"{theirs.name}#{theirs.incarnation}#{next(self._serial)}"
+        self._inbound[peer.key] = peer
+        conn.send(wire.Welcome().frame(), urgent=True)
+        self._attach(peer, link, theirs)
+
+    @staticmethod
+    def _check_hello(theirs: wire.Hello) -> None:
+        """A listen address declared in HELLO must be a node URL we could dial."""
+        address = theirs.address
+        if address is None:
+            return
+        try:
+            node_url, path = split_url(address)
+            transport_for(node_url)
+        except (ValueError, TransportError) as exc:
+            raise wire.ProtocolError(f"a malformed HELLO: address {address!r}: {exc}") from None
+        if path not in ("", "/"):
+            raise wire.ProtocolError(f"a malformed HELLO: address {address!r} is not a node URL")
 
     # -- heartbeats ---------------------------------------------------------------
 
@@ -282,7 +361,7 @@ class NetworkNode:
             self._listener.announce()
         now = asyncio.get_running_loop().time()
         limit = self.options.heartbeat_timeout
-        for peer in list(self._peers.values()):
+        for peer in [*self._peers.values(), *self._inbound.values()]:
             if not peer.up:
                 continue
             if peer.heard:
@@ -294,7 +373,7 @@ class NetworkNode:
             peer.flush_credit()
             if not peer.sent:
                 try:
-                    peer.send(wire.control(wire.PING), urgent=True)
+                    peer.send(_PING, urgent=True)
                 except TransportError:
                     continue
             peer.sent = False
@@ -304,12 +383,11 @@ class NetworkNode:
 
     def on_request(self, peer: Peer, kind: int, frame: bytes) -> None:
         if kind == wire.STOP:
-            request, path = wire.items(frame, 2)
-            self.system.run_in_background(self._stop(peer, request, path))
+            stop = wire.decode(wire.Stop, frame)
+            self.system.run_in_background(self._stop(peer, stop.request, stop.path))
             return
-        request, op, argument = wire.items(frame, 3)
-        if not isinstance(request, int):
-            raise wire.ProtocolError("a malformed QUERY")
+        query = wire.decode(wire.Query, frame)
+        request, op, argument = query.request, query.op, query.argument
         if op == "discover" and isinstance(argument, list) and len(argument) == 2:
             peer.reply_value(request, discover_here(self.system, *argument))
         elif op == "publish" and isinstance(argument, bytes):
@@ -317,11 +395,9 @@ class NetworkNode:
         elif op == "tree":
             peer.reply_value(request, [tree_dict(node) for node in self.system.tree()])
         else:
-            raise wire.ProtocolError(f"unknown query {op!r}")
+            raise wire.ProtocolError(f"a malformed QUERY frame: op: unknown query {op!r}")
 
-    async def _stop(self, peer: Peer, request: object, path: object) -> None:
-        if not isinstance(request, int) or not isinstance(path, str):
-            return
+    async def _stop(self, peer: Peer, request: int, path: str) -> None:
         ref = self.system.lookup(path)
         if ref is not None:
             await ref.stop()
@@ -340,10 +416,22 @@ class NetworkNode:
         """Query every connected node, and every node the listener's cluster
         presence knows of (connecting first)."""
         peers = [peer for peer in self._peers.values() if peer.up]
+        seen = {(peer.name, peer.incarnation) for peer in peers}
+        wanted = {peer.address for peer in peers}
+        for peer in self._inbound.values():  # asked over a route of our own
+            if peer.up and (peer.name, peer.incarnation) not in seen:
+                seen.add((peer.name, peer.incarnation))
+                if peer.claimed is None:
+                    peers.append(peer)  # it does not listen: only its connection reaches it
+                elif peer.claimed not in wanted:
+                    wanted.add(peer.claimed)
+                    peers.append(self.peer_for(peer.claimed))
         if self._listener is not None:  # nodes on the adapter's cluster (NATS presence)
-            up = {peer.address for peer in peers}
             members = self._listener.members(self.options.heartbeat_timeout)
-            peers += [self.peer_for(url) for url in members if url not in up]
+            for url in members:
+                if url not in wanted:
+                    wanted.add(url)
+                    peers.append(self.peer_for(url))
         return await ask_all(peers, op, argument, timeout, self._log)
 
     # -- the codec and refs -------------------------------------------------------------
@@ -354,10 +442,10 @@ class NetworkNode:
     def decode(self, body: bytes) -> Any:
         return self.codec.decode(body)
 
-    def too_large(self, frame: bytes, message: Any) -> None:
+    def too_large(self, frame: bytes, message: Any, limit: int) -> None:
         raise SerializationError(
             f"{type(message).__qualname__} takes {len(frame)} bytes on the wire, "
-            f"over the maximum frame of {self.max_frame}"
+            f"over the maximum frame of {limit}"
         )
 
     def _encode_ref(self, ref: ActorRef[Any]) -> str:
@@ -375,13 +463,37 @@ class NetworkNode:
         except (ValueError, TransportError) as exc:
             raise SerializationError(f"not an actor address: {address!r} ({exc})") from None
         if node_url == self.address:
-            local = self.system.lookup(path)
-            if local is not None:
-                return local
+            return self._here(path)
         return self.peer_for(node_url).ref(path)
 
     def log(self, event: str, peer: Peer, **fields: Any) -> None:
-        self._log(event, peer.address or peer.name, **fields)
+        self._log(event, peer.address or peer.claimed or peer.name, **fields)
+
+    # -- our actors that peers watch ------------------------------------------------
+
+    def watch_here(self, peer: Peer, path: str) -> bool:
+        """`peer` watches our actor at `path`; False if there is none. One watcher
+        per watched actor serves every peer, so peers that come and go leave
+        nothing behind on the actor."""
+        ref = self.system.lookup(path)
+        if ref is None or not ref.is_alive:
+            return False
+        watcher = self._watches.get(path)
+        if watcher is None:
+            watcher = self._watches[path] = RemoteWatcher(self, path)
+            ref.add_watcher(watcher)
+        watcher.peers.add(peer)
+        return True
+
+    def unwatch(self, peer: Peer, paths: set[str]) -> None:
+        for path in paths:
+            watcher = self._watches.get(path)
+            if watcher is not None:
+                watcher.peers.discard(peer)
+
+    def watch_over(self, watcher: RemoteWatcher) -> None:
+        if self._watches.get(watcher.path) is watcher:
+            del self._watches[watcher.path]
 
     def run_blocking(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
         loop = self.system.loop
@@ -402,6 +514,9 @@ class NetworkNode:
             if not future.cancel():  # done: the ask's own outcome (its AskTimeout, ...)
                 return future.result()
             raise AskTimeout(f"no reply within {timeout}s") from None
+
+
+_PING = wire.Ping().frame()
 
 
 class _SerializingRef(LocalActorRef[Any]):

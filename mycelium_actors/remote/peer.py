@@ -30,7 +30,7 @@ from ..transports.base import Connection
 from ..wire import exceptions
 from ..wire import frames as wire
 from ..wire.codec import Codec, body_wire_id
-from .flow import CREDIT_BATCH, MAX_OPEN_ASKS, WINDOW
+from .flow import CREDIT_BATCH, MAX_OPEN_ASKS, MAX_UNREAD, WINDOW
 from .refs import RemoteActorRef
 
 
@@ -42,6 +42,10 @@ class PeerHost(Protocol):
     clock: Clock
     loop: asyncio.AbstractEventLoop
     max_frame: int
+
+    @property
+    def address(self) -> str | None:
+        """Where this node listens, if it does."""
 
     async def connect(self, peer: Peer) -> None:
         """Open a connection to `peer` and run the handshake; `TransportError`."""
@@ -55,11 +59,20 @@ class PeerHost(Protocol):
     def decode(self, body: bytes) -> Any:
         """A message body from the wire; `SerializationError`."""
 
-    def too_large(self, frame: bytes, message: Any) -> None:
-        """Raise `SerializationError`: `frame` is over the maximum frame."""
+    def too_large(self, frame: bytes, message: Any, limit: int) -> None:
+        """Raise `SerializationError`: `frame` is over the maximum frame `limit`."""
 
     def log(self, event: str, peer: Peer, **fields: Any) -> None:
         """A lifecycle event about `peer`."""
+
+    def watch_here(self, peer: Peer, path: str) -> bool:
+        """`peer` watches our actor at `path`; False if none lives there."""
+
+    def unwatch(self, peer: Peer, paths: set[str]) -> None:
+        """`peer` is gone: it watches none of `paths` any more."""
+
+    def watch_over(self, watcher: RemoteWatcher) -> None:
+        """`watcher`'s actor stopped: its notices are sent."""
 
     def run_blocking(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
         """Run `coro` on the node's loop from another thread; its result."""
@@ -68,11 +81,14 @@ class PeerHost(Protocol):
 class Peer:
     """One other node, as this node sees it; the `FrameSink` of its connection."""
 
-    def __init__(self, node: PeerHost, address: str | None) -> None:
+    def __init__(self, node: PeerHost, address: str | None, claimed: str | None = None) -> None:
         self.node = node
-        self.address = address  # where it listens (None: it called us and does not listen)
+        self.address = address  # the route's URL (None: a connection the peer opened)
+        self.claimed = claimed  # the address an inbound peer declared (its word only)
+        self.key = ""  # an inbound peer's key in the node's table
         self.name = ""
         self.incarnation = ""
+        self.max_frame = node.max_frame  # the largest frame we send it: the smaller limit
         self.conn: Connection | None = None
         self.link: Any = None  # the node's frame sink for `conn`
         self.heard = True  # a frame arrived since the last heartbeat tick
@@ -96,9 +112,18 @@ class Peer:
         self._wake: list[LocalActorRef[Any]] = []  # to serve at the end of this read
         self._refs: dict[str, RemoteActorRef] = {}
         self._settled: asyncio.Future[None] | None = None  # while closing: no tell in flight
+        self._asked = False  # asks arrived in this read: check what it leaves unread
 
     def __repr__(self) -> str:
         return f"<Peer {self.name or '?'} {self.address} {'up' if self.up else 'down'}>"
+
+    @property
+    def label(self) -> str:
+        """The peer as errors name it: its address, else its name."""
+        where = self.address or self.claimed
+        if where and self.name:
+            return f"{self.name} at {where}"
+        return where or self.name or "?"
 
     @property
     def up(self) -> bool:
@@ -134,19 +159,20 @@ class Peer:
             return
         await asyncio.shield(self._connecting)
 
-    def attach(self, conn: Connection, name: str, incarnation: str) -> None:
+    def attach(self, conn: Connection, name: str, incarnation: str, max_frame: int) -> None:
         """A handshake finished: `conn` is now the way to this peer."""
         if self.conn is not None and self.conn is not conn and not self.conn.closed:
             self.lost("replaced by a new connection", close=True)
         self.conn = conn
         self.name = name
         self.incarnation = incarnation
+        self.max_frame = min(self.node.max_frame, max_frame)
         self.heard = True
 
     def send(self, frame: bytes, urgent: bool = False) -> None:
         conn = self.conn
         if conn is None or conn.closed:
-            raise TransportError(f"not connected to {self.name or self.address}")
+            raise TransportError(f"not connected to {self.label}")
         conn.send(frame, urgent)
         self.sent = True
 
@@ -159,7 +185,11 @@ class Peer:
             self._settled.set_result(None)
         if close:
             conn.close(reason)
-        error = TransportError(f"connection to {self.name or self.address} lost: {reason}")
+        # Actors given messages in this read serve them: nothing else would wake them.
+        wake, self._wake = self._wake, []
+        for ref in wake:
+            ref.wake_now()
+        error = TransportError(f"connection to {self.label} lost: {reason}")
         asks, self._asks = self._asks, {}
         for fut in asks.values():
             if not fut.done():
@@ -182,8 +212,8 @@ class Peer:
         self._owed.clear()
         self._inbound.clear()
         self._open_asks = 0
-        self._wake.clear()
-        self._watched.clear()
+        watched, self._watched = self._watched, set()
+        self.node.unwatch(self, watched)
         self.node.peer_down(self, reason)
 
     def _url(self, path: str) -> str:
@@ -200,7 +230,7 @@ class Peer:
             return
         self._settled = self.node.loop.create_future()
         try:
-            self.send(wire.control(wire.PING), urgent=True)
+            self.send(wire.Ping().frame(), urgent=True)
             await asyncio.wait_for(asyncio.shield(self._settled), timeout)
         except (TimeoutError, TransportError):
             pass  # what is still in flight is lost, as for any closed connection
@@ -212,20 +242,58 @@ class Peer:
     def _room(self, path: str) -> bool:
         return len(self._inflight.get(path) or ()) < WINDOW and path not in self._credit_waiters
 
-    async def _wait_for_room(self, path: str) -> None:
+    async def _take_room(self, path: str, until: asyncio.Future[Any] | None = None) -> deque[Any]:
+        """Wait until one more message to `path` may go (FIFO among senders);
+        the window's deque to append it to. A woken sender checks again: a
+        sender that did not wait may have taken the room meanwhile."""
+        await self._wait_for_room(path, until, first=False)
+        while True:
+            inflight = self._inflight_to(path)
+            if len(inflight) < WINDOW:
+                return inflight
+            await self._wait_for_room(path, until, first=True)
+
+    async def _wait_for_room(
+        self, path: str, until: asyncio.Future[Any] | None, first: bool
+    ) -> None:
+        """Until woken by credit; `until` done first (the ask's deadline) ends it."""
         fut = asyncio.get_running_loop().create_future()
-        self._credit_waiters.setdefault(path, deque()).append(fut)
+        queue = self._credit_waiters.setdefault(path, deque())
+        if first:
+            queue.appendleft(fut)
+        else:
+            queue.append(fut)
+
+        def give_up(_: object) -> None:
+            fut.cancel()
+
+        if until is not None:
+            until.add_done_callback(give_up)
         try:
             await fut
-        except BaseException:
-            queue = self._credit_waiters.get(path)
-            if queue is not None and fut in queue:
-                queue.remove(fut)
-                if not queue:
-                    del self._credit_waiters[path]
-            elif fut.done() and not fut.cancelled() and fut.exception() is None:
-                self._pass_room(path)  # we were given the room: hand it on
+        except asyncio.CancelledError:
+            self._forget_waiter(path, fut)
+            task = asyncio.current_task()
+            if until is not None and until.done() and task is not None and not task.cancelling():
+                if not until.cancelled():
+                    until.exception()  # the deadline's AskTimeout: ours says more
+                raise AskTimeout(f"ask to {self._url(path)} found no room in flight") from None
             raise
+        except BaseException:
+            self._forget_waiter(path, fut)
+            raise
+        finally:
+            if until is not None:
+                until.remove_done_callback(give_up)
+
+    def _forget_waiter(self, path: str, fut: asyncio.Future[None]) -> None:
+        queue = self._credit_waiters.get(path)
+        if queue is not None and fut in queue:
+            queue.remove(fut)
+            if not queue:
+                del self._credit_waiters[path]
+        elif fut.done() and not fut.cancelled() and fut.exception() is None:
+            self._pass_room(path)  # we were given the room: hand it on
 
     def _pass_room(self, path: str, n: int = 1) -> None:
         """Wake up to `n` senders waiting for room to `path`, oldest first."""
@@ -248,30 +316,31 @@ class Peer:
     async def tell(self, path: str, head: bytes, message: Any) -> None:
         """The hot path of a remote tell: encode, take a credit, write."""
         frame = head + self._encode(message)
-        node = self.node
-        if len(frame) > node.max_frame:
-            node.too_large(frame, message)
+        if len(frame) > self.max_frame:
+            self.node.too_large(frame, message, self.max_frame)
         conn = self.conn
         if conn is None or conn.closed:
             await self.ensure_up()
+            if len(frame) > self.max_frame:  # the peer's limit, learnt in the handshake
+                self.node.too_large(frame, message, self.max_frame)
         inflight = self._inflight.get(path)
         if inflight is None:
             inflight = self._inflight_to(path)
         if len(inflight) >= WINDOW or path in self._credit_waiters:
-            await self._wait_for_room(path)
+            inflight = await self._take_room(path)
         conn = self.conn
         if conn is None:
-            raise TransportError(f"not connected to {self.name or self.address}")
+            raise TransportError(f"not connected to {self.label}")
         conn.send(frame)
         self.sent = True
         inflight.append(message)
 
     def tell_nowait(self, path: str, head: bytes, message: Any) -> None:
         frame = head + self.node.codec.encode(message)
-        if len(frame) > self.node.max_frame:
-            self.node.too_large(frame, message)
+        if len(frame) > self.max_frame:
+            self.node.too_large(frame, message, self.max_frame)
         if not self.up:
-            raise TransportError(f"not connected to {self.address}: use await tell() to connect")
+            raise TransportError(f"not connected to {self.label}: use await tell() to connect")
         if not self._room(path):
             raise MailboxFull(f"{WINDOW} messages to {self._url(path)} are already in flight")
         self.send(frame)
@@ -290,37 +359,34 @@ class Peer:
         fut = self.node.loop.create_future()
         self._next_request = request = (self._next_request + 1) & 0xFFFFFFFF
         frame = wire.ask_head(request) + tail + body
-        if len(frame) > self.node.max_frame:
-            self.node.too_large(frame, message)
-        inflight = self._inflight_to(path)
-        if len(inflight) >= WINDOW or path in self._credit_waiters:
-            try:
-                await asyncio.wait_for(self._wait_for_room(path), timeout)
-            except TimeoutError:
-                what = f"ask to {self._url(path)}"
-                raise AskTimeout(f"{what} found no room in flight within {timeout}s") from None
+        if len(frame) > self.max_frame:
+            self.node.too_large(frame, message, self.max_frame)
+        # One deadline from here: waiting for room in the window spends it too.
         deadline = None if timeout is None else self.node.clock.expire(fut, timeout, what)
-        if inflight is not self._inflight.get(path) or conn is not self.conn:
-            raise TransportError(f"connection to {self.name or self.address} lost")
-        conn.send(frame)
-        self.sent = True
-        self._asks[request] = fut
-        inflight.append(None)
         try:
+            inflight = self._inflight_to(path)
+            if len(inflight) >= WINDOW or path in self._credit_waiters:
+                inflight = await self._take_room(path, fut)
+                if conn is not self.conn:
+                    raise TransportError(f"connection to {self.label} lost")
+            conn.send(frame)
+            self.sent = True
+            self._asks[request] = fut
+            inflight.append(None)
             return await fut
         finally:
             self._asks.pop(request, None)  # a late reply finds nothing and is dropped
             if deadline is not None:
                 deadline.cancel()
 
-    async def request(self, kind: int, *args: Any, timeout: float) -> Any:
+    async def request(self, kind: type[wire.Stop | wire.Query], *args: Any, timeout: float) -> Any:
         """A control request answered by a REPLY (stop, queries)."""
         await self.ensure_up()
         fut = asyncio.get_running_loop().create_future()
         self._next_request = request = (self._next_request + 1) & 0xFFFFFFFF
         self._asks[request] = fut
         try:
-            self.send(wire.control(kind, request, *args), urgent=True)
+            self.send(kind(request, *args).frame(), urgent=True)
             return await asyncio.wait_for(fut, timeout)
         finally:
             self._asks.pop(request, None)
@@ -333,7 +399,7 @@ class Peer:
         if watcher not in watching:
             watching.append(watcher)
         if len(watching) == 1:
-            self.send(wire.control(wire.WATCH, path), urgent=True)
+            self.send(wire.Watch(path).frame(), urgent=True)
 
     # -- receiving -----------------------------------------------------------------
 
@@ -348,20 +414,19 @@ class Peer:
             elif kind == wire.REPLY:
                 self._on_reply(frame)
             elif kind == wire.CREDIT:
-                path, n = wire.items(frame, 2)
-                self._on_credit(path, n)
+                credit = _decode_credit(frame)
+                self._on_credit(credit.path, credit.n)
             elif kind == wire.PING:
                 self.flush_credit()  # a closing sender asks this way what was delivered
             elif kind == wire.WATCH:
-                (path,) = wire.items(frame, 1)
-                self._on_watch(path)
+                self._on_watch(wire.decode(wire.Watch, frame).path)
             elif kind == wire.TERMINATED:
-                path, reason = wire.items(frame, 2)
-                self._on_terminated(path, reason)
+                notice = wire.decode(wire.Terminated, frame)
+                self._on_terminated(notice.path, notice.reason)
             elif kind == wire.STOP or kind == wire.QUERY:
                 self.node.on_request(self, kind, frame)
             elif kind == wire.GOODBYE:
-                (reason,) = wire.items(frame, 1)
+                reason = wire.decode(wire.Goodbye, frame).reason
                 self.lost(f"the peer said goodbye ({reason})", close=True)
             else:
                 raise wire.ProtocolError(f"unknown frame kind 0x{kind:02x}")
@@ -378,19 +443,31 @@ class Peer:
         if owed and self.up:
             due = [path for path, n in owed.items() if n >= CREDIT_BATCH]
             for path in due:
-                self.send(wire.control(wire.CREDIT, path, owed.pop(path)), urgent=True)
+                self.send(wire.Credit(path, owed.pop(path)).frame(), urgent=True)
         wake = self._wake
         if wake:
             for ref in wake:
                 ref.wake_now()
             wake.clear()
+        if self._asked:
+            self._asked = False
+            self.check_unread()
+
+    def check_unread(self) -> None:
+        """Cut off a peer that asks and does not read its replies: what it leaves
+        unread would otherwise grow this node without bound."""
+        conn = self.conn
+        if conn is not None and conn.backlog > max(MAX_UNREAD, 2 * self.max_frame):
+            reason = f"it leaves over {max(MAX_UNREAD, 2 * self.max_frame)} bytes of replies unread"
+            self.node.log("node.refused", self, reason=reason)
+            self.lost(reason, close=True)
 
     def flush_credit(self) -> None:
         """Return all credit owed (the heartbeat does, so none is held back long)."""
         owed = self._owed
         if owed and self.up:
             for path, n in owed.items():
-                self.send(wire.control(wire.CREDIT, path, n), urgent=True)
+                self.send(wire.Credit(path, n).frame(), urgent=True)
             owed.clear()
 
     def connection_lost(self, reason: str | None) -> None:
@@ -445,6 +522,7 @@ class Peer:
         else:
             request = int.from_bytes(frame[1:5], "big")
             body = frame[7 + size :]
+        self._asked = True
         try:
             message = self.node.decode(body)
         except SerializationError as exc:
@@ -488,7 +566,7 @@ class Peer:
             if reply is None:
                 self.node.system.dead_letter(path, message, "stopped")
             else:
-                reply.set_exception(ActorStopped(f"no actor at {path}"))
+                reply.set_exception(ActorStopped(f"no actor at {self.node.address or ''}{path}"))
             return
         if len(self._targets) > 1024:
             self._targets.clear()  # a bound on what a peer can make us remember
@@ -519,30 +597,39 @@ class Peer:
     def answer(self, request: int, value: Any) -> None:
         """The handler of an ask from this peer returned `value`."""
         self._open_asks = max(0, self._open_asks - 1)
-        if not self.up:
-            return
-        try:
-            payload = self.node.codec.encode_value(value)
-        except SerializationError as error:
-            self._reply_error(request, error)
-            return
-        self.send(wire.reply(request, wire.OK, payload), urgent=True)
+        self.reply_value(request, value)
 
     def answer_error(self, request: int, exc: BaseException) -> None:
         """The ask failed: raised by its handler (it has a traceback) or refused here."""
         self._open_asks = max(0, self._open_asks - 1)
         self._reply_error(request, exc, raised=exc.__traceback__ is not None)
 
-    def _reply_error(self, request: int, exc: BaseException, raised: bool = False) -> None:
-        if self.up:
-            self.send(
-                wire.reply(request, wire.FAILED, exceptions.encode_error(exc, raised)), urgent=True
-            )
-
     def reply_value(self, request: int, value: Any) -> None:
-        if self.up:
-            payload = self.node.codec.encode_value(value)
-            self.send(wire.reply(request, wire.OK, payload), urgent=True)
+        """A REPLY with `value`; a value that cannot cross (not plain data, or
+        over the peer's maximum frame) is a `SerializationError` reply instead."""
+        if not self.up:
+            return
+        try:
+            frame = wire.reply(request, wire.OK, self.node.codec.encode_value(value))
+            if len(frame) > self.max_frame:
+                raise SerializationError(
+                    f"a reply of {type(value).__qualname__} takes {len(frame)} bytes on the "
+                    f"wire, over the maximum frame of {self.max_frame}"
+                )
+        except SerializationError as error:
+            self._reply_error(request, error)
+            return
+        self.send(frame, urgent=True)
+
+    def _reply_error(self, request: int, exc: BaseException, raised: bool = False) -> None:
+        if not self.up:
+            return
+        # Room for the request id and status; encode_error never raises.
+        room = self.max_frame - wire.REPLY_HEAD
+        self.send(
+            wire.reply(request, wire.FAILED, exceptions.encode_error(exc, raised, room)),
+            urgent=True,
+        )
 
     def _on_reply(self, frame: bytes) -> None:
         request, status, payload = wire.parse_reply(frame)
@@ -560,9 +647,7 @@ class Peer:
         else:
             resume(fut, exc=exceptions.decode_error(payload))
 
-    def _on_credit(self, path: object, n: object) -> None:
-        if not isinstance(path, str) or not isinstance(n, int) or n < 1:
-            raise wire.ProtocolError("a malformed CREDIT frame")
+    def _on_credit(self, path: str, n: int) -> None:
         inflight = self._inflight.get(path)
         if inflight is None:
             return
@@ -574,23 +659,19 @@ class Peer:
         if settled is not None and not settled.done() and not self.tells_in_flight():
             settled.set_result(None)
 
-    def _on_watch(self, path: object) -> None:
-        if not isinstance(path, str):
-            raise wire.ProtocolError("a malformed WATCH frame")
-        ref = self.node.system.lookup(path)
-        if ref is None or not ref.is_alive:
-            self.send(wire.control(wire.TERMINATED, path, "stopped"), urgent=True)
-        elif path not in self._watched:
+    def _on_watch(self, path: str) -> None:
+        if path in self._watched:
+            return
+        if self.node.watch_here(self, path):
             self._watched.add(path)
-            ref.add_watcher(_RemoteWatcher(self, path))
+        else:
+            self.send(wire.Terminated(path, "stopped").frame(), urgent=True)
 
     def unwatched(self, path: str) -> None:
         """Our actor at `path` stopped: the peer's watch on it is over."""
         self._watched.discard(path)
 
-    def _on_terminated(self, path: object, reason: object) -> None:
-        if not isinstance(path, str) or not isinstance(reason, str):
-            raise wire.ProtocolError("a malformed TERMINATED frame")
+    def _on_terminated(self, path: str, reason: str) -> None:
         for watcher in self._watchers.pop(path, ()):
             watcher.deliver(Terminated(self.ref(path), reason))
 
@@ -617,40 +698,55 @@ class _RemoteReply:
     def cancelled(self) -> bool:
         return False
 
+    # Called from the actor's serving loop: whatever goes wrong here must not
+    # reach it (the actor would never serve again), so it closes the connection.
+
     def set_result(self, value: Any) -> None:
         if not self._done:
             self._done = True
-            self._peer.answer(self._request, value)
+            try:
+                self._peer.answer(self._request, value)
+            except Exception as exc:
+                self._failed(exc)
 
     def set_exception(self, exc: BaseException) -> None:
         if not self._done:
             self._done = True
-            self._peer.answer_error(self._request, exc)
+            try:
+                self._peer.answer_error(self._request, exc)
+            except Exception as error:
+                self._failed(error)
+
+    def _failed(self, exc: Exception) -> None:
+        peer = self._peer
+        peer.node.log("node.refused", peer, reason=f"cannot send a reply: {exc!r}")
+        peer.lost(f"cannot send a reply: {exc!r}", close=True)
 
     def cancel(self) -> bool:
         self.set_exception(ActorStopped("the ask was cancelled on the remote node"))
         return True
 
 
-class _RemoteWatcher:
-    """Watches a local actor for a peer: its death notice goes over the wire."""
+class RemoteWatcher:
+    """Watches one local actor for every peer that watches it: its death notice
+    goes over the wire to each. One per watched actor (kept by the node), so
+    peers that come and go leave nothing behind on the actor."""
 
-    __slots__ = ("path", "peer")
+    __slots__ = ("node", "path", "peers")
 
-    def __init__(self, peer: Peer, path: str) -> None:
-        self.peer = peer
+    def __init__(self, node: PeerHost, path: str) -> None:
+        self.node = node
         self.path = path
+        self.peers: set[Peer] = set()
 
     def deliver(self, message: Any) -> None:
-        self.peer.unwatched(self.path)
-        if self.peer.up and isinstance(message, Terminated):
-            self.peer.send(wire.control(wire.TERMINATED, self.path, message.reason), urgent=True)
+        self.node.watch_over(self)
+        peers, self.peers = self.peers, set()
+        reason = message.reason if isinstance(message, Terminated) else "stopped"
+        for peer in peers:
+            peer.unwatched(self.path)
+            if peer.up:
+                peer.send(wire.Terminated(self.path, reason).frame(), urgent=True)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _RemoteWatcher) and (other.peer, other.path) == (
-            self.peer,
-            self.path,
-        )
 
-    def __hash__(self) -> int:
-        return hash((id(self.peer), self.path))
+_decode_credit = wire.decoder(wire.Credit)

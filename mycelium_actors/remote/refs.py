@@ -1,11 +1,13 @@
-"""Refs to actors on other nodes: `RemoteActorRef` (API.md section 6)."""
+"""Refs to actors on other nodes: `RemoteActorRef` (API.md section 6), and
+`HereRef` for an address of this node where no actor lives."""
 
 from __future__ import annotations
 
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from ..errors import MyceliumError
+from ..errors import ActorStopped, MyceliumError
+from ..kernel.messages import Terminated
 from ..kernel.ref import ActorRef, Watcher, check_timeout
 from ..wire import frames as wire
 
@@ -77,10 +79,80 @@ class RemoteActorRef(ActorRef[Any]):
 
     async def stop(self) -> None:
         """Stop the remote actor for good (a no-op if none lives at the path)."""
-        await self._peer.request(wire.STOP, self.path, timeout=30.0)
+        await self._peer.request(wire.Stop, self.path, timeout=30.0)
 
     def add_watcher(self, watcher: Watcher) -> None:
         self._peer.watch(self.path, watcher)
 
     def proxy(self, timeout: float | None = 5.0) -> Any:
         raise MyceliumError(f"{self.address}: proxies work on local refs only")
+
+
+class HereRef(ActorRef[Any]):
+    """A ref, arrived by address, to a path on this very node where no actor
+    lives right now: each use looks the path up again, so it never connects
+    to its own node. Without an actor there, an ask raises `ActorStopped` and
+    a tell is a dead letter here, as for a remote path with no actor."""
+
+    __slots__ = ("_address", "_system")
+
+    def __init__(self, system: Any, node_address: str, path: str) -> None:
+        self._system = system
+        self._address = node_address + path
+        self.path = path
+        self.name = path.rsplit("/", 1)[-1]
+
+    def __repr__(self) -> str:
+        return f"<HereRef {self._address}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorRef) and other.address == self._address
+
+    def __hash__(self) -> int:
+        return hash(self._address)
+
+    @property
+    def address(self) -> str | None:
+        return self._address
+
+    def _live(self) -> ActorRef[Any] | None:
+        ref: ActorRef[Any] | None = self._system.lookup(self.path)
+        return ref if ref is not None and ref.is_alive else None
+
+    @property
+    def is_alive(self) -> bool:
+        return self._live() is not None
+
+    async def tell(self, message: Any) -> None:
+        self.tell_nowait(message)
+
+    def tell_nowait(self, message: Any) -> None:
+        ref = self._live()
+        if ref is None:
+            self._system.dead_letter(self.path, message, "stopped")
+        else:
+            ref.tell_nowait(message)
+
+    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+        ref = self._live()
+        if ref is None:
+            raise ActorStopped(f"no actor at {self._address}")
+        return await ref.ask(message, timeout)
+
+    def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
+        ref = self._live()
+        if ref is None:
+            raise ActorStopped(f"no actor at {self._address}")
+        return ref.ask_blocking(message, timeout)
+
+    async def stop(self) -> None:
+        ref = self._live()
+        if ref is not None:
+            await ref.stop()
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        ref = self._live()
+        if ref is None:
+            watcher.deliver(Terminated(self, "stopped"))
+        else:
+            ref.add_watcher(watcher)

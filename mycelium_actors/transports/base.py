@@ -67,6 +67,9 @@ class Connection(ABC):
 
     #: A description of the peer for logs (an address, or a socket path).
     peer: str = ""
+    #: Where the peer connects from, for bounds per source: an IP address over
+    #: TCP, "unix" for every unix socket client, the client's prefix over NATS.
+    source: str = ""
 
     @abstractmethod
     def start(self, sink: FrameSink) -> None:
@@ -91,6 +94,18 @@ class Connection(ABC):
     def closed(self) -> bool:
         """True once `close()` was called or the peer went away."""
 
+    @abstractmethod
+    def limit_incoming(self, max_frame: int) -> None:
+        """From now on, a received frame over `max_frame` (at most the maximum
+        the connection was made with) closes the connection before its body is
+        buffered: the node keeps this small until a peer has proved itself."""
+
+    @property
+    def backlog(self) -> int:
+        """Bytes sent and not yet taken by the network (the peer does not read
+        them); 0 where the adapter cannot tell."""
+        return 0
+
     def protect(self, send_key: bytes, receive_key: bytes) -> None:  # noqa: B027 (optional)
         """From now on, sign each frame sent with `send_key` and drop (and log)
         each frame received that is not signed with `receive_key`.
@@ -111,6 +126,9 @@ class Listener(ABC):
     #: The largest frame the adapter can carry, where it has a limit of its own
     #: (NATS: the server's max_payload); None: any that was asked for.
     frame_limit: int | None = None
+    #: The name the adapter's cluster knows this node by, where it has one
+    #: (NATS: the name claimed on the server); None: the system's name serves.
+    node_name: str | None = None
 
     @abstractmethod
     async def aclose(self) -> None:

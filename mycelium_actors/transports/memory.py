@@ -34,7 +34,9 @@ class MemoryConnection(Connection):
 
     def __init__(self, peer: str, max_frame: int) -> None:
         self.peer = peer
+        self.source = "memory"
         self._max_frame = max_frame
+        self._max_in = max_frame
         self._loop = asyncio.get_running_loop()
         self._other: MemoryConnection | None = None
         self._sink: FrameSink | None = None
@@ -61,6 +63,9 @@ class MemoryConnection(Connection):
         if len(frame) > self._max_frame:
             raise TransportError(oversize(len(frame), self._max_frame))
         self._other.receive(bytes(frame), urgent)
+
+    def limit_incoming(self, max_frame: int) -> None:
+        self._max_in = min(max_frame, self._max_frame)
 
     def close(self, reason: str | None = None) -> None:
         self._end(None, f"closed by the peer: {reason}" if reason else "closed by the peer")
@@ -98,9 +103,9 @@ class MemoryConnection(Connection):
         delivered = False
         while self._urgent or self._normal:
             frame = (self._urgent or self._normal).popleft()
-            if len(frame) > self._max_frame:
+            if len(frame) > self._max_in:
                 # What a socket adapter does when a peer announces too long a frame.
-                self._end(oversize(len(frame), self._max_frame), "closed by the peer")
+                self._end(oversize(len(frame), self._max_in), "closed by the peer")
                 self._drop()
                 break
             sink.frame_received(frame)

@@ -85,6 +85,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         silent_close: str = "closed by the peer",
     ) -> None:
         self._max_frame = max_frame
+        self._max_in = max_frame  # what we read; lower during a handshake
         self._coalesce = coalesce
         self._accept = accept
         self._silent_close = silent_close  # the reason when the peer closed before a byte
@@ -95,6 +96,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._buffer = bytearray()  # the start of a frame not fully read yet
         self._urgent: list[bytes] = []  # prefixes and frames, waiting for the next write
         self._normal: list[bytes] = []
+        self._queued = 0  # bytes in _urgent and _normal
         self._flush_scheduled = False
         self._fresh = True  # nothing written since the last read or flush: write at once
         self._paused = False
@@ -130,12 +132,22 @@ class StreamConnection(asyncio.Protocol, Connection):
         queue = self._urgent if urgent else self._normal
         queue.append(header)
         queue.append(frame)
+        self._queued += size
         if not self._flush_scheduled and not self._paused:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
     def close(self, reason: str | None = None) -> None:
         self._shut((None,))
+
+    def limit_incoming(self, max_frame: int) -> None:
+        self._max_in = min(max_frame, self._max_frame)
+
+    @property
+    def backlog(self) -> int:
+        transport = self._transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return self._queued + buffered
 
     # -- asyncio.Protocol ---------------------------------------------------------
 
@@ -145,8 +157,10 @@ class StreamConnection(asyncio.Protocol, Connection):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peername = transport.get_extra_info("peername")
+        self.source = peername[0] if isinstance(peername, tuple) else "unix"
         if not self.peer:
-            self.peer = str(transport.get_extra_info("peername") or "a unix socket client")
+            self.peer = str(peername or "a unix socket client")
         transport.pause_reading()  # frames wait until start()
         if self._accept is not None:
             self._accept(self)
@@ -168,7 +182,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         with memoryview(source) as view:
             while end - pos >= PREFIX and not self._closed:
                 size = int.from_bytes(view[pos : pos + PREFIX], "big")
-                if size > self._max_frame:
+                if size > self._max_in:
                     self._refuse(self._oversize(size, pos))
                     break
                 stop = pos + PREFIX + size
@@ -202,6 +216,7 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._closed = True
         self._urgent.clear()
         self._normal.clear()
+        self._queued = 0
         self._buffer.clear()
         if self._why is not None:
             reason = self._why[0]
@@ -229,11 +244,12 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._transport.write(b"".join(parts))
         self._urgent = []
         self._normal = []
+        self._queued = 0
 
     def _oversize(self, size: int, pos: int) -> str:
         if not self._heard and pos == 0 and size >> 24 == TLS_RECORD:
             return "the peer speaks TLS: this node listens without ssl= (or it is not a node)"
-        return oversize(size, self._max_frame)
+        return oversize(size, self._max_in)
 
     def _refuse(self, reason: str) -> None:
         logs.get_logger().warning("transport.frame_refused", peer=self.peer, reason=reason)

@@ -7,6 +7,7 @@ are rebuilt from fixed tables, anything else becomes `RemoteError`.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Callable
 
 import msgspec
 
@@ -68,13 +69,36 @@ FRAMEWORK: dict[str, type[MyceliumError]] = {
 }
 
 
-def encode_error(exc: BaseException, raised_by_handler: bool) -> bytes:
-    """An exception as [origin, type name, message, traceback text]."""
+#: The longest message and traceback text an error reply carries (longer ones
+#: are cut, marked with " [...]").
+MAX_TEXT = 16 * 1024
+
+
+def encode_error(exc: BaseException, raised_by_handler: bool, room: int = 2**32) -> bytes:
+    """An exception as [origin, type name, message, traceback text], in at most
+    `room` bytes if it can be; never raises (an exception whose `str()` raises
+    says so in its message)."""
     origin = "handler" if raised_by_handler else "framework"
-    text = "".join(traceback.format_exception(exc)) if raised_by_handler else ""
+    name = type(exc).__name__
+    message = _text(lambda: _message(exc))
+    text = _text(lambda: "".join(traceback.format_exception(exc))) if raised_by_handler else ""
+    payload = _encoder.encode([origin, name, message, text])
+    if len(payload) > room:  # the peer's maximum frame is small: the message alone
+        payload = _encoder.encode([origin, name, message[: max(0, room - 64)], ""])
+    return payload
+
+
+def _message(exc: BaseException) -> str:
     args = exc.args
-    message = args[0] if len(args) == 1 and isinstance(args[0], str) else str(exc)
-    return _encoder.encode([origin, type(exc).__name__, message, text])
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else str(exc)
+
+
+def _text(make: Callable[[], str]) -> str:
+    try:
+        text = make()
+    except Exception as exc:
+        return f"<str() raised {type(exc).__name__}>"
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + " [...]"
 
 
 def decode_error(payload: bytes) -> BaseException:

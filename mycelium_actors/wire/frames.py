@@ -1,68 +1,216 @@
 """Node-to-node frames: their kinds and layouts, and the handshake's proofs.
 
 A transport carries frames; the first byte of each names its kind. Data
-frames (TELL, ASK) are binary with the message body from the codec; control
-frames carry a small MessagePack array. `docs/wire.md` describes the layouts
-byte by byte. Errors in REPLY frames are `wire.exceptions`.
+frames (TELL, ASK, REPLY) are binary with the message body from the codec;
+control frames carry a small MessagePack array, one `msgspec.Struct`
+(`array_like=True`) per kind below, decoded by one typed decoder per kind:
+a malformed control frame is one `ProtocolError` naming the frame and the
+field. `docs/wire.md` describes the layouts byte by byte. Errors in REPLY
+frames are `wire.exceptions`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from ..errors import MyceliumError
 
 MAGIC = "mycelium"
-VERSION = 1
+#: The node protocol's version. 2: HELLO carries the sender's max_frame.
+VERSION = 2
 
 # Frame kinds (the first byte).
-HELLO = 0x48  # H: [magic, version, name, incarnation, address, nonce, proof]
-AUTH = 0x56  # V: [proof]
-WELCOME = 0x4B  # K: []
-GOODBYE = 0x47  # G: [reason]
+HELLO = 0x48  # H: Hello
+AUTH = 0x56  # V: Auth
+WELCOME = 0x4B  # K: Welcome
+GOODBYE = 0x47  # G: Goodbye
 TELL = 0x54  # T: u16 path length, path, body
 ASK = 0x41  # A: u32 request id, u16 path length, path, body
 REPLY = 0x52  # R: u32 request id, u8 status, payload (status 0: value body; 1: error array)
-CREDIT = 0x43  # C: [path, n]
-STOP = 0x53  # S: [request id, path]
-WATCH = 0x57  # W: [path]
-TERMINATED = 0x58  # X: [path, reason]
-QUERY = 0x51  # Q: [request id, op, argument]
-PING = 0x50  # P: []
+CREDIT = 0x43  # C: Credit
+STOP = 0x53  # S: Stop
+WATCH = 0x57  # W: Watch
+TERMINATED = 0x58  # X: Terminated
+QUERY = 0x51  # Q: Query
+PING = 0x50  # P: Ping
 
 OK, FAILED = 0, 1
+
+#: The largest handshake frame (HELLO, AUTH) a node reads before the peer has
+#: proved itself; a peer announcing more is cut off before its body is read.
+HANDSHAKE_FRAME = 4096
 
 _ASK_HEAD = struct.Struct(">BIH")
 _TELL_HEAD = struct.Struct(">BH")
 _REPLY_HEAD = struct.Struct(">BIB")
+#: Bytes of a REPLY frame before its payload.
+REPLY_HEAD = _REPLY_HEAD.size
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder()
+
+Nonce = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
+# 256 characters: a HELLO fits in HANDSHAKE_FRAME whatever the characters.
+Text = Annotated[str, msgspec.Meta(max_length=256)]
+RequestId = Annotated[int, msgspec.Meta(ge=0, le=0xFFFFFFFF)]
 
 
 class ProtocolError(MyceliumError):
     """A frame that breaks the protocol: the connection is closed with this reason."""
 
 
-def control(kind: int, *items: Any) -> bytes:
-    """A control frame: the kind byte, then the items as a MessagePack array."""
-    return bytes((kind,)) + _encoder.encode(items)
+class _Control(msgspec.Struct, array_like=True, frozen=True):
+    """A control frame's array; `KIND` is its first byte."""
+
+    KIND = 0
+
+    def frame(self) -> bytes:
+        return bytes((self.KIND,)) + _encoder.encode(self)
 
 
-def items(frame: bytes, count: int) -> list[Any]:
-    """The MessagePack array of a control frame, checked to hold `count` items."""
+class HelloHead(_Control, frozen=True):
+    """The two items of a HELLO every version keeps: read before the rest."""
+
+    KIND = HELLO
+    magic: Any
+    version: Any
+
+
+class Hello(_Control, frozen=True):
+    KIND = HELLO
+    magic: str
+    version: int
+    name: Text
+    incarnation: Text
+    address: Text | None  # where the sender listens; None: it does not
+    nonce: Nonce
+    proof: Annotated[bytes, msgspec.Meta(max_length=64)]
+    max_frame: Annotated[int, msgspec.Meta(ge=1, le=2**32 - 1)]  # the largest frame it reads
+
+
+class Auth(_Control, frozen=True):
+    KIND = AUTH
+    proof: Annotated[bytes, msgspec.Meta(max_length=64)]
+
+
+class Welcome(_Control, frozen=True):
+    KIND = WELCOME
+
+
+class Goodbye(_Control, frozen=True):
+    KIND = GOODBYE
+    reason: str
+
+
+class Credit(_Control, frozen=True):
+    KIND = CREDIT
+    path: str
+    n: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Stop(_Control, frozen=True):
+    KIND = STOP
+    request: RequestId
+    path: str
+
+
+class Watch(_Control, frozen=True):
+    KIND = WATCH
+    path: str
+
+
+class Terminated(_Control, frozen=True):
+    KIND = TERMINATED
+    path: str
+    reason: str
+
+
+class Query(_Control, frozen=True):
+    KIND = QUERY
+    request: RequestId
+    op: str
+    argument: Any
+
+
+class Ping(_Control, frozen=True):
+    KIND = PING
+
+
+C = TypeVar("C", bound=_Control)
+
+_NAMES = {
+    HELLO: "HELLO",
+    AUTH: "AUTH",
+    WELCOME: "WELCOME",
+    GOODBYE: "GOODBYE",
+    CREDIT: "CREDIT",
+    STOP: "STOP",
+    WATCH: "WATCH",
+    TERMINATED: "TERMINATED",
+    QUERY: "QUERY",
+    PING: "PING",
+    TELL: "TELL",
+    ASK: "ASK",
+    REPLY: "REPLY",
+}
+_DECODERS: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
+_AT = re.compile(r" - at `\$\[(\d+)\]`")
+
+
+def kind_name(kind: int) -> str:
+    return _NAMES.get(kind, f"0x{kind:02x}")
+
+
+def decode(cls: type[C], frame: bytes) -> C:
+    """The control frame `frame` as a `cls`; `ProtocolError` naming the field."""
+    decoder = _DECODERS.get(cls)
+    if decoder is None:
+        decoder = _DECODERS[cls] = msgspec.msgpack.Decoder(cls)
     try:
-        value = _decoder.decode(memoryview(frame)[1:])
+        decoded: C = decoder.decode(memoryview(frame)[1:])
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(
+            f"a malformed {kind_name(cls.KIND)} frame: {_named(cls, exc)}"
+        ) from None
     except msgspec.DecodeError as exc:
-        raise ProtocolError(f"malformed control frame: {exc}") from None
-    if not isinstance(value, list) or len(value) != count:
-        raise ProtocolError(f"a control frame of kind {frame[:1]!r} needs {count} items")
-    return value
+        raise ProtocolError(f"a malformed {kind_name(cls.KIND)} frame: {exc}") from None
+    return decoded
+
+
+def decoder(cls: type[C]) -> Callable[[bytes], C]:
+    """`decode` for one kind, bound once (for the frames that come often)."""
+    decode_one = msgspec.msgpack.Decoder(cls).decode
+
+    def decode_frame(frame: bytes) -> C:
+        try:
+            return decode_one(memoryview(frame)[1:])
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return decode(cls, frame)  # raises the ProtocolError naming the field
+
+    return decode_frame
+
+
+def _named(cls: type[_Control], exc: msgspec.ValidationError) -> str:
+    """msgspec says `$[2]`; we say the field's name."""
+    text = str(exc)
+    found = _AT.search(text)
+    if found is None:
+        return text
+    fields = cls.__struct_fields__
+    index = int(found.group(1))
+    name = fields[index] if index < len(fields) else f"item {index}"
+    return f"{name}: {text[: found.start()]}{text[found.end() :]}"
+
+
+def control(kind: int, *items: Any) -> bytes:
+    """A control frame from loose items (tests that speak for a peer use it)."""
+    return bytes((kind,)) + _encoder.encode(items)
 
 
 def tell(path: bytes, body: bytes) -> bytes:

@@ -454,3 +454,87 @@ async def test_a_system_that_only_connects_closes_its_nats_client_at_shutdown(
     if first_to_close == "the listening node":
         await eventually(lambda: not a.nodes())
         await a.shutdown()
+
+
+# -- issue 19: what the red team and a newcomer found -------------------------------------
+
+
+async def test_a_nats_server_that_is_not_there_is_an_error_at_once() -> None:
+    """nats-py alone would retry forever: remote() and listen= raise instead."""
+    url = f"nats://127.0.0.1:{free_port()}"
+    async with ActorSystem("lonely") as system:
+        with pytest.raises(TransportError, match="cannot reach the NATS server"):
+            await asyncio.wait_for(system.remote(f"{url}/nobody/root/x"), 10)
+    with pytest.raises(TransportError, match="cannot reach the NATS server"):
+        await asyncio.wait_for(ActorSystem("lonely", listen=url).__aenter__(), 10)
+
+
+async def test_unsigned_frames_are_logged_at_a_bounded_rate(nats_url: str) -> None:
+    spy = await nats.connect(nats_url)
+    inboxes: list[str] = []
+
+    async def keep(msg: nats.aio.msg.Msg) -> None:
+        inboxes.append(msg.subject)
+
+    await spy.subscribe("mycelium.conn.>", cb=keep)
+    await spy.flush()
+    drops = nats_adapter.connection._DROPS
+    try:
+        async with (
+            ActorSystem(unique("b"), listen=nats_url, secret=b"s") as b,
+            ActorSystem(unique("a"), listen=nats_url, secret=b"s") as a,
+        ):
+            await b.spawn(Counter, name="c")
+            ref = await a.remote(f"{b.address}/c")
+            assert await ref.ask(Echo("signed")) == "signed"
+            inbox = (await eventually(lambda: inboxes))[-1]
+            before = drops.total
+            with capture_events() as events:
+                for _ in range(drops.limit * 5):
+                    await spy.publish(inbox, bytes((wire.TELL,)) + b"forged")
+                await eventually(lambda: drops.total - before == drops.limit * 5)
+            assert len(dropped(events)) <= drops.limit
+            assert await ref.ask(Echo("still up")) == "still up"
+    finally:
+        await spy.close()
+
+
+async def test_nodes_names_each_node_by_its_name_on_the_cluster(nats_url: str) -> None:
+    """Two nodes of one tree (one system name) on two node names are told apart."""
+    one, two = unique("app-1"), unique("app-2")
+    async with (
+        ActorSystem("app", listen=f"{nats_url}/{one}") as first,
+        ActorSystem("app", listen=f"{nats_url}/{two}") as second,
+        ActorSystem(unique("asker")) as asker,
+    ):
+        for node in (first, second):
+            await node.spawn(Counter, name="c")
+            assert await (await asker.remote(f"{node.address}/c")).ask(Echo("hi")) == "hi"
+        assert sorted(info.name for info in asker.nodes()) == sorted([one, two])
+
+
+async def test_discovery_right_after_joining_covers_the_cluster(nats_url: str) -> None:
+    async with ActorSystem(unique("old"), listen=nats_url) as old:
+        await old.spawn(Counter, name="c")
+        async with ActorSystem(unique("new"), listen=nats_url) as new:
+            found = await new.discover_cluster(Counter)  # no wait: joining heard them
+            assert [ref.address for ref in found] == [f"{old.address}/c"]
+
+
+async def test_a_lost_nats_server_says_so_in_every_error(tmp_path: Path) -> None:
+    server = NatsServer(tmp_path)
+    try:
+        async with (
+            ActorSystem(unique("b"), listen=server.url, heartbeat_timeout=HEARTBEAT) as b,
+            ActorSystem(unique("a"), listen=server.url, heartbeat_timeout=HEARTBEAT) as a,
+        ):
+            await b.spawn(Counter, name="c")
+            ref = await a.remote(f"{b.address}/c")
+            assert await ref.ask(Echo("up")) == "up"
+            server.stop()
+            await eventually(lambda: not ref.is_alive)
+            for _ in range(2):  # the loss, then a reconnect while the server is away
+                with pytest.raises(TransportError, match="lost the NATS server"):
+                    await ref.ask(Echo("anyone?"), timeout=HEARTBEAT)
+    finally:
+        server.stop()

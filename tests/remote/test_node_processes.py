@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import struct
@@ -23,6 +22,7 @@ from contracts.probe import Add, Echo, GetTotal, Hold
 from mycelium_actors import ActorSystem, SerializationError, Terminated, TransportError
 from mycelium_actors.testing import eventually
 
+from . import raw
 from .nodeapp import Watcher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,7 +142,7 @@ async def test_the_next_use_reconnects_to_a_restarted_node(spawn_node, here) -> 
     assert info.name == "far"
 
 
-async def test_two_nodes_connecting_to_each_other_at_once_keep_one_connection(
+async def test_two_nodes_connecting_to_each_other_at_once_list_each_other_once(
     tmp_path: Path,
 ) -> None:
     async with (
@@ -168,42 +168,6 @@ def _counter() -> type:
 # -- garbage on the socket ------------------------------------------------------------
 
 
-def _frame(payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + payload
-
-
-def _handshake(sock: socket.socket) -> None:
-    """Pass the handshake with no secret, as a well-behaved client would."""
-    import msgspec
-
-    from mycelium_actors.wire import frames as wire
-
-    incarnation = os.urandom(8).hex()
-    hello = wire.control(
-        wire.HELLO, wire.MAGIC, wire.VERSION, "fuzz", incarnation, None, os.urandom(16), b""
-    )
-    sock.sendall(_frame(hello))
-    _read_frame(sock)  # the server's HELLO
-    sock.sendall(_frame(wire.control(wire.AUTH, b"")))
-    welcome = _read_frame(sock)
-    assert welcome[:1] == bytes((wire.WELCOME,)), msgspec.msgpack.decode(welcome[1:])
-
-
-def _read_frame(sock: socket.socket) -> bytes:
-    head = _read_exactly(sock, 4)
-    return _read_exactly(sock, struct.unpack(">I", head)[0])
-
-
-def _read_exactly(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise ConnectionError("closed")
-        data += chunk
-    return data
-
-
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     node = NodeProcess(f"unix://{tmp_path_factory.mktemp('fuzz')}/fuzz.sock")
@@ -212,10 +176,7 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProces
 
 
 def _connect(node: NodeProcess) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(5)
-    sock.connect(node.address.removeprefix("unix://"))
-    return sock
+    return raw.connect(node.address)
 
 
 def _kind_then(kind: int, rest: bytes) -> bytes:
@@ -223,7 +184,7 @@ def _kind_then(kind: int, rest: bytes) -> bytes:
 
 
 def _tell(path: bytes, wire_id: int, body: bytes) -> bytes:
-    return b"T" + struct.pack(">H", len(path)) + path + struct.pack(">I", wire_id) + body
+    return raw.tell_frame(path, struct.pack(">I", wire_id) + body)
 
 
 frames = st.one_of(
@@ -242,8 +203,8 @@ frames = st.one_of(
 @given(frame=frames)
 def test_garbage_after_the_handshake_never_stops_the_node(fuzz_target, frame) -> None:
     with _connect(fuzz_target) as sock:
-        _handshake(sock)
-        sock.sendall(_frame(frame))
+        raw.handshake(sock)
+        sock.sendall(raw.frame(frame))
     _still_serving(fuzz_target)
 
 
@@ -268,22 +229,10 @@ async def test_the_fuzzed_node_still_answers_and_did_not_grow(fuzz_target) -> No
         before = process.memory_info().rss
         for _ in range(300):
             with _connect(fuzz_target) as sock:
-                _handshake(sock)
-                sock.sendall(_frame(b"T\x00\x0d/root/counter\x00\x00\x01\x2d\xc1"))
+                raw.handshake(sock)
+                sock.sendall(raw.frame(b"T\x00\x0d/root/counter\x00\x00\x01\x2d\xc1"))
         assert await ref.ask(Echo("and now")) == "and now"
         assert process.memory_info().rss - before < 10 * 1024 * 1024
-
-
-def _ask_frame(request: int, path: bytes, body: bytes) -> bytes:
-    return b"A" + struct.pack(">IH", request, len(path)) + path + body
-
-
-def _reply(sock: socket.socket) -> tuple[int, int, bytes]:
-    frame = _read_frame(sock)
-    while frame[:1] != b"R":  # credits and pings may come first
-        frame = _read_frame(sock)
-    request, status = struct.unpack(">IB", frame[1:6])
-    return request, status, frame[6:]
 
 
 def test_a_frame_that_fails_to_decode_is_refused_and_the_connection_stays(fuzz_target) -> None:
@@ -296,19 +245,19 @@ def test_a_frame_that_fails_to_decode_is_refused_and_the_connection_stays(fuzz_t
     good = Codec().encode(Echo("fine"))
     wrong_type = struct.pack(">I", 301) + b"\x81\xa4text\x05"  # {"text": 5}
     with _connect(fuzz_target) as sock:
-        _handshake(sock)
+        raw.handshake(sock)
         for request, body in ((1, struct.pack(">I", 999) + b"\x80"), (2, wrong_type)):
-            sock.sendall(_frame(_ask_frame(request, b"/root/counter", body)))
-            got, status, payload = _reply(sock)
+            sock.sendall(raw.frame(raw.ask_frame(request, b"/root/counter", body)))
+            got, status, payload = raw.reply(sock)
             assert (got, status) == (request, wire.FAILED)
             assert isinstance(decode_error(payload), SerializationError)
-        sock.sendall(_frame(_ask_frame(3, b"/root/counter", good)))
-        assert _reply(sock)[:2] == (3, wire.OK)
+        sock.sendall(raw.frame(raw.ask_frame(3, b"/root/counter", good)))
+        assert raw.reply(sock)[:2] == (3, wire.OK)
 
 
 def test_a_frame_over_the_maximum_closes_only_that_connection(fuzz_target) -> None:
     with _connect(fuzz_target) as sock:
-        _handshake(sock)
+        raw.handshake(sock)
         sock.sendall(struct.pack(">I", 64 * 1024 * 1024))  # announces 64 MiB: over 16 MiB
         while sock.recv(4096):  # a ping may still come before the close
             pass  # recv raises on the 5 s socket timeout if it never closes

@@ -27,8 +27,8 @@ from mycelium_actors import (
 from mycelium_actors.remote.flow import WINDOW
 from mycelium_actors.testing import capture_events, events_named, eventually
 from mycelium_actors.transports import registry as transport
-from mycelium_actors.wire import frames as wire
 
+from . import raw
 from .nodeapp import Counter, Watcher
 
 
@@ -310,8 +310,7 @@ async def test_shutdown_closes_connections_still_in_their_handshake(url_for) -> 
     conn = await transport.transport_for(address).connect(address, max_frame=1 << 16)
     stranger = _Stranger()
     conn.start(stranger)
-    hello = (wire.MAGIC, wire.VERSION, "stranger", "1", None, bytes(16), b"")
-    conn.send(wire.control(wire.HELLO, *hello))
+    conn.send(raw.hello(name="stranger"))
     await asyncio.wait_for(stranger.heard.wait(), 5)  # the node's HELLO: it waits for AUTH
     await system.shutdown()
     await asyncio.wait_for(stranger.closed.wait(), 5)

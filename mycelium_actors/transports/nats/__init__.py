@@ -92,6 +92,10 @@ class NatsTransport(Transport):
         userinfo, server, name = self._node(node_url)
         node = f"nats://{server}/{name}"
         hub = await self._hub(self._route(server), userinfo)
+        if not hub.reachable:  # its client is reconnecting: say so, not what nats-py says
+            hub.release()
+            await hub.closed()
+            raise TransportError(f"cannot connect to {node}: {hub.lost_server()}")
         conn = hub.new_connection(node, max_frame)
         try:
             answer = await hub.nc.request(

@@ -32,6 +32,7 @@ class NatsConnection(Connection):
         self.inbox = inbox
         self.target = ""  # the peer's inbox
         self.max_frame = max_frame
+        self._max_in = max_frame
         self._hub = hub
         self._loop = asyncio.get_running_loop()
         self._sink: FrameSink | None = None
@@ -77,6 +78,9 @@ class NatsConnection(Connection):
         self._closed = True
         self._say_farewell(reason or "")
         self._end(None)
+
+    def limit_incoming(self, max_frame: int) -> None:
+        self._max_in = min(max_frame, self.max_frame)
 
     def protect(self, send_key: bytes, receive_key: bytes) -> None:
         """Anyone on the server may publish to our inbox: from now on each frame
@@ -136,7 +140,10 @@ class NatsConnection(Connection):
             if farewell is not None:
                 await nc.publish(self.target, farewell, reply=CLOSE)
         except (nats.errors.Error, OSError) as exc:
-            self.lost(f"cannot publish to the NATS server: {describe(exc)}")
+            if not self._hub.reachable:  # nats-py says "outbound buffer limit exceeded"
+                self.lost(self._hub.lost_server())
+            else:
+                self.lost(f"cannot publish to the NATS server: {describe(exc)}")
         if farewell is not None:
             self.forget()
 
@@ -157,9 +164,7 @@ class NatsConnection(Connection):
             if hmac.compare_digest(hmac.digest(self._receive_key, signed, "sha256")[:TAG], tag):
                 self._received += 1
                 return body
-        logs.get_logger().warning(
-            "transport.frame_dropped", peer=self.peer, reason="not signed by the peer"
-        )
+        _DROPS.dropped(self.peer, self._loop.time())
         return None
 
     def _say_farewell(self, reason: str) -> None:
@@ -177,8 +182,8 @@ class NatsConnection(Connection):
 
     def _deliver(self, sink: FrameSink, data: bytes) -> bool:
         """Hand `data` to `sink`; False if it is too large (the connection closes)."""
-        if len(data) > self.max_frame:
-            reason = oversize(len(data), self.max_frame)
+        if len(data) > self._max_in:
+            reason = oversize(len(data), self._max_in)
             logs.get_logger().warning("transport.frame_refused", peer=self.peer, reason=reason)
             self._closed = True
             self._say_farewell(reason)  # after what was queued: signed frames keep their order
@@ -217,6 +222,34 @@ class NatsConnection(Connection):
         if sink is not None and lost is not None:
             self._sink, self._lost = None, None
             sink.connection_lost(lost[0])
+
+
+class DropLog:
+    """Unsigned frames are logged at a bounded rate (anyone on the server can
+    publish them): at most `limit` warnings per `interval` seconds, then one
+    `transport.frames_dropped` line with how many went unlogged."""
+
+    def __init__(self, limit: int = 10, interval: float = 10.0) -> None:
+        self.limit, self.interval = limit, interval
+        self.total = 0  # every frame dropped, logged or not
+        self._window = float("-inf")
+        self._logged = self._quiet = 0
+
+    def dropped(self, peer: str, now: float) -> None:
+        self.total += 1
+        log = logs.get_logger()
+        if now - self._window >= self.interval:
+            if self._quiet:
+                log.warning("transport.frames_dropped", count=self._quiet, seconds=self.interval)
+            self._window, self._logged, self._quiet = now, 0, 0
+        if self._logged < self.limit:
+            self._logged += 1
+            log.warning("transport.frame_dropped", peer=peer, reason="not signed by the peer")
+        else:
+            self._quiet += 1
+
+
+_DROPS = DropLog()
 
 
 def describe(exc: BaseException) -> str:

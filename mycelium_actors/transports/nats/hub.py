@@ -24,6 +24,9 @@ from .connection import TAG, NatsConnection, describe
 
 #: Seconds between attempts to reach a lost server (nats-py retries forever).
 RECONNECT_WAIT = 0.5
+#: Attempts to reach the server when a client first connects, after the first:
+#: a server that is not there is an error at once, not an endless wait.
+CONNECT_RETRIES = 1
 #: How long closing a client whose connect failed may take (see `close_failed`).
 CLOSE_TIMEOUT = 2.0
 CONN_SUBJECT = "mycelium.conn."
@@ -45,7 +48,6 @@ class Hub:
         self.users = 0
         self.gone = False
         self.lost = False  # between the disconnect and the reconnect: errors are expected
-        self._last_error: str | None = None
         self._forget = forget
         self._conns: dict[str, NatsConnection] = {}
         self._ids = itertools.count(1)
@@ -58,17 +60,19 @@ class Hub:
         self._pump: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
         self.max_payload = 0
+        self._last_error: BaseException | None = None
 
     async def open(self, userinfo: str, extra: dict[str, Any]) -> None:
         options = options_from_environment(userinfo)
         options.update(extra)
         try:
-            # The first attempt fails at once (allow_reconnect=False): nats-py
-            # would otherwise retry an unreachable server forever.
+            # A bounded first connect: with allow_reconnect=False nats-py still
+            # tries one unreachable server forever unless max_reconnect_attempts
+            # bounds it (2.16: `_select_next_server` loops on its own).
             await self.nc.connect(
                 servers=[f"nats://{self.server}"],
                 allow_reconnect=False,
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=CONNECT_RETRIES,
                 reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]
                 pending_size=0,  # no reconnect buffer: a lost server loses the frames
                 disconnected_cb=self._disconnected,
@@ -78,14 +82,17 @@ class Hub:
             )
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             await close_failed(self.nc)
+            cause = self._last_error if isinstance(exc, nats.errors.NoServersError) else exc
             raise TransportError(
-                f"cannot reach the NATS server {self.server}: {describe(exc)}"
+                f"cannot reach the NATS server {self.server}: {describe(cause or exc)}"
             ) from exc
         # Our bet on nats-py 2.x: `options` is read at each disconnect, so from
-        # now on the client reconnects by itself. Without the key, a lost client
-        # stays closed and the next connect or listen opens a new one.
+        # now on the client reconnects by itself, forever. Without the keys, a
+        # lost client stays closed and the next connect or listen opens a new one.
         if "allow_reconnect" in self.nc.options:
             self.nc.options["allow_reconnect"] = True
+        if "max_reconnect_attempts" in self.nc.options:
+            self.nc.options["max_reconnect_attempts"] = -1
         # Room for the signature of a protected connection's frames.
         self.max_payload = self.nc.max_payload - TAG
         self._sub = await self.nc.subscribe(
@@ -180,7 +187,7 @@ class Hub:
             logs.get_logger().warning(
                 "transport.nats_lost",
                 server=self.server,
-                error=self._last_error,
+                error=None if self._last_error is None else repr(self._last_error),
                 retry_every=RECONNECT_WAIT,
             )
         for conn in list(self._conns.values()):
@@ -192,8 +199,8 @@ class Hub:
             logs.get_logger().info("transport.nats_back", server=self.server)
 
     async def _error(self, exc: Exception) -> None:
+        self._last_error = exc
         if isinstance(exc, _LOSS):  # said once by transport.nats_lost, which names it
-            self._last_error = repr(exc)
             logs.get_logger().debug("transport.nats_error", error=repr(exc), server=self.server)
         else:
             self.log_error(exc, server=self.server)
@@ -202,6 +209,14 @@ class Hub:
         """A NATS error: at info, or at debug while the server is known to be lost."""
         log = logs.get_logger()
         (log.debug if self.lost else log.info)("transport.nats_error", error=repr(exc), **fields)
+
+    @property
+    def reachable(self) -> bool:
+        """False while the client has lost its server (it reconnects by itself)."""
+        return bool(self.nc.is_connected)
+
+    def lost_server(self) -> str:
+        return f"lost the NATS server {self.server} (reconnecting)"
 
 
 class Notice:

@@ -36,6 +36,7 @@ class NatsListener(Listener):
         self.frame_limit = hub.max_payload
         self.max_frame = min(max_frame, hub.max_payload)
         self.name = name
+        self.node_name = name
         self._hub = hub
         self._accept = accept
         self._subject = NODE_SUBJECT + name
@@ -61,13 +62,16 @@ class NatsListener(Listener):
         rivals = await nc.subscribe(nc.new_inbox(), cb=self._on_rival)
         try:
             await nc.publish(self._subject, PROBE + self._claim.encode(), reply=rivals.subject)
+            # Say we join now: the other nodes answer within the window, so
+            # discovery covers them as soon as `listen` returns.
+            await self._presence.join()
             await asyncio.sleep(CLAIM_WINDOW)  # a real-time window: rivals answer within it
         finally:
             await rivals.unsubscribe()
         if self._beaten:
+            await self._presence.leave()
             raise self._in_use()
         self._held = True
-        await self._presence.join()
 
     def announce(self) -> None:
         if self._held and not self._closed:
