@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -62,6 +63,22 @@ class Spawned:
     """Spawns a child in the worker's own system and looks it up: its path."""
 
 
+@message(id=2109)
+@attrs.frozen
+class Block:
+    """A sync handler that holds the worker's loop for `seconds`."""
+
+    seconds: float
+
+
+@message(id=2110)
+@attrs.frozen
+class Shout:
+    """Writes `text` to the worker's stderr."""
+
+    text: str
+
+
 class Counter(Actor):
     """Counts `Add`s; `note` (a file path) records its lifecycle, one line per hook."""
 
@@ -106,6 +123,14 @@ class Counter(Actor):
     def die_hard(self, msg: DieHard) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(10)
+
+    @handler
+    def block(self, msg: Block) -> None:
+        time.sleep(msg.seconds)
+
+    @handler
+    def shout(self, msg: Shout) -> None:
+        print(msg.text, file=sys.stderr, flush=True)
 
     @handler
     def log(self, msg: Log) -> None:
