@@ -263,3 +263,15 @@ async def test_another_interpreter_is_checked_for_compatibility(
         await system.spawn(Counter, executor=Subprocess(python=str(tmp_path / "none")))
     same = await system.spawn(Counter, executor=Subprocess(python=sys.executable))
     assert await same.ask(Get()) == 0
+
+
+async def test_a_resume_directive_applies_in_the_worker(system: ActorSystem) -> None:
+    child = Child(Counter, executor=Subprocess(), resume_on=(KeyError,))
+    await system.start(Supervisor("root", children=[child]))
+    ref = system.lookup("/root/counter")
+    assert ref is not None
+    await ref.tell(Add(3))
+    with pytest.raises(KeyError):
+        await ref.ask(Crash("resumed"))
+    assert await ref.ask(Get()) == 3  # the same instance, its state kept
+    assert _node(system, "/root/counter").restarts == 0
