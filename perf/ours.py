@@ -22,7 +22,7 @@ from mycelium_actors import (
     handler,
 )
 
-from . import links, nats_nodes, nodes, probes, wire
+from . import links, nats_nodes, nodes, probes, processes, wire
 from .meter import Meter
 from .workloads import CRASH_STORM_CHILDREN, RING_SIZE, TELLS_PER_CRASH, Extras, ring_links
 
@@ -357,3 +357,11 @@ async def nats_remote_ask(n: int, meter: Meter) -> None:
 
 async def nats_remote_tell(n: int, meter: Meter) -> None:
     await nats_nodes.ours_tell(n, meter)
+
+
+async def worker_ask(n: int, meter: Meter) -> None:
+    await processes.ours_ask(n, meter)
+
+
+async def worker_start(n: int, meter: Meter) -> Extras:
+    return await processes.ours_start(n, meter)

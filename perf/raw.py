@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import links, nats_nodes, probes, wire
+from . import links, nats_nodes, probes, processes, wire
 from .meter import Meter
-from .workloads import RING_SIZE, ring_links
+from .workloads import RING_SIZE, Extras, ring_links
 
 CAPACITY = 1000
 STOP = object()
@@ -255,3 +255,11 @@ async def nats_remote_ask(n: int, meter: Meter) -> None:
 
 async def nats_remote_tell(n: int, meter: Meter) -> None:
     await nats_nodes.raw_tell(n, meter)
+
+
+def worker_ask(n: int, meter: Meter) -> Extras:
+    return processes.raw_ask(n, meter)
+
+
+def worker_start(n: int, meter: Meter) -> Extras:
+    return processes.raw_start(n, meter)

@@ -290,4 +290,26 @@ WORKLOADS += (
         ),
     ),
 )
+WORKLOADS += (
+    Workload(
+        "worker_ask",
+        "ask round trips to an actor in a worker process, sequential",
+        "round trips/s",
+        10_000,
+        (Target("raw", 2.0),),
+        note="worker_ask: ours = await ref.ask(Echo) to a Subprocess actor; raw = "
+        "multiprocessing.Pool(1).apply of a function returning its argument; extra "
+        "process_pool_executor_per_s = ProcessPoolExecutor(1).submit(...).result(), same run",
+    ),
+    Workload(
+        "worker_start",
+        "worker process start to first reply (median of n)",
+        "ms",
+        10,
+        (Target("start_ms", 300.0, most=True),),
+        headline="start_ms",
+        note="worker_start: ours = spawn(..., executor=Subprocess()) then one ask; raw = a "
+        "spawn-context multiprocessing.Pool(1) and its first apply",
+    ),
+)
 BY_NAME = {w.name: w for w in WORKLOADS}

@@ -74,6 +74,12 @@ def _node_label(node: TreeNode) -> str:
         text += f"  thread={node.thread} cpus={node.cpus}"
         if node.cpu_seconds is not None:
             text += f" cpu={node.cpu_seconds:.2f}s"
+    if node.pid is not None:  # a worker process (Subprocess)
+        text += f"  pid={node.pid}"
+        if node.cpu_seconds is not None:
+            text += f" cpu={node.cpu_seconds:.2f}s"
+        if node.rss is not None:
+            text += f" rss={node.rss / 2**20:.1f}MiB"
     return text
 
 

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextvars
 import threading
 from collections.abc import Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from .. import logs
+
+if TYPE_CHECKING:
+    from .actor import Actor
+    from .dispatcher import Server
+    from .exits import Exit
+    from .ref import LocalActorRef
+    from .slot import Slot
 
 
 class Runner(abc.ABC):
@@ -42,6 +50,39 @@ class Runner(abc.ABC):
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """The actor stopped for good: release the thread, if any."""
 
+    # -- the seam for runners whose incarnations live elsewhere (worker processes) --
+
+    #: True for a runner that serves the actor outside this process: the slot
+    #: then constructs `stand_in(slot)` instead of the actor's class (it never
+    #: runs the class here) and serves the mailbox with `relay(...)` instead of
+    #: the loop's dispatcher.
+    serves_elsewhere: bool = False
+
+    def stand_in(self, slot: Slot) -> Actor:
+        """The local instance of an incarnation served elsewhere: its hooks start
+        and stop the real one."""
+        raise NotImplementedError
+
+    def relay(
+        self,
+        slot: Slot,
+        instance: Actor,
+        done: asyncio.Future[Exit],
+        context: contextvars.Context,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Server:
+        """The mailbox's consumer for an incarnation served elsewhere; it behaves
+        as a `Server` towards the slot (`begin`, `state`, `kill`, `done`, ...)."""
+        raise NotImplementedError
+
+    def pid(self) -> int | None:
+        """The id of the OS process the actor runs in, when that is not this one."""
+        return None
+
+    def rss(self) -> int | None:
+        """Resident memory (bytes) of that process, when the actor has its own."""
+        return None
+
 
 class Executor(abc.ABC):
     """Makes runners for slots; the abstract seam thread executors plug into."""
@@ -49,6 +90,11 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def attach(self, path: str) -> Runner:
         """A runner for the actor at `path`; `ValueError` if it cannot be honoured."""
+
+    def make_ref(self, slot: Slot) -> LocalActorRef[Any] | None:
+        """The ref for a new slot using this executor, or None for the system's
+        own; may raise (`ValueError`, `SerializationError`) to refuse the spawn."""
+        return None
 
 
 class _LoopRunner(Runner):

@@ -199,6 +199,7 @@ class Slot:
             self.runner.loop is loop
             and self.actor_class.on_start is Actor.on_start
             and self.serves_handlers
+            and not self.runner.serves_elsewhere
         ):
             self._start_now(done, loop)  # no hook to wait for: no start task either
             return
@@ -256,7 +257,11 @@ class Slot:
         if context.get(serving) is not None:
             # Started from another actor's handler: what this one runs is not that handler's.
             context.run(serving.set, None)
-        server = Server(self, instance, done, context, loop)
+        runner = self.runner
+        if runner is not None and runner.serves_elsewhere:
+            server = runner.relay(self, instance, done, context, loop)
+        else:
+            server = Server(self, instance, done, context, loop)
         self.server = server
         server.begin()
 
@@ -298,7 +303,11 @@ class Slot:
         exit: Exit | None = None
         try:
             try:
-                instance = self.actor_class(*self.args, **self.kwargs)
+                runner = self.runner
+                if runner is not None and runner.serves_elsewhere:
+                    instance = runner.stand_in(self)  # the actor itself runs elsewhere
+                else:
+                    instance = self.actor_class(*self.args, **self.kwargs)
                 instance.bind_context(ctx)
                 self.instance = instance
             finally:

@@ -68,7 +68,9 @@ class TreeNode:
     thread_id: int | None
     cpus: list[int] | None
     children: list[TreeNode]
-    cpu_seconds: float | None = None  # CPU time of the actor's own thread (PinnedThread)
+    cpu_seconds: float | None = None  # CPU time of the actor's own thread or process
+    pid: int | None = None  # the worker process's id (Subprocess), else None
+    rss: int | None = None  # the worker process's resident memory in bytes, else None
 
 
 class ActorSystem:
@@ -214,7 +216,11 @@ class ActorSystem:
         return [_from_dict(node) for node in await self._network().remote_tree(url, timeout)]
 
     def make_ref(self, slot: Slot) -> LocalActorRef[Any]:
-        """The ref for a new slot (the remote layer may give one that serializes)."""
+        """The ref for a new slot (its executor, or the remote layer, may give one
+        that serializes)."""
+        own = slot.executor.make_ref(slot)
+        if own is not None:
+            return own
         if self._node is not None:
             ref = self._node.local_ref(slot)
             if ref is not None:
@@ -670,9 +676,21 @@ def _from_dict(fields: Any) -> TreeNode:
             thread_id=None if fields["thread_id"] is None else int(fields["thread_id"]),
             cpus=None if fields["cpus"] is None else [int(c) for c in fields["cpus"]],
             children=[_from_dict(child) for child in fields["children"]],
+            cpu_seconds=_optional(fields.get("cpu_seconds"), float),
+            pid=_optional(fields.get("pid"), int),
+            rss=_optional(fields.get("rss"), int),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SerializationError(f"a malformed tree from a peer: {exc!r}") from None
+
+
+def _optional(value: Any, kind: type[T]) -> T | None:
+    """A field a peer may leave out (an older node): None, or a value of `kind`."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return kind(value)  # type: ignore[call-arg]
 
 
 def check_name(name: str) -> None:
@@ -706,4 +724,6 @@ def _node(slot: Slot) -> TreeNode:
         cpus=cpus,
         children=[_node(child) for child in slot.children],
         cpu_seconds=runner.cpu_seconds() if runner is not None else None,
+        pid=runner.pid() if runner is not None else None,
+        rss=runner.rss() if runner is not None else None,
     )

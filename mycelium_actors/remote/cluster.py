@@ -76,5 +76,8 @@ def tree_dict(node: Any) -> dict[str, Any]:
         "thread": node.thread,
         "thread_id": node.thread_id,
         "cpus": node.cpus,
+        "cpu_seconds": node.cpu_seconds,
+        "pid": node.pid,
+        "rss": node.rss,
         "children": [tree_dict(child) for child in node.children],
     }

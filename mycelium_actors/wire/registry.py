@@ -71,3 +71,10 @@ def wire_id(cls: type) -> int | None:
 def contract_type(wire: int) -> type | None:
     """The contract type registered under wire id `wire`, or None."""
     return _by_id.get(wire)
+
+
+def contract_modules() -> list[str]:
+    """The modules that define the contract types registered in this process, in
+    registration order (a worker process imports them first, so every message
+    type its parent knows decodes there too)."""
+    return list(dict.fromkeys(cls.__module__ for cls in _by_id.values()))

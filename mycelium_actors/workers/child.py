@@ -1,0 +1,271 @@
+"""The worker process: `python -m mycelium_actors.workers.child`, started by a
+`Subprocess` executor, never by hand.
+
+It reads its bootstrap from stdin (the parent's `sys.path`, the contract
+modules the parent registered, the actor's class as "module:qualname" and
+its constructor arguments as codec bodies, the socket path and the one-time
+secret), then runs an `ActorSystem` of its own that listens on that Unix
+socket (in a directory only this user can enter) and requires the secret.
+The served actor lives in that system at the same path as in the parent,
+with an owner that reports how each incarnation ends to the parent and lets
+the parent's supervisor decide; the parent's stand-in starts and stops it
+through the host actor (`protocol.HOST`).
+
+The parent holds the other end of stdin: when it goes away (even killed -9)
+the read returns EOF and the worker exits, from a watchdog thread that does
+not need the event loop (a handler may be busy for a long time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import msgspec
+
+from .. import logs
+from ..kernel.actor import Actor, handler
+from ..kernel.executor import DEFAULT_EXECUTOR
+from ..kernel.exits import Exit
+from ..kernel.mailbox import STOP_DRAIN, STOP_NOW
+from ..kernel.slot import Slot
+from ..kernel.system import ActorSystem
+from ..wire import exceptions
+from ..wire.codec import Codec
+from .protocol import (
+    EXITS,
+    HOST,
+    LOG_MARK,
+    NO_HEARTBEAT,
+    READY,
+    NextExit,
+    Shutdown,
+    Start,
+    Stop,
+    read_bootstrap,
+)
+
+#: Seconds the worker gives its own shutdown once the parent is gone.
+ORPHAN_GRACE = 2.0
+
+
+class _Worker:
+    """The served slot and what the host actors share."""
+
+    def __init__(self, system: ActorSystem, slot: Slot) -> None:
+        self.system = system
+        self.slot = slot
+        self.exits: asyncio.Queue[list[Any]] = asyncio.Queue()
+        self.directives: dict[str, str] = {}
+        self.started_once = False
+        self.finished = asyncio.Event()
+
+    # -- the slot's Owner (kernel.slot.Owner) ---------------------------------------
+
+    def child_exited(self, slot: Slot, exit: Exit) -> None:
+        error = b"" if exit.exc is None else exceptions.encode_error(exit.exc, True)
+        self.exits.put_nowait([exit.kind, error, exit.escalate])
+
+    def start_timeout(self, slot: Slot) -> float | None:
+        return None  # the parent bounds the start (Subprocess.start_timeout)
+
+    def directive_for(self, slot: Slot, exc: BaseException) -> str | None:
+        if not self.directives:
+            return None
+        for cls in type(exc).__mro__:
+            found = self.directives.get(f"{cls.__module__}:{cls.__qualname__}")
+            if found is not None:
+                return found
+        return None
+
+    async def terminate(self, slot: Slot) -> None:
+        """`ref.stop()` inside the worker: the incarnation ends, the parent decides."""
+        exit = await slot.stop_incarnation(STOP_DRAIN, slot.shutdown)
+        self.child_exited(slot, Exit("normal") if exit.kind == "shutdown" else exit)
+
+    async def restart_stopped(self, slot: Slot) -> None:
+        raise RuntimeError("a worker's actor is restarted by its parent")
+
+
+class _Host(Actor):
+    """Starts and stops the served incarnation for the parent's stand-in."""
+
+    def __init__(self, worker: _Worker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    @handler
+    async def start(self, msg: Start) -> list[Any]:
+        worker = self.worker
+        slot = worker.slot
+        worker.directives = {
+            **{name: "resume" for name in msg.resume},
+            **{name: "stop" for name in msg.stop},
+            **{name: "escalate" for name in msg.escalate},
+        }
+        if slot.mailbox.closed or slot.status == "stopped":
+            slot.revive()
+        if worker.started_once:
+            slot.status = "restarting"
+        worker.started_once = True
+        try:
+            await slot.start()
+        except Exception as exc:  # the constructor or on_start raised: the parent's crash
+            return ["error", exceptions.encode_error(exc, True)]
+        return ["ok", b""]
+
+    @handler
+    async def stop(self, msg: Stop) -> str:
+        slot = self.worker.slot
+        if msg.drain:
+            slot.mailbox.close()
+        exit = await slot.stop_incarnation(STOP_DRAIN if msg.drain else STOP_NOW, None)
+        return exit.kind
+
+    @handler
+    def shutdown(self, msg: Shutdown) -> None:
+        self.worker.finished.set()
+
+
+class _Exits(Actor):
+    """Answers one `NextExit` at a time, when an incarnation ended on its own."""
+
+    def __init__(self, worker: _Worker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    @handler
+    async def next_exit(self, msg: NextExit) -> list[Any]:
+        return await self.worker.exits.get()
+
+
+class _LogForwarder(logging.Handler):
+    """Log records to the parent, one marked line each on stderr (the parent
+    logs them through its own configuration, with this process's pid bound).
+
+    The library's own lifecycle events about the served actor and the link are
+    the parent's to log (it logs them at the actor's path); warnings and worse
+    from the library, and everything from other loggers, go up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._encoder = msgspec.json.Encoder()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.name == logs.NAME:
+                event = str(getattr(record, "event", ""))
+                if record.levelno < logging.WARNING or event.startswith(("actor.", "node.")):
+                    return
+            text = record.getMessage()
+            if record.exc_info:
+                text += "\n" + self.formatter_exception(record)
+            line = self._encoder.encode([record.levelno, record.name, text]).decode()
+            sys.stderr.write(LOG_MARK + line + "\n")
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+    @staticmethod
+    def formatter_exception(record: logging.LogRecord) -> str:
+        return logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
+
+
+def _watch_parent(loop: asyncio.AbstractEventLoop, done: asyncio.Event) -> None:
+    """In a thread: block on stdin until the parent closes it or dies, then end
+    the worker (gracefully if the loop answers in time, else at once)."""
+    try:
+        while sys.stdin.buffer.read(65536):
+            pass
+    except (OSError, ValueError):
+        pass
+    try:
+        loop.call_soon_threadsafe(done.set)
+    except RuntimeError:
+        pass  # the loop is closed: the worker is ending anyway
+    threading.Event().wait(ORPHAN_GRACE)
+    os._exit(0)
+
+
+def _import_class(spec: str) -> type[Actor]:
+    module_name, _, qualname = spec.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    if not (isinstance(obj, type) and issubclass(obj, Actor)):
+        raise TypeError(f"{spec} is not an Actor subclass")
+    return obj
+
+
+def _prepare(boot: dict[str, Any]) -> type[Actor]:
+    for entry in boot["sys_path"]:
+        if entry not in sys.path:
+            sys.path.append(entry)
+    cpus = boot.get("cpus")
+    if cpus is not None:
+        import psutil
+
+        psutil.Process().cpu_affinity(cpus)
+    root = logging.getLogger()
+    root.setLevel(boot.get("log_level", logging.WARNING))
+    root.addHandler(_LogForwarder())
+    for name in boot["contract_modules"]:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # the parent's own script, a module of a test: not fatal
+            logs.get_logger().warning("worker.contract_module", module=name, error=repr(exc))
+    return _import_class(boot["actor"])
+
+
+async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
+    codec = Codec()
+    args = tuple(codec.decode_value(body) for body in boot["args"])
+    kwargs = {key: codec.decode_value(body) for key, body in boot["kwargs"].items()}
+    async with ActorSystem(
+        f"worker-{os.getpid()}",
+        listen=f"unix://{boot['socket']}",
+        secret=boot["secret"],
+        heartbeat_timeout=NO_HEARTBEAT,
+    ) as system:
+        slot = Slot(
+            system,
+            boot["path"],
+            cls,
+            args,
+            kwargs,
+            parent=None,
+            executor=DEFAULT_EXECUTOR,
+            shutdown=None,  # the parent bounds the stop and then terminates us
+            mailbox_capacity=boot["mailbox"],
+            mailbox_overflow="block",
+        )
+        worker = _Worker(system, slot)
+        slot.owner = worker
+        system.register(slot)
+        await system.spawn(_Host, worker, name=HOST[1:])
+        await system.spawn(_Exits, worker, name=EXITS[1:])
+        loop = asyncio.get_running_loop()
+        threading.Thread(
+            target=_watch_parent, args=(loop, worker.finished), name="parent-watch", daemon=True
+        ).start()
+        sys.stdout.buffer.write(READY)
+        sys.stdout.buffer.flush()
+        await worker.finished.wait()
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the parent's to handle
+    boot = read_bootstrap(sys.stdin.buffer)
+    cls = _prepare(boot)
+    asyncio.run(_serve(boot, cls))
+    os._exit(0)  # the parent-watch thread still blocks on stdin
+
+
+if __name__ == "__main__":
+    main()
