@@ -4,6 +4,7 @@ Layers, one folder each (each imports only the layers below it; `a | b`
 never import each other; docs/design.md has the whole rule):
 
     cli/ | testing       the command line, test helpers
+    workers/             worker pools (and worker processes)
     remote/              the node, handshakes, peers, credit, remote refs
     wire/ | supervision/ values <-> bytes, contracts | OTP trees on the kernel
     kernel/ | transports/ actors, refs, mailboxes, the dispatcher, the system | byte pipes
@@ -41,6 +42,7 @@ from .remote import node as _node  # noqa: F401
 from .supervision.spec import Backoff, Child, Supervisor
 from .supervision.supervisor import StartFailed
 from .wire.registry import message
+from .workers.pool import Pool
 
 __all__ = [
     "Actor",
@@ -60,6 +62,7 @@ __all__ = [
     "MyceliumError",
     "NodeInfo",
     "PinnedThread",
+    "Pool",
     "RemoteError",
     "Runner",
     "Scheduled",
