@@ -28,7 +28,7 @@ from ..errors import ActorStopped, MyceliumError
 from ..kernel.actor import Actor
 from ..kernel.executor import Executor
 from ..kernel.mailbox import Item, Mailbox
-from ..kernel.ref import serving
+from ..kernel.ref import LocalActorRef, serving
 from ..kernel.replies import settle
 from ..supervision.spec import Child, Spec, Supervisor, _check_shutdown, _is_count, _is_number
 from ..supervision.supervisor import SupervisorSlot, start_root
@@ -197,9 +197,11 @@ class PoolSlot(SupervisorSlot):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # The mailbox the ref writes to must be the router's: replace it, then
-        # make the ref again (the system's ref kind, which holds the mailbox).
+        # make the ref again (the system's kind of ref, which holds the mailbox;
+        # the plain local kind gets a `tell` that goes straight to the router).
         self.mailbox = _RouterMailbox(self)
-        self.ref = self.system.make_ref(self)
+        ref = self.system.make_ref(self)
+        self.ref = _PoolRef(self) if type(ref) is LocalActorRef else ref
 
     @property
     def kind(self) -> str:
@@ -212,6 +214,19 @@ class PoolSlot(SupervisorSlot):
 
     def stops_children_together(self) -> bool:
         return True  # workers have no order among them: stop them all at once
+
+
+class _PoolRef(LocalActorRef[Any]):
+    """A pool's local ref: `tell` routes at once (the inherited one would first try
+    the router's own queue, which never has room, then take the slow way round)."""
+
+    __slots__ = ()
+
+    async def tell(self, message: Any) -> None:
+        item = (message, None)
+        mb = self.mailbox
+        if not mb.offer(item):
+            await mb.put(item, self._clock)
 
 
 class _RouterMailbox(Mailbox):
@@ -245,7 +260,7 @@ class _RouterMailbox(Mailbox):
         if self.closed:
             return False
         workers = self._pool.children
-        asker = _asking_worker(item)
+        asker = None if item[1] is None else _serving_worker()  # a tell may go to its sender
         if self._least_busy:
             best: Slot | None = None
             low = -1
@@ -281,36 +296,42 @@ class _RouterMailbox(Mailbox):
     def put_nowait(self, item: Item) -> bool:
         if self.offer(item):
             return True
-        target = self._fallback(item)
+        target = self._fallback(item, waits=False)
         return False if target is None else target.put_nowait(item)
 
     async def put(self, item: Item, clock: Clock, timeout: float | None = None) -> bool:
         if self.offer(item):
             return True
-        target = self._fallback(item)
+        target = self._fallback(item, waits=True)
         return False if target is None else await target.put(item, clock, timeout)
 
     def put_blocking(self, item: Item, timeout: float | None) -> bool:
         if self.offer(item):
             return True
-        target = self._fallback(item)
+        target = self._fallback(item, waits=True)
         return False if target is None else target.put_blocking(item, timeout)
 
-    def _fallback(self, item: Item) -> Mailbox | None:
+    def _fallback(self, item: Item, waits: bool) -> Mailbox | None:
         """The mailbox that takes `item` when no running worker has room: a
         running worker's (full: its overflow policy applies), else a restarting
         or starting worker's (kept for its next incarnation). None once the
-        item is refused (the pool is stopped, or every worker is)."""
+        item is refused (the pool is stopped, or every worker is).
+
+        A worker's own ask (or a tell that would wait for room) never goes to
+        that worker: it would wait for itself. When no other worker can take
+        it, the ask fails and the tell raises `MyceliumError`, as when an actor
+        asks itself or waits for room in its own mailbox."""
         if self.closed:
             self._reject(item, "stopped")
             return None
         workers = self._pool.children
-        asker = _asking_worker(item)
+        message, reply = item
+        sender = _serving_worker() if reply is not None or waits else None
         for wanted in ("running", None):
             found = [
                 w
                 for w in workers
-                if w is not asker
+                if w is not sender
                 and not w.mailbox.closed
                 and (w.status == wanted if wanted else w.status != "stopped")
             ]
@@ -321,15 +342,14 @@ class _RouterMailbox(Mailbox):
                     pick = found[self._next % len(found)]
                     self._next = workers.index(pick) + 1
                 return pick.mailbox
-        message, reply = item
-        if reply is not None and asker in workers and asker.status != "stopped":
-            settle(
-                reply,
-                exc=MyceliumError(
-                    f"{asker.path} asked its own pool {self.path}, and no other worker can "
-                    "take the ask; waiting for itself would deadlock"
-                ),
+        if sender in workers and sender.status != "stopped":
+            error = MyceliumError(
+                f"{sender.path} {'asked' if reply is not None else 'told'} its own pool "
+                f"{self.path} and no other worker can take it; waiting for itself would deadlock"
             )
+            if reply is None:
+                raise error
+            settle(reply, exc=error)
         elif reply is not None:
             settle(reply, exc=ActorStopped(f"pool {self.path} has no worker left to take it"))
         else:
@@ -337,11 +357,9 @@ class _RouterMailbox(Mailbox):
         return None
 
 
-def _asking_worker(item: Item) -> Any:
-    """The actor whose handler makes this ask, if any: an ask from a worker to
-    its own pool must not be routed to that worker, which would wait for itself."""
-    if item[1] is None:
-        return None
+def _serving_worker() -> Any:
+    """The actor whose running handler sends this, if any: its ask to its own pool
+    must not be routed to itself, which would wait for itself."""
     current = serving.get()
     if current is None:
         return None
