@@ -7,11 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from perf.workloads import WORKLOADS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(300)
 def test_runner_writes_positive_figures_for_every_workload(tmp_path: Path) -> None:
     out = tmp_path / "perf.json"
     cmd = [sys.executable, "-m", "perf", "--scale", "0.001", "--repeats", "1", "--json", str(out)]
