@@ -4,7 +4,7 @@ Layers, one folder each (each imports only the layers below it; `a | b`
 never import each other; docs/design.md has the whole rule):
 
     cli/ | testing       the command line, test helpers
-    workers/             worker processes (Subprocess)
+    workers/             worker pools and worker processes (Pool, Subprocess)
     remote/              the node, handshakes, peers, credit, remote refs
     wire/ | supervision/ values <-> bytes, contracts | OTP trees on the kernel
     kernel/ | transports/ actors, refs, mailboxes, the dispatcher, the system | byte pipes
@@ -43,6 +43,7 @@ from .supervision.spec import Backoff, Child, Supervisor
 from .supervision.supervisor import StartFailed
 from .wire.registry import message
 from .workers import Subprocess
+from .workers.pool import Pool
 
 __all__ = [
     "Actor",
@@ -62,6 +63,7 @@ __all__ = [
     "MyceliumError",
     "NodeInfo",
     "PinnedThread",
+    "Pool",
     "RemoteError",
     "Runner",
     "Scheduled",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
+import itertools
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -18,13 +20,21 @@ from mycelium_actors import (
     Child,
     Executor,
     PinnedThread,
+    Pool,
     Supervisor,
     handler,
 )
 
 from . import links, nats_nodes, nodes, probes, processes, wire
 from .meter import Meter
-from .workloads import CRASH_STORM_CHILDREN, RING_SIZE, TELLS_PER_CRASH, Extras, ring_links
+from .workloads import (
+    CRASH_STORM_CHILDREN,
+    POOL_SIZE,
+    RING_SIZE,
+    TELLS_PER_CRASH,
+    Extras,
+    ring_links,
+)
 
 
 class Counter(Actor):
@@ -269,6 +279,73 @@ async def crash_storm(system: ActorSystem, n: int, meter: Meter) -> Extras:
         for ref in refs:  # mailboxes are FIFO: once each answers, all before it was handled
             await ref.ask(-1)
     return {"sent": sent, "lost": sent + len(refs) - tally[0]}
+
+
+_POOLS = itertools.count()
+
+
+class SharedCounter(Actor):
+    """Counts down a countdown it shares with others (a pool's workers, one loop)."""
+
+    def __init__(self, left: list[int], done: asyncio.Future[None]) -> None:
+        super().__init__()
+        self.left, self.done = left, done
+
+    @handler
+    def count(self, msg: int) -> None:
+        self.left[0] -= 1
+        if not self.left[0]:
+            self.done.set_result(None)
+
+
+async def _pool_or_single(system: ActorSystem, pool: bool, cls: type[Actor], *args: Any) -> Any:
+    """A pool of POOL_SIZE workers of `cls` under a root supervisor, or one such actor."""
+    if not pool:
+        return await system.spawn(cls, *args)
+    name = f"pool-{next(_POOLS)}"
+    await system.start(Supervisor(name, children=[Pool(cls, *args, size=POOL_SIZE, name="p")]))
+    return system.lookup(f"/{name}/p")
+
+
+async def _counted_tells(system: ActorSystem, n: int, pool: bool, meter: Meter | None) -> float:
+    """n tells to a pool (or one actor) of shared counters, until all are handled; seconds."""
+    done = _future()
+    ref = await _pool_or_single(system, pool, SharedCounter, [n], done)
+    start = time.perf_counter()
+    with meter or contextlib.nullcontext():
+        for i in range(n):
+            await ref.tell(i)
+        await done
+    seconds = time.perf_counter() - start
+    await ref.stop()
+    return seconds
+
+
+async def _timed_asks(ref: ActorRef[Echo], n: int, meter: Meter | None) -> float:
+    start = time.perf_counter()
+    with meter or contextlib.nullcontext():
+        await _ask_each(ref, n)
+    return time.perf_counter() - start
+
+
+@in_system
+async def pool_tell(system: ActorSystem, n: int, meter: Meter) -> Extras:
+    for pool in (False, True):  # warm both paths up first: neither pays for the other
+        await _counted_tells(system, max(1, n // 10), pool, None)
+    single = n / await _counted_tells(system, n, False, None)
+    pooled = n / await _counted_tells(system, n, True, meter)
+    return {"single": single, "vs_single": pooled / single}
+
+
+@in_system
+async def pool_ask(system: ActorSystem, n: int, meter: Meter) -> Extras:
+    one = await _pool_or_single(system, False, Echo)
+    pool = await _pool_or_single(system, True, Echo)
+    for ref in (one, pool):
+        await _timed_asks(ref, max(1, n // 10), None)
+    single = n / await _timed_asks(one, n, None)
+    pooled = n / await _timed_asks(pool, n, meter)
+    return {"single": single, "vs_single": pooled / single}
 
 
 def _sha_chunk(buffer: bytes = bytes(8 << 20)) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import links, nats_nodes, probes, processes, wire
 from .meter import Meter
-from .workloads import RING_SIZE, Extras, ring_links
+from .workloads import POOL_SIZE, RING_SIZE, Extras, ring_links
 
 CAPACITY = 1000
 STOP = object()
@@ -118,6 +118,29 @@ async def ask(n: int, meter: Meter) -> None:
     with meter:
         await _asks(actor[0], n)
     await _stop(actor)
+
+
+async def pool_tell(n: int, meter: Meter) -> None:
+    loop = asyncio.get_running_loop()
+    dones = [loop.create_future() for _ in range(POOL_SIZE)]
+    shares = [n // POOL_SIZE + (k < n % POOL_SIZE) for k in range(POOL_SIZE)]
+    qs = [_start(_count, share, done)[0] for share, done in zip(shares, dones, strict=True)]
+    with meter:
+        for i in range(n):
+            await qs[i % POOL_SIZE].put(i)
+        await asyncio.gather(*dones)
+
+
+async def pool_ask(n: int, meter: Meter) -> None:
+    actors = [_start(_echo) for _ in range(POOL_SIZE)]
+    loop = asyncio.get_running_loop()
+    with meter:
+        for i in range(n):
+            fut = loop.create_future()
+            await actors[i % POOL_SIZE][0].put((i, fut))
+            await fut
+    for actor in actors:
+        await _stop(actor)
 
 
 async def actor_ask(n: int, meter: Meter) -> None:

@@ -28,6 +28,7 @@ IMPLEMENTATIONS = {"ours": "perf.ours", "raw": "perf.raw", "pykka": "perf.pykka_
 RING_SIZE = 100
 CRASH_STORM_CHILDREN = 100
 TELLS_PER_CRASH = 10  # crash_storm: normal tells between two crashes
+POOL_SIZE = 4  # pool_tell, pool_ask: workers behind the pool's ref
 T = TypeVar("T")
 Extras = dict[str, float]
 
@@ -310,6 +311,29 @@ WORKLOADS += (
         headline="start_ms",
         note="worker_start: ours = spawn(..., executor=Subprocess()) then one ask; raw = a "
         "spawn-context multiprocessing.Pool(1) and its first apply",
+    ),
+)
+POOL_NOTE = (
+    "{}: a Pool of {} in-process workers (round robin) against one actor of the same class, "
+    "both measured in the same process (single = the one actor's figure, vs_single = pool / "
+    "single); raw = {} tasks on their own queues, picked in turn by the sender"
+)
+WORKLOADS += (
+    Workload(
+        "pool_tell",
+        f"tell throughput through a pool of {POOL_SIZE} in-process workers",
+        "msgs/s",
+        1_000_000,
+        (Target("vs_single", 0.5),),
+        note=POOL_NOTE.format("pool_tell", POOL_SIZE, POOL_SIZE),
+    ),
+    Workload(
+        "pool_ask",
+        f"ask round trips through a pool of {POOL_SIZE} in-process workers, sequential",
+        "round trips/s",
+        100_000,
+        (Target("vs_single", 0.8),),
+        note=POOL_NOTE.format("pool_ask", POOL_SIZE, POOL_SIZE),
     ),
 )
 BY_NAME = {w.name: w for w in WORKLOADS}

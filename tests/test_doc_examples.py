@@ -26,6 +26,7 @@ from examples.docs import (
     intensity,
     lifecycle,
     mailboxes,
+    pool,
     refs,
     remote_tour,
     shutdown,
@@ -366,6 +367,29 @@ async def test_intensity_is_a_sliding_window() -> None:
         (5.5, "restarted"),
         (6.0, "gave up"),
     ]
+
+
+async def test_pool_routes_restarts_and_discovers_its_workers() -> None:
+    result = await pool.main()
+    assert result["answers"] == [
+        "0 resized to 100 at q85",
+        "1 resized to 200 at q85",
+        "2 resized to 300 at q85",
+        "0 resized to 400 at q85",
+    ]
+    assert result["crashed"] == "corrupt image"  # worker 1 took it
+    after = result["after"]
+    assert after[:2] == ["2 resized to 500 at q85", "0 resized to 500 at q85"]
+    assert after[2] in ("1 resized to 500 at q85", "2 resized to 500 at q85")  # 1, once back
+    assert result["discover"] == [f"/root/resizers/{i}" for i in range(3)]
+    assert result["tree"] == (
+        "pool",
+        [
+            ("/root/resizers/0", "actor", 0),
+            ("/root/resizers/1", "actor", 1),
+            ("/root/resizers/2", "actor", 0),
+        ],
+    )
 
 
 async def test_backoff_delays() -> None:

@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ..kernel.system import TreeNode
-from ..supervision.spec import Child, Supervisor
+from ..supervision.spec import Child, Spec, Supervisor
+from ..workers.pool import Pool
 
 N = TypeVar("N")
 
@@ -33,7 +34,14 @@ def _executor_label(executor: Any) -> str:
     return "" if executor is None else f"  executor={executor!r}"
 
 
-def _spec_label(spec: Child | Supervisor) -> str:
+def _spec_label(spec: Spec) -> str:
+    if isinstance(spec, Pool):
+        shutdown = "infinity" if spec.shutdown is None else f"{spec.shutdown:g}s"
+        return (
+            f"{spec.name}  pool of {spec.size} {spec.actor_class.__qualname__}  {spec.route}  "
+            f"max_restarts={spec.max_restarts} within={spec.within:g}s  shutdown={shutdown}"
+            + _executor_label(spec.executor)
+        )
     if isinstance(spec, Supervisor):
         text = (
             f"{spec.name}  supervisor {spec.strategy}  "
@@ -44,6 +52,7 @@ def _spec_label(spec: Child | Supervisor) -> str:
         if spec.auto_shutdown != "never":
             text += f"  auto_shutdown={spec.auto_shutdown}"
         return text + _significant_label(spec)
+    assert isinstance(spec, Child)
     shutdown = "infinity" if spec.shutdown is None else f"{spec.shutdown:g}s"
     return (
         f"{spec.name}  {spec.actor_class.__qualname__}  {spec.restart}  shutdown={shutdown}"
@@ -52,17 +61,17 @@ def _spec_label(spec: Child | Supervisor) -> str:
     )
 
 
-def _significant_label(spec: Child | Supervisor) -> str:
+def _significant_label(spec: Spec) -> str:
     return "  significant" if spec.significant else ""
 
 
 def render_spec(tree: Supervisor) -> str:
     """The declared tree: names, strategies, restart types, executors."""
-    roots: list[Child | Supervisor] = [tree]
+    roots: list[Spec] = [tree]
     return _draw(roots, _spec_label, _spec_children)
 
 
-def _spec_children(spec: Child | Supervisor) -> Sequence[Child | Supervisor]:
+def _spec_children(spec: Spec) -> Sequence[Spec]:
     return spec.children if isinstance(spec, Supervisor) else ()
 
 
@@ -92,7 +101,7 @@ def rich_spec(tree: Supervisor) -> Any:
     """The declared tree as a `rich.tree.Tree`; ImportError when rich is not installed."""
     from rich.tree import Tree
 
-    def grow(branch: Any, spec: Child | Supervisor) -> None:
+    def grow(branch: Any, spec: Spec) -> None:
         style = "bold cyan" if isinstance(spec, Supervisor) else "green"
         node = branch.add(f"[{style}]{_spec_label(spec)}[/]")
         if isinstance(spec, Supervisor):

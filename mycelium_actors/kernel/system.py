@@ -60,7 +60,7 @@ class TreeNode:
     """A snapshot of one slot in `system.tree()`."""
 
     path: str
-    kind: str  # "supervisor" | "actor"
+    kind: str  # "supervisor" | "pool" | "actor"
     status: str  # "starting" | "running" | "restarting" | "stopped"
     restarts: int
     mailbox: int

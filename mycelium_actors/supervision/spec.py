@@ -13,6 +13,7 @@ from ..kernel.actor import OVERFLOW_POLICIES, Actor
 if TYPE_CHECKING:
     from ..kernel.executor import Executor
     from ..kernel.ref import ActorRef
+    from ..kernel.slot import Slot
     from ..kernel.system import ActorSystem
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one", "dynamic")
@@ -91,8 +92,28 @@ class Backoff:
         return base * (1 + random.random() * self.jitter)
 
 
+class Spec:
+    """What a supervisor can hold: a `Child`, a `Supervisor`, or a spec that a
+    higher layer defines (the worker pool of `mycelium_actors.workers`).
+
+    A supervisor reads `name`, `restart` and `significant` of every spec;
+    a spec other than `Child` and `Supervisor` makes its own (unstarted,
+    registered) slot with `new_slot`, and that slot serves as it sees fit.
+    """
+
+    __slots__ = ()
+
+    name: str
+    restart: str
+    significant: bool
+
+    def new_slot(self, system: ActorSystem, parent: Slot | None) -> Slot:
+        """Create and register the slot for this spec below `parent` (not started)."""
+        raise TypeError(f"{type(self).__name__} cannot make a slot of its own")
+
+
 @attrs.frozen(init=False)
-class Child:
+class Child(Spec):
     """One supervised actor: `Child(cls, *args, name=, restart=, shutdown=, ...)`.
 
     `start_timeout` (seconds, default None: wait, as in OTP) bounds each
@@ -210,11 +231,11 @@ class Child:
 
 
 @attrs.frozen(init=False)
-class Supervisor:
+class Supervisor(Spec):
     """A supervisor and its children, in start order."""
 
     name: str
-    children: tuple[Child | Supervisor, ...]
+    children: tuple[Spec, ...]
     strategy: str
     max_restarts: int
     within: float
@@ -244,8 +265,10 @@ class Supervisor:
             raise ValueError(f"{where}: name must be a non-empty string without '/'")
         children = tuple(children)
         for child in children:
-            if not isinstance(child, Child | Supervisor):
-                raise TypeError(f"{where}: children must be Child or Supervisor, not {child!r}")
+            if not isinstance(child, Spec):
+                raise TypeError(
+                    f"{where}: children must be Child, Supervisor or Pool specs, not {child!r}"
+                )
         names = [child.name for child in children]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -298,10 +321,10 @@ class Supervisor:
 
 #: How a tree starts: `supervisor.start_root`, set by `supervisor.py` when it is
 #: imported (`supervision/__init__.py` imports it), so this module never imports it.
-_ROOT_STARTER: list[Callable[[ActorSystem, Supervisor], Awaitable[ActorRef[Any]]]] = []
+_ROOT_STARTER: list[Callable[[ActorSystem, Spec], Awaitable[ActorRef[Any]]]] = []
 
 
 def set_root_starter(
-    starter: Callable[[ActorSystem, Supervisor], Awaitable[ActorRef[Any]]],
+    starter: Callable[[ActorSystem, Spec], Awaitable[ActorRef[Any]]],
 ) -> None:
     _ROOT_STARTER[:] = [starter]

@@ -25,7 +25,7 @@ from ..kernel.mailbox import STOP_DRAIN, STOP_NOW
 from ..kernel.replies import settle
 from ..kernel.slot import NORMAL, SHUTDOWN, Exit, Slot
 from ..kernel.system import ActorSystem
-from .spec import Child, Supervisor, set_root_starter
+from .spec import Child, Spec, Supervisor, set_root_starter
 
 
 class StartFailed(MyceliumError):
@@ -83,12 +83,12 @@ class _Request:
         self.kind, self.args, self.reply = kind, args, reply
 
 
-def _spec_of(slot: Slot) -> Child | Supervisor:
-    spec: Child | Supervisor = slot.spec
+def _spec_of(slot: Slot) -> Spec:
+    spec: Spec = slot.spec
     return spec
 
 
-def _new_slot(system: ActorSystem, parent: Slot | None, spec: Child | Supervisor) -> Slot:
+def _new_slot(system: ActorSystem, parent: Slot | None, spec: Spec) -> Slot:
     """Create and register the (unstarted) slot for `spec`, below `parent` or at the top."""
     if isinstance(spec, Supervisor):
         slot = system.new_slot(
@@ -100,7 +100,7 @@ def _new_slot(system: ActorSystem, parent: Slot | None, spec: Child | Supervisor
             shutdown=spec.shutdown,
             slot_class=SupervisorSlot,
         )
-    else:
+    elif isinstance(spec, Child):
         slot = system.new_slot(
             parent,
             spec.actor_class,
@@ -112,18 +112,20 @@ def _new_slot(system: ActorSystem, parent: Slot | None, spec: Child | Supervisor
             mailbox_capacity=spec.mailbox_capacity,
             mailbox_overflow=spec.mailbox_overflow,
         )
+    else:  # a spec from a higher layer (a worker pool) makes its own slot
+        slot = spec.new_slot(system, parent)
     slot.spec = spec
     return slot
 
 
-def make_child_slot(system: ActorSystem, parent: SupervisorSlot, spec: Child | Supervisor) -> Slot:
+def make_child_slot(system: ActorSystem, parent: SupervisorSlot, spec: Spec) -> Slot:
     """Create and register the slot for `spec` below `parent` (not started)."""
     slot = _new_slot(system, parent, spec)
     slot.owner = parent
     return slot
 
 
-async def start_root(system: ActorSystem, spec: Supervisor) -> Any:
+async def start_root(system: ActorSystem, spec: Spec) -> Any:
     slot = _new_slot(system, None, spec)
     try:
         await slot.start()
@@ -173,9 +175,9 @@ class SupervisorSlot(Slot):
     async def restart_stopped(self, slot: Slot) -> None:
         await self._request("restart", slot)
 
-    async def start_child(self, spec: Child | Supervisor) -> Any:
-        if not isinstance(spec, Child | Supervisor):
-            raise TypeError(f"start_child takes a Child or Supervisor spec, not {spec!r}")
+    async def start_child(self, spec: Spec) -> Any:
+        if not isinstance(spec, Spec):
+            raise TypeError(f"start_child takes a Child, Supervisor or Pool spec, not {spec!r}")
         return await self._request("start_child", spec)
 
     async def _request(self, kind: str, *args: Any) -> Any:
@@ -212,10 +214,10 @@ class SupervisorSlot(Slot):
         if self.status == "restarting":
             self.restarts += 1
         self.status = "running"
-        self.system.log_event("actor.started", self.path, kind="supervisor")
+        self.system.log_event("actor.started", self.path, kind=self.kind)
         self._start_finished(None)
         exit = await self._serve(instance)
-        self.system.log_event("actor.stopped", self.path, reason=exit.kind, kind="supervisor")
+        self.system.log_event("actor.stopped", self.path, reason=exit.kind, kind=self.kind)
         return exit
 
     async def _start_children(self) -> None:
@@ -499,7 +501,7 @@ class SupervisorSlot(Slot):
         if await self._start_or_ignore(slot):  # declining again leaves it stopped
             slot.started_at = self.system.clock.now()
 
-    async def _do_start_child(self, spec: Child | Supervisor) -> Any:
+    async def _do_start_child(self, spec: Spec) -> Any:
         if any(child.name == spec.name for child in self.children):
             raise MyceliumError(f"{self.path}/{spec.name} is already started")
         limit = self.sup.max_children
@@ -536,6 +538,11 @@ class SupervisorSlot(Slot):
 
     # -- ending ------------------------------------------------------------------
 
+    def stops_children_together(self) -> bool:
+        """Whether a shutdown stops the children all at once rather than newest
+        first: a dynamic supervisor's have no order among them, as in OTP."""
+        return self.sup.strategy == "dynamic"
+
     async def _stop_all(self, drain: bool = True) -> None:
         """Stop every child for good, newest first (shutdown of this supervisor).
 
@@ -544,7 +551,7 @@ class SupervisorSlot(Slot):
         """
         self._cancel_plans()
         children = list(reversed(list(self.children)))
-        if self.sup.strategy == "dynamic":  # no order among them: all at once, as in OTP
+        if self.stops_children_together():
             await asyncio.gather(*(self._stop_child(slot, drain) for slot in children))
         else:
             for slot in children:
