@@ -172,9 +172,11 @@ class Client:
         items = msgspec.msgpack.decode(frame[1:])
         names = ("magic", "version", "name", "incarnation", "address", "nonce", "proof")
         server = dict(zip((*names, "max_frame"), items, strict=False))
-        if server["magic"] != "mycelium" or server["version"] != 2:
-            self.control(b"G", f"protocol version {server['version']} is not supported")
-            raise Refused("another version")
+        assert server["magic"] == "mycelium", server
+        if server["version"] != 2:
+            theirs = server["version"]
+            self.control(b"G", f"protocol version {theirs!r} is not supported: we speak 2")
+            raise Refused(f"the node speaks version {theirs!r}")
         mine = b""
         if secret is not None:
             expected = proof(secret, b"server", nonce, server["nonce"])
