@@ -198,8 +198,8 @@ class LocalActorRef(ActorRef[A]):
         except MailboxFull as exc:  # "fail": refused outright
             if reply is None:
                 self._slot.system.dead_letter(self.path, message, "mailbox_full")
-            elif not reply.done():
-                reply.set_exception(exc)
+            elif not reply.done():  # a fresh error: the refusal, not where it was raised
+                reply.set_exception(MailboxFull(*exc.args))
             return False
 
     async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:

@@ -394,6 +394,9 @@ class NetworkNode:
             self.system.run_in_background(self._publish_here(peer, request, argument))
         elif op == "tree":
             peer.reply_value(request, [tree_dict(node) for node in self.system.tree()])
+        elif op in ("discover", "publish"):
+            wanted = "a [class, wire id] array" if op == "discover" else "a message body (bin)"
+            raise wire.ProtocolError(f"a malformed QUERY frame: argument: {op} takes {wanted}")
         else:
             raise wire.ProtocolError(f"a malformed QUERY frame: op: unknown query {op!r}")
 

@@ -45,6 +45,28 @@ async def test_tell_and_ask_cross_in_order(client, server) -> None:
     assert await ref.ask(Echo("hi"), timeout=None) == "hi"
 
 
+
+class Strict(Counter):
+    """Refuses what does not fit its one-message mailbox."""
+
+    mailbox_capacity = 1
+    mailbox_overflow = "fail"
+
+
+async def test_a_full_fail_mailbox_refuses_a_remote_ask_as_the_framework(client, server) -> None:
+    """A refusal is the framework's word: MailboxFull with no remote traceback (it
+    went out as a handler's error, with the node's own traceback)."""
+    await server.spawn(Strict, name="strict")
+    ref = await client.remote(f"{server.address}/strict")
+    held = asyncio.ensure_future(ref.ask(Hold(2.0), timeout=10.0))
+    # Behind the Hold, at most one of these fits the mailbox: the rest are refused.
+    echoes = [ref.ask(Echo(str(i)), timeout=10.0) for i in range(5)]
+    outcomes = await asyncio.gather(*echoes, return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, MailboxFull)]
+    assert len(refused) >= 4, outcomes
+    assert not any(getattr(exc, "__notes__", None) for exc in refused)
+    await held
+
 async def test_ask_blocking_from_a_plain_thread(client, server) -> None:
     ref = await counter_of(client, server)
     assert await asyncio.to_thread(ref.ask_blocking, Echo("from a thread")) == "from a thread"
