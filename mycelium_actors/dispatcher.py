@@ -255,8 +255,9 @@ class Server:
         slot = self.slot
         mb = self.mailbox
         queue = mb.queue
+        popleft = queue.popleft
         instance = self.instance
-        dispatch = self.dispatch
+        lookup = self.dispatch.get
         loop = self.loop
         now = clock_now
         left = BATCH
@@ -287,10 +288,10 @@ class Server:
                 return _OVER
             left -= 1
             # `mb.take()`, inlined while no sender waits for room (checked each time)
-            item = mb.take() if mb._putters else queue.popleft()  # noqa: SLF001 (the hot path)
+            item = mb.take() if mb._putters else popleft()  # noqa: SLF001 (the hot path)
             message, reply = item
             mtype = type(message)
-            fn, kind = dispatch.get(mtype) or type(instance).dispatch_miss(mtype)
+            fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
             if kind:
                 if mtype is not Tick:
                     self.first = item
@@ -299,7 +300,7 @@ class Server:
                 if message is _STALE:
                     continue
                 mtype = type(message)
-                fn, kind = dispatch.get(mtype) or type(instance).dispatch_miss(mtype)
+                fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
                 if kind:
                     self.first = (message, reply)
                     return _ASYNC
@@ -359,8 +360,9 @@ class Server:
             deadline = clock_now() + BUDGET  # started a loop pass after it was asked for
         mb = self.mailbox
         queue = mb.queue
+        popleft = queue.popleft
         instance = self.instance
-        dispatch = self.dispatch
+        lookup = self.dispatch.get
         dispatcher = self.dispatcher
         now = clock_now
         set_serving = serving.set
@@ -398,10 +400,10 @@ class Server:
                         self._requeue(task, kind > 0, spent=True)
                         return
                     left -= 1
-                    item = mb.take() if mb._putters else queue.popleft()  # noqa: SLF001 (inlined)
+                    item = mb.take() if mb._putters else popleft()  # noqa: SLF001 (inlined)
                 message, reply = item
                 mtype = type(message)
-                fn, kind = dispatch.get(mtype) or type(instance).dispatch_miss(mtype)
+                fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
                 if kind and mtype is Tick:
                     message = _untick(instance, message)
                     if message is _STALE:
@@ -409,7 +411,7 @@ class Server:
                         continue
                     item = (message, reply)
                     mtype = type(message)
-                    fn, kind = dispatch.get(mtype) or type(instance).dispatch_miss(mtype)
+                    fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
                 try:
                     if not kind:
                         result = fn(instance, message)
