@@ -349,10 +349,7 @@ class Server:
         whose cancellation from outside kills the actor.
         """
         slot = self.slot
-        loop = self.loop
-        task = _current_task(loop)
-        assert task is not None
-        slot.task = task
+        task = slot.task = cast("asyncio.Task[Any]", _current_task(self.loop))  # (this one)
         item, self.first = self.first, None
         if not EAGER:
             if item is _PENDING:
@@ -360,12 +357,8 @@ class Server:
             deadline = clock_now() + BUDGET  # started a loop pass after it was asked for
         mb = self.mailbox
         queue = mb.queue
-        popleft = queue.popleft
         instance = self.instance
         lookup = self.dispatch.get
-        dispatcher = self.dispatcher
-        now = clock_now
-        set_serving = serving.set
         left = BATCH
         kind = AWAITS
         exit: Exit | None = None
@@ -392,15 +385,15 @@ class Server:
                         slot.task = task
                         continue
                     if not left:
-                        if dispatcher.ready:
+                        if self.dispatcher.ready:
                             self._requeue(task, kind > 0)  # the others' turn
                             return
                         left = BATCH  # nobody else is ready: go on
-                    if now() > deadline:  # the one clock read per message, as in `_sync`
+                    if clock_now() > deadline:  # the one clock read per message, as in `_sync`
                         self._requeue(task, kind > 0, spent=True)
                         return
                     left -= 1
-                    item = mb.take() if mb._putters else popleft()  # noqa: SLF001 (inlined)
+                    item = mb.take() if mb._putters else queue.popleft()  # noqa: SLF001 (inlined)
                 message, reply = item
                 mtype = type(message)
                 fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
@@ -421,7 +414,7 @@ class Server:
                         # NOWAIT handler cannot await anything, so it goes without:
                         # a ContextVar.set per message would cost more than the rest.
                         slot.handling = item
-                        set_serving((slot, item))
+                        serving.set((slot, item))
                         try:
                             result = await fn(instance, message)
                         finally:
