@@ -397,18 +397,14 @@ class Server:
                 message, reply = item
                 mtype = type(message)
                 fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
-                if kind and mtype is Tick:
-                    message = _untick(instance, message)
-                    if message is _STALE:
-                        item = None
-                        continue
-                    item = (message, reply)
-                    mtype = type(message)
-                    fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
                 try:
                     if not kind:
                         result = fn(instance, message)
                     elif kind == AWAITS:
+                        if mtype is Tick:  # (its handler awaits) a timer's message:
+                            message = _untick(instance, message)  # serve it next, as is
+                            item = None if message is _STALE else (message, reply)
+                            continue
                         # It may suspend: mark the invocation, in this task's context
                         # (tasks it starts inherit it), for the self-ask check. A
                         # NOWAIT handler cannot await anything, so it goes without:
