@@ -31,6 +31,7 @@ from .workloads import (
     CRASH_STORM_CHILDREN,
     POOL_SIZE,
     RING_SIZE,
+    SLOW_HANDLER_US,
     TELLS_PER_CRASH,
     Extras,
     ring_links,
@@ -49,10 +50,48 @@ class Counter(Actor):
             self.done.set_result(None)
 
 
+class AsyncCounter(Counter):
+    @handler
+    async def count(self, msg: int) -> None:
+        self.left -= 1
+        if not self.left:
+            self.done.set_result(None)
+
+
 class Echo(Actor):
     @handler
     def echo(self, msg: int) -> int:
         return msg
+
+
+class AsyncEcho(Actor):
+    @handler
+    async def echo(self, msg: int) -> int:
+        return msg
+
+
+class Slow(Actor):
+    """Spins `SLOW_HANDLER_US` per message (holding the loop, as CPU-bound work does)."""
+
+    def __init__(self, n: int, done: asyncio.Future[None]) -> None:
+        super().__init__()
+        self.left, self.done = n, done
+
+    @handler
+    def work(self, msg: int) -> None:
+        probes.spin(SLOW_HANDLER_US / 1e6)
+        self.left -= 1
+        if not self.left:
+            self.done.set_result(None)
+
+
+class AsyncSlow(Slow):
+    @handler
+    async def work(self, msg: int) -> None:
+        probes.spin(SLOW_HANDLER_US / 1e6)
+        self.left -= 1
+        if not self.left:
+            self.done.set_result(None)
 
 
 class Hop(Actor):
@@ -166,17 +205,29 @@ def _future() -> asyncio.Future[Any]:
     return asyncio.get_running_loop().create_future()
 
 
-async def _tells(system: ActorSystem, n: int, meter: Meter, executor: Executor | None) -> None:
+async def _tells(
+    system: ActorSystem,
+    n: int,
+    meter: Meter,
+    executor: Executor | None,
+    counter: type[Counter] = Counter,
+) -> None:
     done: concurrent.futures.Future[None] = concurrent.futures.Future()  # set from any thread
-    ref = await system.spawn(Counter, n, done, executor=executor)
+    ref = await system.spawn(counter, n, done, executor=executor)
     with meter:
         for i in range(n):
             await ref.tell(i)
         await asyncio.wrap_future(done)
 
 
-async def _asks(system: ActorSystem, n: int, meter: Meter, executor: Executor | None) -> None:
-    ref = await system.spawn(Echo, executor=executor)
+async def _asks(
+    system: ActorSystem,
+    n: int,
+    meter: Meter,
+    executor: Executor | None,
+    echo: type[Actor] = Echo,
+) -> None:
+    ref = await system.spawn(echo, executor=executor)
     with meter:
         await _ask_each(ref, n)
 
@@ -187,8 +238,18 @@ async def tell(system: ActorSystem, n: int, meter: Meter) -> None:
 
 
 @in_system
+async def tell_async(system: ActorSystem, n: int, meter: Meter) -> None:
+    await _tells(system, n, meter, None, AsyncCounter)
+
+
+@in_system
 async def ask(system: ActorSystem, n: int, meter: Meter) -> None:
     await _asks(system, n, meter, None)
+
+
+@in_system
+async def ask_async(system: ActorSystem, n: int, meter: Meter) -> None:
+    await _asks(system, n, meter, None, AsyncEcho)
 
 
 @in_system
@@ -214,6 +275,29 @@ async def fairness(system: ActorSystem, n: int, meter: Meter) -> Extras:
     async with probes.beside(echo.ask) as extras:
         await _tells(system, n, meter, None)
     return extras
+
+
+async def _slow_flood(system: ActorSystem, n: int, meter: Meter, cls: type[Slow]) -> Extras:
+    """n slow messages queued at once (room for all), handled beside the probes."""
+    echo = await system.spawn(Echo)
+    done = _future()
+    ref = await system.spawn(cls, n, done, mailbox_capacity=n)
+    async with probes.beside(echo.ask) as extras:
+        with meter:
+            for i in range(n):
+                ref.tell_nowait(i)
+            await done
+    return extras
+
+
+@in_system
+async def fairness_slow(system: ActorSystem, n: int, meter: Meter) -> Extras:
+    return await _slow_flood(system, n, meter, Slow)
+
+
+@in_system
+async def fairness_slow_async(system: ActorSystem, n: int, meter: Meter) -> Extras:
+    return await _slow_flood(system, n, meter, AsyncSlow)
 
 
 @in_system

@@ -21,6 +21,13 @@ from .workloads import Extras
 PERIOD = 0.001  # seconds between ticks, and between the end of one ask and the next
 
 
+def spin(seconds: float) -> None:
+    """Hold the loop (and the GIL) for `seconds`, as CPU-bound handler work does."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def percentiles(times: list[float]) -> tuple[float, float]:
     """p50 and p99, in the unit of `times`."""
     if len(times) < 2:

@@ -28,6 +28,23 @@ async def _count(q: Queue, n: int, done: asyncio.Future[None]) -> None:
     done.set_result(None)
 
 
+async def _handle(msg: Any) -> Any:
+    """What an async handler is at its simplest: a coroutine per message."""
+    return msg
+
+
+async def _count_async(q: Queue, n: int, done: asyncio.Future[None]) -> None:
+    for _ in range(n):
+        await _handle(await q.get())
+    done.set_result(None)
+
+
+async def _echo_async(q: Queue) -> None:
+    while (item := await q.get()) is not STOP:
+        msg, fut = item
+        fut.set_result(await _handle(msg))
+
+
 async def _echo(q: Queue) -> None:
     while (item := await q.get()) is not STOP:
         msg, fut = item
@@ -113,6 +130,15 @@ async def tell(n: int, meter: Meter) -> None:
         await done
 
 
+async def tell_async(n: int, meter: Meter) -> None:
+    done = asyncio.get_running_loop().create_future()
+    q, _ = _start(_count_async, n, done)
+    with meter:
+        for i in range(n):
+            await q.put(i)
+        await done
+
+
 async def ask(n: int, meter: Meter) -> None:
     actor = _start(_echo)
     with meter:
@@ -141,6 +167,13 @@ async def pool_ask(n: int, meter: Meter) -> None:
             await fut
     for actor in actors:
         await _stop(actor)
+
+
+async def ask_async(n: int, meter: Meter) -> None:
+    actor = _start(_echo_async)
+    with meter:
+        await _asks(actor[0], n)
+    await _stop(actor)
 
 
 async def actor_ask(n: int, meter: Meter) -> None:

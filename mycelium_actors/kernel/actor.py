@@ -8,6 +8,7 @@ of a new subtype walks its MRO once and the answer is cached per class.
 
 from __future__ import annotations
 
+import dis
 import inspect
 import sys
 import types
@@ -23,8 +24,15 @@ if TYPE_CHECKING:
     from .context import ActorContext
     from .executor import Executor
 
-#: (function, is_coroutine_function); `function` is called with (actor, message).
-HandlerEntry = tuple[Callable[..., Any], bool]
+#: (function, kind); `function` is called with (actor, message); `kind` is
+#: false for a plain function, else `NOWAIT` or `AWAITS` (below).
+HandlerEntry = tuple[Callable[..., Any], int]
+
+#: An `async def` handler with no `await`, `async for` or `async with` in its
+#: body: it never suspends, so nothing it starts can be awaited by it.
+NOWAIT = 1
+#: Any other coroutine function: it may suspend.
+AWAITS = 2
 
 _HANDLES_ATTR = "__mycelium_handles__"
 
@@ -44,7 +52,27 @@ def _unhandled(actor: Actor, message: Any) -> None:
     raise Unhandled
 
 
-UNHANDLED: HandlerEntry = (_unhandled, False)
+UNHANDLED: HandlerEntry = (_unhandled, 0)
+
+_YIELD = dis.opmap.get("YIELD_VALUE")
+
+
+def handler_kind(fn: Any) -> int:
+    """0 for a plain function, else `NOWAIT` or `AWAITS`.
+
+    The bet: in CPython every suspension point of a coroutine (`await`, `async
+    for`, `async with`, also in a comprehension) is a YIELD_VALUE in its own
+    code object. Anything that is not a plain function with such a code object
+    (a partial, a decorator's wrapper that awaits) counts as `AWAITS`.
+    """
+    if not inspect.iscoroutinefunction(fn):
+        return 0
+    code = getattr(fn, "__code__", None)
+    if _YIELD is None or not isinstance(fn, types.FunctionType) or code is None:
+        return AWAITS
+    if any(ins.opcode == _YIELD for ins in dis.get_instructions(code)):
+        return AWAITS
+    return NOWAIT
 
 
 def handler(target: Any = None) -> Any:
@@ -130,7 +158,7 @@ def _resolve_handlers(
             if params[1].name not in hints:
                 raise TypeError(f"{where}: annotate the message parameter or use @handler(T)")
             spec = hints[params[1].name]
-        entry = (fn, inspect.iscoroutinefunction(fn))
+        entry = (fn, handler_kind(fn))
         for msg_type in _message_types(spec, where):
             if msg_type in found:
                 raise TypeError(f"{where}: a second handler for {msg_type.__qualname__}")
@@ -171,9 +199,7 @@ class Actor:
         cls._dispatch = dict(merged)
         on_receive = cls.on_receive
         cls._fallback = (
-            None
-            if on_receive is Actor.on_receive
-            else (on_receive, inspect.iscoroutinefunction(on_receive))
+            None if on_receive is Actor.on_receive else (on_receive, handler_kind(on_receive))
         )
 
     def __init__(self) -> None:

@@ -6,14 +6,17 @@ on its loop's `Dispatcher` ready queue; one callback per loop pass (`_pass`)
 runs the ready servers, each for up to `BATCH` messages, until the queue is
 empty or `BUDGET` seconds have passed, so timers and I/O still run and one
 flooded actor cannot starve the others (it goes to the back of the queue).
+The clock is read once per message (`clock_now`), so the budget holds within
+a turn too, whatever a handler costs.
 
 Sync handlers run inline, a run of them inside one `Context.run` of the
-incarnation's `contextvars.Context`. On Python 3.12+ an async handler is an
-eager task on its own coroutine, in that context: one that does not suspend
-is done before `Task()` returns and the turn goes on; one that suspends
-continues serving from its done-callback. On 3.11 (no eager tasks) the first
-async handler starts a *busy task* that serves the mailbox from there and
-stays, parked on the mailbox, until the incarnation ends.
+incarnation's `contextvars.Context`. The first async handler starts a *busy
+spell*: a task, in that context, that serves the mailbox from there (async
+handlers are awaited in it, sync ones called) and ends when the mailbox is
+empty or the budget is spent. One task per busy spell, not per message; an
+idle actor has none. On Python 3.12+ the spell's task starts eagerly, inside
+the turn; on 3.11 it starts one loop pass later (and a wake-up of an actor
+whose last message was async starts it directly, without a pass).
 
 A wake-up from another thread runs in a plain callback of the actor's loop
 (`wake_now`), so the actor serves in that same pass, with no task's step to
@@ -32,7 +35,8 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import ActorStopped
-from .actor import Unhandled
+from .actor import AWAITS, Unhandled
+from .context import Tick
 from .exits import NORMAL, SHUTDOWN, Exit, for_asker, is_crash
 from .mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF
 from .ref import serving
@@ -44,35 +48,43 @@ if TYPE_CHECKING:
 
 #: Messages one actor handles per turn before the next ready actor's turn.
 BATCH = 64
-#: Seconds one dispatcher pass may run before it lets the loop do timers and I/O.
+#: Seconds one dispatcher pass (or a busy spell's step) may run before it lets
+#: the loop do timers and I/O; checked before each message.
 BUDGET = 0.002
 #: Whether tasks can start eagerly (`Task(..., eager_start=True)`, Python 3.12+).
 EAGER = sys.version_info >= (3, 12)
+#: The dispatcher's clock, read once per message (seconds, monotonic). Tests may
+#: replace it with a fake; the budget and later per-handler figures read it.
+clock_now = time.perf_counter
 
 _current_task = asyncio.current_task
-_monotonic = time.monotonic
+_SPELL_ON_WAKE = not EAGER  # 3.11: a wake-up of a tasked actor starts its spell directly
 
 # Server states (compared by identity).
 IDLE = "idle"  # registered as its mailbox's consumer; nothing runs
 READY = "ready"  # on the ready queue
 RUNNING = "running"  # in a dispatcher turn, no task
-BUSY = "busy"  # a busy task serves the mailbox
+BUSY = "busy"  # a busy spell's task serves the mailbox
 DONE = "done"  # serving is over: the incarnation ends (or has ended)
 
-# What `Server._sync` returns when no async handler is next.
-_OVER = -1  # the turn is over: idle, or back on the ready queue
-_ENDED = -2  # serving ends: the Exit is in `first`
+# What `Server._sync` returns, and markers (compared by identity).
+_ASYNC = "async"  # the next handler is async: a spell serves from its item (in `first`)
+_OVER = "over"  # the turn is over: idle, or back on the ready queue
+_ENDED = "ended"  # serving ends: the Exit is in `first`
+_PENDING = object()  # in `first` (3.11): a spell whose task has not started, nothing taken
+_STALE = object()  # `_untick`: the tick belongs to an earlier incarnation
 
 
 class Dispatcher:
     """One per event loop: the ready queue and the pass that serves it."""
 
-    __slots__ = ("__weakref__", "_context", "_loop", "_scheduled", "ready")
+    __slots__ = ("__weakref__", "_context", "_loop", "_scheduled", "ready", "spent")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.ready: deque[Server] = deque()
         self._scheduled = False  # a pass is scheduled or running
+        self.spent = False  # a turn stopped at the pass's deadline: the pass ends
         # Passes run in an empty context, never in that of whoever scheduled them.
         self._context = contextvars.Context()
 
@@ -83,21 +95,37 @@ class Dispatcher:
             self._scheduled = True
             self._loop.call_soon(self._pass, context=self._context)
 
+    def defer(self, server: Server) -> None:
+        """`server`'s turn spent the budget: back on the ready queue, and the
+        pass ends; the next one comes after the loop's due timers and I/O."""
+        self.ready.append(server)
+        self.spent = True
+        if not self._scheduled:
+            self._scheduled = True
+            self._next_pass()
+
+    def _next_pass(self) -> None:
+        # A timer due now, not `call_soon`: the loop runs the timers that fell
+        # due meanwhile (they are older) before it, not one whole pass later.
+        loop = self._loop
+        loop.call_at(loop.time(), self._pass, context=self._context)
+
     def _pass(self) -> None:
         ready = self.ready
-        deadline = _monotonic() + BUDGET
-        turns = 0
+        deadline = clock_now() + BUDGET
+        self.spent = False
         try:
             while ready:
-                ready.popleft().turn()
-                turns += 1
-                if not turns & 15 and _monotonic() > deadline:
+                ready.popleft().turn(deadline)
+                if self.spent:
                     break  # the rest waits for the next pass, after timers and I/O
         finally:
-            if ready:
-                self._loop.call_soon(self._pass, context=self._context)
-            else:
+            if not ready:
                 self._scheduled = False
+            elif self.spent:
+                self._next_pass()
+            else:
+                self._loop.call_soon(self._pass, context=self._context)
 
 
 _DISPATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Dispatcher] = (
@@ -120,8 +148,8 @@ def dispatcher_of(loop: asyncio.AbstractEventLoop) -> Dispatcher:
 class Server:
     """Serves one incarnation's mailbox: the hot path. Owner loop only.
 
-    No task (but an async handler's own), log call or isinstance per message;
-    dispatch is one dict lookup on the message's type.
+    No task (but one per busy spell of async handlers), log call or isinstance
+    per message; dispatch is one dict lookup on the message's type.
     """
 
     __slots__ = (
@@ -138,6 +166,7 @@ class Server:
         "outbox",
         "slot",
         "state",
+        "tasked",
     )
 
     def __init__(
@@ -159,8 +188,11 @@ class Server:
         self.dispatcher = dispatcher_of(loop)
         self.state = RUNNING
         self.draining = False
-        # The item an async handler runs for; between `_sync` and `turn`, what
-        # `_sync` hands over (that item, or the Exit that ends serving).
+        # Whether the last message served was async: the next turn starts a
+        # spell at once (and on 3.11 a wake-up starts it without a pass).
+        self.tasked = False
+        # What `_sync` hands over (the first item of a spell, or the Exit that
+        # ends serving); on 3.11 also a spell's first item until its task starts.
         self.first: Any = None
         # The last foreign asker's loop and its outbox (set together before use).
         self.asker: asyncio.AbstractEventLoop | None = None
@@ -177,62 +209,58 @@ class Server:
 
     def wake(self) -> None:
         if self.state is IDLE:
-            self.state = READY
-            self.dispatcher.schedule(self)
+            if _SPELL_ON_WAKE and self.tasked:
+                self._start_spell(0.0)  # 3.11: the spell's task is the next step anyway
+            else:
+                self.state = READY
+                self.dispatcher.schedule(self)
 
     def wake_now(self) -> None:
         if self.state is IDLE:
-            self.state = READY
             if _current_task(self.loop) is None:
-                self.turn()  # a plain callback: serve in this very pass
+                self.state = READY
+                self.turn(clock_now() + BUDGET)  # a plain callback: serve in this very pass
             else:
-                self.dispatcher.schedule(self)
+                self.wake()
 
     # -- serving -------------------------------------------------------------
 
-    def turn(self) -> None:
-        """Serve up to BATCH messages (from the dispatcher or a plain callback).
+    def turn(self, deadline: float) -> None:
+        """Serve until `deadline`, BATCH messages or an empty mailbox (from the
+        dispatcher or a plain callback).
 
-        Sync handlers run in `_sync`, one `Context.run` for a run of them; an
-        async handler breaks out of it, since its task enters the context itself.
+        Sync handlers run in `_sync`, one `Context.run` for a run of them; the
+        first async handler starts a busy spell, a task that serves from there.
         """
         if self.state is not READY:
             return  # killed while it waited its turn
+        if self.tasked:
+            self._start_spell(deadline)  # the last message was async: so is the next, likely
+            return
         self.state = RUNNING
-        run = self.context.run
-        left = BATCH
-        while True:
-            left = run(self._sync, left)
-            if left < 0:
-                if left == _ENDED:
-                    exit, self.first = self.first, None
-                    self._end(exit)
-                return
-            if not EAGER:
-                self._go_busy(left)  # 3.11: a task serves from this item on
-                return
-            if not self._run_async():
-                return  # it suspended: its task's end serves on
-            mb = self.mailbox
-            if not mb.queue and not mb.system and not self.draining:
-                self.state = IDLE  # the usual end of a turn, without entering the context
-                if mb.wait(self):
-                    return
-                self.state = RUNNING
+        over = self.context.run(self._sync, deadline)
+        if over is _ASYNC:
+            self._start_spell(deadline)
+        elif over is _ENDED:
+            exit, self.first = self.first, None
+            self._end(exit)
 
-    def _sync(self, left: int) -> int:
+    def _sync(self, deadline: float) -> object:
         """In the incarnation's context: serve while handlers are sync.
 
-        Returns the batch left when the next handler is async (its item in
-        `first`, `serving` set for it), `_OVER` when the turn is over (idle or
-        requeued), `_ENDED` when serving ends (the Exit in `first`).
+        Returns `_ASYNC` when the next handler is async (its item in `first`),
+        `_OVER` when the turn is over (idle or requeued), `_ENDED` when serving
+        ends (the Exit in `first`).
         """
         slot = self.slot
         mb = self.mailbox
         queue = mb.queue
+        popleft = queue.popleft
         instance = self.instance
-        dispatch = self.dispatch
+        lookup = self.dispatch.get
         loop = self.loop
+        now = clock_now
+        left = BATCH
         while True:
             if mb.system:
                 exit = self._signal()
@@ -249,22 +277,33 @@ class Server:
                     return _OVER
                 self.state = RUNNING
                 continue
-            if not left:
+            # The one clock read per message: the budget is checked within a turn.
+            # (Per-handler metrics and a slow-handler warning would read it here too.)
+            if not left or now() > deadline:
                 self.state = READY
-                self.dispatcher.schedule(self)  # to the back of the queue
+                if left:
+                    self.dispatcher.defer(self)  # the budget is spent: the pass ends
+                else:
+                    self.dispatcher.schedule(self)  # to the back of the queue
                 return _OVER
             left -= 1
             # `mb.take()`, inlined while no sender waits for room (checked each time)
-            item = mb.take() if mb._putters else queue.popleft()  # noqa: SLF001 (the hot path)
+            item = mb.take() if mb._putters else popleft()  # noqa: SLF001 (the hot path)
             message, reply = item
             mtype = type(message)
-            fn, is_async = dispatch.get(mtype) or type(instance).dispatch_miss(mtype)
-            if is_async:
-                serving.set((slot, item))  # in this context, which its task runs in
-                slot.handling = item
-                # 3.12+: the handler's coroutine, for the task `turn` makes; 3.11: the item.
-                self.first = fn(instance, message) if EAGER else item
-                return left
+            fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
+            if kind:
+                if mtype is not Tick:
+                    self.first = item
+                    return _ASYNC
+                message = _untick(instance, message)  # a timer's message: maybe sync
+                if message is _STALE:
+                    continue
+                mtype = type(message)
+                fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
+                if kind:
+                    self.first = (message, reply)
+                    return _ASYNC
             try:
                 result = fn(instance, message)
             except Unhandled:
@@ -273,96 +312,153 @@ class Server:
             except BaseException as exc:
                 if not is_crash(exc):
                     raise
-                if reply is not None:
-                    settle(reply, exc=for_asker(exc))
-                exit = slot.failed(exc)
+                exit = self._crashed(reply, exc)
                 if exit is not None:
                     self.first = exit
                     return _ENDED
                 continue
             if reply is not None:
+                # `self._reply(reply, result)`, inlined: the sync ask's hot path
                 if reply.get_loop() is loop:
                     if not reply.done():
                         reply.set_result(result)
                 else:
                     self._answer_foreign(reply, result)
 
-    def _run_async(self) -> bool:
-        """3.12+: run the async handler (its coroutine in `first`) as an eager
-        task. True if it finished at once (its outcome is settled and serving
-        goes on here), False if it suspended or serving ended."""
-        coro, self.first = self.first, None
-        slot = self.slot
-        self.state = BUSY  # a kill from inside its first step cancels the current task
-        task = asyncio.Task(coro, loop=self.loop, context=self.context, eager_start=True)  # type: ignore[call-arg]
-        item = slot.handling
-        if not task.done():
-            self.first = item
-            slot.task = task  # a kill cancels it
-            task.add_done_callback(self._resumed)
-            return False
-        slot.handling = None
-        self.state = RUNNING
-        if task.cancelled() or task.exception() is not None:
-            return self._outcome(task, item)
-        reply = item[1]
-        if reply is not None:
-            if reply.get_loop() is self.loop:
-                if not reply.done():
-                    reply.set_result(task.result())
-            else:
-                self._answer_foreign(reply, task.result())
-        return True
+    # -- busy spells: async handlers -------------------------------------------
 
-    def _resumed(self, task: asyncio.Task[Any]) -> None:
-        """A plain callback: the async handler that suspended has finished."""
-        slot = self.slot
-        if slot.task is task:
-            slot.task = None
-        slot.handling = None
-        item, self.first = self.first, None
-        if self.state is not BUSY:
-            return  # serving ended meanwhile
-        self.state = RUNNING
-        if self._outcome(task, item):
-            self.state = READY
-            self.turn()  # no task runs: go on serving in this very callback
-
-    def _outcome(self, task: asyncio.Task[Any], item: Any) -> bool:
-        """Settle the reply from a finished handler task; True: serving goes on."""
-        reply = item[1]
-        if task.cancelled():
-            try:
-                task.result()
-            except asyncio.CancelledError as exc:
-                error: BaseException = exc
-            if task.cancelling():  # somebody cancelled it: the actor was killed
-                if reply is not None:
-                    killed = ActorStopped(f"{self.slot.path} was killed while handling it")
-                    settle(reply, exc=killed)
-                self._end(None)
-                return False
+    def _start_spell(self, deadline: float) -> None:
+        """Serve from here in a task: eager (it runs now, in this turn) on 3.12+,
+        else from the next loop pass; either way in the incarnation's context."""
+        self.state = BUSY
+        if EAGER:
+            asyncio.Task(  # type: ignore[call-arg]
+                self._spell(deadline), loop=self.loop, context=self.context, eager_start=True
+            )
         else:
-            error = task.exception()  # type: ignore[assignment]
-            if error is None:
-                if reply is not None:
-                    result = task.result()
-                    if reply.get_loop() is self.loop:
-                        if not reply.done():
-                            reply.set_result(result)
+            if self.first is None:
+                self.first = _PENDING  # until its first step: a kill must know it never ran
+            self.slot.task = self.loop.create_task(self._spell(deadline), context=self.context)
+
+    async def _spell(self, deadline: float) -> None:
+        """A busy spell: serve the mailbox in this task until it is empty, the
+        budget is spent (then back to the ready queue) or serving ends.
+
+        Async handlers are awaited right here: no task per message, and
+        `current_task()`, `asyncio.timeout()` and `TaskGroup` see this task,
+        whose cancellation from outside kills the actor.
+        """
+        slot = self.slot
+        task = slot.task = cast("asyncio.Task[Any]", _current_task(self.loop))  # (this one)
+        item, self.first = self.first, None
+        if not EAGER:
+            if item is _PENDING:
+                item = None
+            deadline = clock_now() + BUDGET  # started a loop pass after it was asked for
+        mb = self.mailbox
+        queue = mb.queue
+        instance = self.instance
+        lookup = self.dispatch.get
+        left = BATCH
+        kind = AWAITS
+        exit: Exit | None = None
+        try:
+            while True:
+                if item is None:
+                    if mb.system:
+                        exit = self._signal()
+                        if exit is not None:
+                            break
+                        continue
+                    if not queue:
+                        if self.draining:
+                            exit = SHUTDOWN
+                            break
+                        if task.cancelling():
+                            raise asyncio.CancelledError  # killed from its own step
+                        slot.task = None
+                        self.tasked = kind > 0
+                        self.state = IDLE  # the spell is over: no task while idle
+                        if mb.wait(self):
+                            return
+                        self.state = BUSY
+                        slot.task = task
+                        continue
+                    if not left:
+                        if self.dispatcher.ready:
+                            self._requeue(task, kind > 0)  # the others' turn
+                            return
+                        left = BATCH  # nobody else is ready: go on
+                    if clock_now() > deadline:  # the one clock read per message, as in `_sync`
+                        self._requeue(task, kind > 0, spent=True)
+                        return
+                    left -= 1
+                    item = mb.take() if mb._putters else queue.popleft()  # noqa: SLF001 (inlined)
+                message, reply = item
+                mtype = type(message)
+                fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
+                try:
+                    if not kind:
+                        result = fn(instance, message)
+                    elif kind == AWAITS:
+                        if mtype is Tick:  # (its handler awaits) a timer's message:
+                            message = _untick(instance, message)  # serve it next, as is
+                            item = None if message is _STALE else (message, reply)
+                            continue
+                        # It may suspend: mark the invocation, in this task's context
+                        # (tasks it starts inherit it), for the self-ask check. A
+                        # NOWAIT handler cannot await anything, so it goes without:
+                        # a ContextVar.set per message would cost more than the rest.
+                        slot.handling = item
+                        serving.set((slot, item))
+                        try:
+                            result = await fn(instance, message)
+                        finally:
+                            slot.handling = None
                     else:
-                        self._answer_foreign(reply, result)
-                return True
-            if isinstance(error, Unhandled):
-                self.slot.unhandled(item[0], reply)
-                return True
-        if reply is not None:
-            settle(reply, exc=for_asker(error))
-        exit = self.slot.failed(error)
-        if exit is not None:
-            self._end(exit)
-            return False
-        return True
+                        result = await fn(instance, message)
+                except Unhandled:
+                    slot.unhandled(message, reply)
+                except BaseException as exc:
+                    if not is_crash(exc):
+                        if reply is not None and isinstance(exc, asyncio.CancelledError):
+                            killed = ActorStopped(f"{slot.path} was killed while handling it")
+                            settle(reply, exc=killed)  # the asker must not hang
+                        raise
+                    exit = self._crashed(reply, exc)
+                    if exit is not None:
+                        break
+                else:
+                    if reply is not None:
+                        self._reply(reply, result)
+                item = None
+        except asyncio.CancelledError:
+            exit = None  # killed (a CancelledError raised by a handler was a crash above)
+        slot.handling = None
+        self.state = DONE
+        await slot.end(self, exit)  # in this task: its hooks, if any, run here
+
+    def _requeue(self, task: asyncio.Task[Any], tasked: bool, spent: bool = False) -> None:
+        """A spell leaves the rest for a later turn (budget or batch spent)."""
+        if task.cancelling():
+            raise asyncio.CancelledError  # killed from its own step: `_spell` ends it
+        self.slot.task = None
+        self.tasked = tasked
+        self.state = READY
+        if spent:
+            self.dispatcher.defer(self)
+        else:
+            self.dispatcher.schedule(self)
+
+    # -- outcomes --------------------------------------------------------------
+
+    def _reply(self, reply: asyncio.Future[Any], result: Any) -> None:
+        """Answer an asker: directly on this loop, through its outbox from another."""
+        if reply.get_loop() is self.loop:
+            if not reply.done():
+                reply.set_result(result)
+        else:
+            self._answer_foreign(reply, result)
 
     def _answer_foreign(self, reply: asyncio.Future[Any], result: Any) -> None:
         """Another loop is another thread: one wake-up per burst of replies."""
@@ -370,6 +466,13 @@ class Server:
         if asker is not self.asker:
             self.asker, self.outbox = asker, outbox_of(asker)
         self.outbox.post(reply, result, None)
+
+    def _crashed(self, reply: asyncio.Future[Any] | None, exc: BaseException) -> Exit | None:
+        """A handler raised `exc` (a crash): its asker gets it, then the owner's
+        directive. None: serving goes on (resume)."""
+        if reply is not None:
+            settle(reply, exc=for_asker(exc))
+        return self.slot.failed(exc)
 
     def _signal(self) -> Exit | None:
         signal = self.mailbox.next_signal()
@@ -386,119 +489,38 @@ class Server:
         self.state = DONE
         self.slot.serving_ended(self, exit)
 
-    # -- the busy task (3.11) ---------------------------------------------------
-
-    def _go_busy(self, left: int) -> None:
-        """3.11 has no eager tasks: a *busy task* serves from the first async
-        handler on, and stays (parked on the mailbox) while the actor lives, so
-        the next message costs a future's wake-up rather than a new task."""
-        self.state = BUSY
-        task = self.loop.create_task(self._busy(left), context=self.context)
-        if self.first is not None:
-            self.slot.task = task  # not started yet: a kill must find it
-
-    async def _busy(self, left: int) -> None:
-        """Serve from the first async handler until the incarnation ends."""
-        slot = self.slot
-        slot.task = _current_task()
-        item, self.first = self.first, None
-        mb = self.mailbox
-        queue = mb.queue
-        instance = self.instance
-        dispatch = self.dispatch
-        loop = self.loop
-        set_serving = serving.set
-        exit: Exit | None = None
-        try:
-            while True:
-                message, reply = item
-                mtype = type(message)
-                fn, is_async = dispatch.get(mtype) or type(instance).dispatch_miss(mtype)
-                try:
-                    if is_async:
-                        slot.handling = item
-                        set_serving((slot, item))
-                        try:
-                            result = await fn(instance, message)
-                        finally:
-                            slot.handling = None
-                    else:
-                        result = fn(instance, message)
-                except Unhandled:
-                    slot.unhandled(message, reply)
-                except BaseException as exc:
-                    if not is_crash(exc):
-                        if reply is not None and isinstance(exc, asyncio.CancelledError):
-                            # killed mid-message: the asker must not hang
-                            settle(
-                                reply, exc=ActorStopped(f"{slot.path} was killed while handling it")
-                            )
-                        raise
-                    if reply is not None:
-                        settle(reply, exc=for_asker(exc))
-                    exit = slot.failed(exc)
-                    if exit is not None:
-                        break
-                else:
-                    if reply is not None:
-                        if reply.get_loop() is loop:
-                            if not reply.done():
-                                reply.set_result(result)
-                        else:
-                            self._answer_foreign(reply, result)
-                message = reply = result = item = None  # hold nothing while parked
-                while True:
-                    if mb.system:
-                        exit = self._signal()
-                        if exit is not None:
-                            break
-                        continue
-                    if queue:
-                        if left:
-                            break
-                        left = BATCH
-                        await asyncio.sleep(0)  # batch used up: the loop's others go first
-                        continue
-                    if self.draining:
-                        exit = SHUTDOWN
-                        break
-                    parked = mb.park()
-                    if parked is not None:
-                        await parked
-                        left = BATCH
-                if exit is not None:
-                    break
-                left -= 1
-                item = mb.take() if mb._putters else queue.popleft()  # noqa: SLF001 (inlined)
-        except asyncio.CancelledError:
-            exit = None  # killed (a CancelledError raised by the handler was a crash above)
-        self.state = DONE
-        await slot.end(self, exit)
-
     def kill(self) -> None:
-        """Kill the incarnation (on the owner loop): cancel the running handler's
-        task, or end it here if none runs (idle, ready, or a busy task that
-        never started)."""
+        """Kill the incarnation (on the owner loop): cancel its spell's task, or
+        end it here if none runs (idle, ready, or a spell that never started)."""
         state = self.state
         if state is DONE:
             self.slot.cancel_task()  # its end phase runs as the slot's task
             return
         if state is BUSY:
             task = self.slot.task
-            if EAGER and task is None:
-                # From inside the first step of the handler's eager task, which
-                # has not returned its task yet: it is the current one.
-                task = _current_task(self.loop)
-            if self.first is None or EAGER:
+            first, self.first = self.first, None
+            if first is None:
                 if task is not None:
                     task.cancel()  # the kill lands in the running handler
                 return
+            # 3.11: the spell's task has not taken its first step, so it never will.
             if task is not None:
-                task.cancel()  # it never started (3.11), so it never will
-            item, self.first = self.first, None
-            if item[1] is not None:
-                settle(item[1], exc=ActorStopped(f"{self.slot.path} was killed"))
+                task.cancel()
+            self.slot.task = None
+            if first is not _PENDING:
+                # Taken but never started: it stays queued, for a restarted
+                # incarnation or the dead letters (a kill consumes no message).
+                self.mailbox.queue.appendleft(first)
         elif state is RUNNING:
             return  # not reachable: a kill comes from a task, never from a turn
         self.mailbox.unwait(self)
         self._end(None)
+
+
+def _untick(instance: Actor, tick: Tick) -> Any:
+    """The message a timer tick carries, or `_STALE` if an earlier incarnation
+    scheduled it (timers die with theirs). Unwrapped here rather than by the
+    async `Actor._mycelium_tick`, so a tick to a sync handler needs no task."""
+    if tick.context is not instance.context:
+        return _STALE
+    return tick.message

@@ -251,6 +251,17 @@ class Mailbox:
         if old is not None:
             self._drop(old)
 
+    def _appended(self) -> None:
+        """After `tell`'s append found a consumer to wake or the mailbox swept."""
+        if get_ident() == self._tid:
+            if self._waiter is not None:
+                self._wake()
+            return  # swept: `finish` sweeps again on this loop
+        if self.swept:
+            self.reject_all()  # finished while we appended: nobody will read it
+        elif self._waiter is not None and not self._wake_pending:
+            self._wake_threadsafe()
+
     def _append_foreign(self, item: Item) -> None:
         self.queue.append(item)
         if self.swept:
@@ -578,14 +589,11 @@ async def tell(ref: Any, message: Any) -> None:
     mb = ref.mailbox
     q = mb.queue
     if not mb.closed and len(q) < mb.capacity and not mb._putters:  # noqa: SLF001 (ours)
-        if get_ident() == mb._tid:  # noqa: SLF001 (this module's own Mailbox)
-            q.append((message, None))
-            waiter = mb._waiter  # noqa: SLF001
-            if waiter is not None:  # `_wake`, inlined
-                mb._wake_pending = False  # noqa: SLF001
-                mb._waiter = None  # noqa: SLF001
-                waiter.wake()
-            return
-        mb._append_foreign((message, None))  # noqa: SLF001
+        # An append is safe from any thread; the thread matters only when there
+        # is a consumer to wake or the mailbox was finished meanwhile, which a
+        # flood (the consumer busy) never finds: no get_ident() per message then.
+        q.append((message, None))
+        if mb._waiter is not None or mb.swept:  # noqa: SLF001 (this module's own Mailbox)
+            mb._appended()  # noqa: SLF001
         return
     await ref.tell_slowly(message)

@@ -45,7 +45,6 @@ async def test_tell_and_ask_cross_in_order(client, server) -> None:
     assert await ref.ask(Echo("hi"), timeout=None) == "hi"
 
 
-
 class Strict(Counter):
     """Refuses what does not fit its one-message mailbox."""
 
@@ -66,6 +65,7 @@ async def test_a_full_fail_mailbox_refuses_a_remote_ask_as_the_framework(client,
     assert len(refused) >= 4, outcomes
     assert not any(getattr(exc, "__notes__", None) for exc in refused)
     await held
+
 
 async def test_ask_blocking_from_a_plain_thread(client, server) -> None:
     ref = await counter_of(client, server)
