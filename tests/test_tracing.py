@@ -13,6 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 
 from mycelium_actors import (
     Actor,
@@ -59,6 +60,11 @@ class Nobody:
     pass
 
 
+@attrs.frozen
+class Boom:
+    pass
+
+
 class Echo(Actor):
     @handler
     def ping(self, msg: Ping) -> int:
@@ -71,6 +77,10 @@ class Echo(Actor):
     @handler
     async def relay(self, msg: Relay) -> None:
         await msg.to.tell(Ping(0))
+
+    @handler
+    def boom(self, msg: Boom) -> None:
+        raise RuntimeError("boom")
 
     @handler
     def log(self, msg: Log) -> None:
@@ -167,6 +177,17 @@ async def test_log_events_inside_the_span_carry_its_trace_id(
     [inside] = events_named(events, "test.inside")
     assert inside["trace_id"] == format(named(spans, "handle Log").context.trace_id, "032x")
     assert all("trace_id" not in e for e in events if e["event"] != "test.inside")
+
+
+async def test_a_crash_is_recorded_on_the_handlers_span(
+    traced: ActorSystem, spans: InMemorySpanExporter
+) -> None:
+    echo = await traced.spawn(Echo)
+    with pytest.raises(RuntimeError, match="boom"):
+        await echo.ask(Boom())
+    handled = named(spans, "handle Boom")
+    assert handled.status.status_code is StatusCode.ERROR
+    assert [e.name for e in handled.events] == ["exception"]
 
 
 async def test_an_unhandled_message_is_named_as_sent(traced: ActorSystem) -> None:
