@@ -16,6 +16,7 @@ Users import from this module only.
 # The adapters fill the transport registry and the remote layer the kernel's node
 # seam when imported (the kernel never imports them): ActorSystem(listen=...) and
 # system.remote() work from here on, for every registered URL scheme.
+from . import tracing as _tracing  # noqa: F401
 from . import transports as _transports  # noqa: F401
 from .errors import (
     ActorStopped,

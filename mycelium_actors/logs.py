@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -61,6 +62,17 @@ def structlog_configured() -> bool:
     if not structlog.is_configured():
         return False
     return _DEFAULTS is None or _config_key() != _DEFAULTS
+
+
+#: Callables adding fields to every event (tracing's `trace_id`), registered by
+#: higher layers; empty unless a system turned tracing on.
+_SOURCES: list[Callable[[], dict[str, Any]]] = []
+
+
+def add_context_source(source: Callable[[], dict[str, Any]]) -> None:
+    """Add the fields `source()` returns to every event emitted from now on."""
+    if source not in _SOURCES:
+        _SOURCES.append(source)
 
 
 def get_logger(**context: Any) -> EventLogger:
@@ -127,6 +139,8 @@ class EventLogger:
         self._emit(name if name in _LEVELS else "info", event, args, kw)
 
     def _emit(self, method: str, event: str, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
+        for source in _SOURCES:
+            kw = {**source(), **kw}
         if not structlog.is_configured():
             self._to_stdlib(_LEVELS[method], event, args, kw)
             return

@@ -42,6 +42,7 @@ from examples.docs.testing_example import (  # noqa: F401
     test_a_crash_is_logged_and_the_child_restarted,
     test_a_reminder_fires_after_its_delay,
     test_ask_timeouts_follow_the_fake_clock,
+    test_with_the_plugin_fixtures,
 )
 from mycelium_actors import ActorSystem
 from mycelium_actors.cli import main as cli_main

@@ -1,6 +1,7 @@
 """Testing actors with pytest-asyncio and `mycelium_actors.testing`.
 
-The fixtures would normally live in your conftest.py; the tests are collected
+The fixtures would normally live in your conftest.py (or come from the pytest
+plugin, last test); the tests are collected
 by tests/test_doc_examples.py. Needs `asyncio_mode = "auto"` (pytest-asyncio).
 """
 
@@ -134,3 +135,15 @@ async def test_a_crash_is_logged_and_the_child_restarted(system: ActorSystem) ->
     [crash] = events_named(events, "actor.crashed", path="/root/r")
     assert isinstance(crash["exc_info"], RuntimeError)
     assert events_named(events, "actor.stopped", path="/root/r", reason="crash")
+
+
+# -- the same test with the plugin's fixtures (no conftest needed) -------------
+
+
+async def test_with_the_plugin_fixtures(
+    actor_system: ActorSystem, fake_clock: FakeClock, probe: Probe
+) -> None:
+    reminder = await actor_system.spawn(Reminder)
+    await reminder.ask(Remind(60.0, probe.ref, "stand up"))
+    await fake_clock.advance(60.0)
+    assert (await probe.expect(Due)).text == "stand up"

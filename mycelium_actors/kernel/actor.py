@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from .context import Tick
-from .messages import ProxyCall, Terminated
+from .messages import Envelope, ProxyCall, Terminated
 
 if TYPE_CHECKING:
     from .context import ActorContext
@@ -246,7 +246,10 @@ class Actor:
     @classmethod
     def dispatch_miss(cls, msg_type: type) -> HandlerEntry:
         """Resolve and cache the entry for a type not seen before (off the hot path)."""
-        entry = cls.handler_for(msg_type) or cls._fallback or UNHANDLED
+        if issubclass(msg_type, Envelope):
+            entry = msg_type.entry_for(cls)
+        else:
+            entry = cls.handler_for(msg_type) or cls._fallback or UNHANDLED
         cls._dispatch[msg_type] = entry
         return entry
 

@@ -7,6 +7,22 @@ from typing import Any
 import attrs
 
 
+class Envelope:
+    """A message wrapped by a higher layer (tracing's context): the handler
+    gets `message`. The actor's dispatch table resolves an envelope type once,
+    through `entry_for`, off the hot path; dead letters show `message`."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+    @classmethod
+    def entry_for(cls, actor_class: Any) -> tuple[Any, int]:
+        """The dispatch entry `(fn, kind)` for this envelope type in `actor_class`."""
+        raise NotImplementedError
+
+
 @attrs.frozen
 class Terminated:
     """Delivered once to watchers when `ref`'s actor stops for good."""

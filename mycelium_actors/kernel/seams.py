@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from ..errors import TransportError
+from ..errors import MyceliumError, TransportError
 
 if TYPE_CHECKING:
-    from .ref import ActorRef
+    from .ref import ActorRef, LocalActorRef
     from .system import ActorSystem
 
 #: The largest frame a node accepts by default (API.md section 6).
@@ -142,6 +142,33 @@ _NODE_FACTORY: list[Callable[[ActorSystem, NodeOptions], Node]] = []
 def set_node_factory(factory: Callable[[ActorSystem, NodeOptions], Node]) -> None:
     """Called once by the remote layer when it is imported."""
     _NODE_FACTORY[:] = [factory]
+
+
+class Tracing(Protocol):
+    """What `ActorSystem(tracing=True)` asks of the tracing layer."""
+
+    @property
+    def ref_class(self) -> type[LocalActorRef[Any]]:
+        """The class of the system's local refs: it wraps what is sent in an
+        envelope that carries the sender's trace context."""
+
+    def wrap(self, message: Any) -> Any:
+        """`message` in an envelope carrying the current trace context (publish)."""
+
+
+_TRACING: list[Callable[[], Tracing]] = []
+
+
+def set_tracing_factory(factory: Callable[[], Tracing]) -> None:
+    """Called once by `mycelium_actors.tracing` when it is imported."""
+    _TRACING[:] = [factory]
+
+
+def new_tracing() -> Tracing:
+    """The tracing layer (MyceliumError if OpenTelemetry is not installed)."""
+    if not _TRACING:
+        raise MyceliumError("tracing is not loaded (import mycelium_actors)")
+    return _TRACING[0]()
 
 
 def new_node(system: ActorSystem, options: NodeOptions) -> Node:

@@ -28,7 +28,7 @@ from .context import ActorContext
 from .dispatcher import BUSY, DONE, EAGER, Server
 from .exits import KILLED, NORMAL, SHUTDOWN, Exit, exit_of, is_crash, wait_done
 from .mailbox import STOP_DRAIN, STOP_NOW, Mailbox, Signal
-from .messages import Terminated
+from .messages import Envelope, Terminated
 from .ref import LocalActorRef, Watcher, serving
 from .replies import settle
 
@@ -483,6 +483,8 @@ class Slot:
         return Exit("crash", exc, escalate=True)
 
     def unhandled(self, message: Any, reply: asyncio.Future[Any] | None) -> None:
+        if isinstance(message, Envelope):
+            message = message.message
         if reply is not None:
             settle(
                 reply,

@@ -23,6 +23,7 @@ from .actor import Actor
 from .clock import Clock
 from .events import Callback, Events, error_text, exc_type_name
 from .executor import DEFAULT_EXECUTOR
+from .messages import Envelope
 from .ref import LocalActorRef, check_timeout
 from .seams import (
     DEFAULT_MAX_FRAME,
@@ -32,6 +33,7 @@ from .seams import (
     SslArgument,
     Tree,
     new_node,
+    new_tracing,
     tls_contexts,
 )
 from .slot import Slot
@@ -90,6 +92,7 @@ class ActorSystem:
         max_frame: int = DEFAULT_MAX_FRAME,
         serialize_local: bool = False,
         ssl: SslArgument = None,
+        tracing: bool = False,
     ) -> None:
         if listen is not None and not isinstance(listen, str):
             raise TypeError(f"listen must be a URL string or None, not {listen!r}")
@@ -106,6 +109,9 @@ class ActorSystem:
         if isinstance(max_frame, bool) or not isinstance(max_frame, int) or max_frame < 1024:
             raise ValueError(f"max_frame must be an int of at least 1024 bytes, not {max_frame!r}")
         ssl_server, ssl_client = tls_contexts(ssl)
+        # Off: nothing on any path changes. On: refs wrap what they send (tracing.py).
+        self._tracing = new_tracing() if tracing else None
+        self._ref_class = LocalActorRef if self._tracing is None else self._tracing.ref_class
         self.name = name
         self._options = NodeOptions(
             listen,
@@ -225,7 +231,7 @@ class ActorSystem:
             ref = self._node.local_ref(slot)
             if ref is not None:
                 return ref  # type: ignore[return-value]
-        return LocalActorRef(slot)
+        return self._ref_class(slot)
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.shutdown()
@@ -495,6 +501,8 @@ class ActorSystem:
                 if s.kind == "actor" and s.actor_class.handler_for(mtype) is not None
             ]
         accepted = 0
+        if self._tracing is not None and slots:
+            message = self._tracing.wrap(message)
         for slot in slots:
             if slot.status not in ("running", "restarting"):
                 continue
@@ -522,6 +530,8 @@ class ActorSystem:
         """Count a message that cannot be delivered; log it at a bounded rate.
         `message_type` names what `message` is when its type would not (raw bytes)."""
         self._dead_letters += 1
+        if isinstance(message, Envelope):
+            message = message.message
         if self._dl_logged < self._dl_limit:
             self._dl_logged += 1
             self._log.info(

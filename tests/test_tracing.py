@@ -1,0 +1,216 @@
+"""OpenTelemetry traces (API.md 11): `ActorSystem(tracing=True)` handles each
+message in a span `handle <MessageType>` whose parent is the sender's span."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import attrs
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from mycelium_actors import (
+    Actor,
+    ActorRef,
+    ActorSystem,
+    MyceliumError,
+    UnhandledMessage,
+    handler,
+    logs,
+    tracing,
+)
+from mycelium_actors.kernel.ref import LocalActorRef
+from mycelium_actors.testing import Probe, capture_events, events_named
+
+_EXPORTER = InMemorySpanExporter()
+_PROVIDER = TracerProvider()
+_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+trace.set_tracer_provider(_PROVIDER)  # once per process: OpenTelemetry allows no other
+TRACER = trace.get_tracer("tests")
+
+
+@attrs.frozen
+class Ping:
+    n: int
+
+
+@attrs.frozen
+class Slow:
+    n: int
+
+
+@attrs.frozen
+class Relay:
+    to: ActorRef[Any]
+
+
+@attrs.frozen
+class Log:
+    pass
+
+
+@attrs.frozen
+class Nobody:
+    pass
+
+
+@attrs.frozen
+class Boom:
+    pass
+
+
+class Echo(Actor):
+    @handler
+    def ping(self, msg: Ping) -> int:
+        return msg.n + 1
+
+    @handler
+    async def slow(self, msg: Slow) -> int:
+        return msg.n + 2
+
+    @handler
+    async def relay(self, msg: Relay) -> None:
+        await msg.to.tell(Ping(0))
+
+    @handler
+    def boom(self, msg: Boom) -> None:
+        raise RuntimeError("boom")
+
+    @handler
+    def log(self, msg: Log) -> None:
+        logs.get_logger(path=self.context.path).info("test.inside")
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+@pytest.fixture
+async def traced() -> AsyncIterator[ActorSystem]:
+    async with ActorSystem("traced", tracing=True, kill_grace=0.5) as system:
+        yield system
+
+
+def named(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
+    [span] = [s for s in exporter.get_finished_spans() if s.name == name]
+    return span
+
+
+def parent_of(span: ReadableSpan) -> int | None:
+    return span.parent.span_id if span.parent is not None else None
+
+
+@pytest.mark.parametrize(("message", "answer"), [(Ping(1), 2), (Slow(1), 3)], ids=["sync", "async"])
+async def test_an_ask_is_handled_in_a_child_of_the_askers_span(
+    traced: ActorSystem, spans: InMemorySpanExporter, message: Any, answer: int
+) -> None:
+    echo = await traced.spawn(Echo, name="echo")
+    with TRACER.start_as_current_span("asker") as asker:
+        assert await echo.ask(message) == answer
+    handled = named(spans, f"handle {type(message).__qualname__}")
+    assert parent_of(handled) == asker.get_span_context().span_id
+    assert handled.context.trace_id == asker.get_span_context().trace_id
+    assert handled.attributes is not None and handled.attributes["actor.path"] == echo.path
+
+
+async def test_a_tell_is_handled_in_a_child_of_the_tellers_span(
+    traced: ActorSystem, spans: InMemorySpanExporter
+) -> None:
+    probe = await Probe.spawn(traced)
+    with TRACER.start_as_current_span("teller") as teller:
+        await probe.ref.tell(Ping(5))
+    assert await probe.expect(Ping) == Ping(5)  # the handler sees the message, not an envelope
+    handled = named(spans, "handle Ping")
+    assert parent_of(handled) == teller.get_span_context().span_id
+
+
+async def test_a_tell_from_a_handler_is_a_child_of_that_handlers_span(
+    traced: ActorSystem, spans: InMemorySpanExporter
+) -> None:
+    first = await traced.spawn(Echo, name="first")
+    probe = await Probe.spawn(traced)
+    with TRACER.start_as_current_span("root") as root:
+        await first.ask(Relay(probe.ref))
+    await probe.expect(Ping)
+    relay = named(spans, "handle Relay")
+    ping = named(spans, "handle Ping")
+    assert parent_of(relay) == root.get_span_context().span_id
+    assert parent_of(ping) == relay.context.span_id
+    assert ping.attributes is not None and ping.attributes["actor.path"] == probe.ref.path
+
+
+async def test_a_published_message_is_handled_in_a_child_of_the_publishers_span(
+    traced: ActorSystem, spans: InMemorySpanExporter
+) -> None:
+    echo = await traced.spawn(Echo, name="subscriber")
+    with TRACER.start_as_current_span("publisher") as publisher:
+        assert await traced.publish(Log()) == 1
+    await echo.ask(Ping(0))  # handled after the published one
+    handled = named(spans, "handle Log")
+    assert parent_of(handled) == publisher.get_span_context().span_id
+
+
+async def test_a_message_sent_outside_any_span_starts_a_trace(
+    traced: ActorSystem, spans: InMemorySpanExporter
+) -> None:
+    echo = await traced.spawn(Echo)
+    assert await echo.ask(Ping(1)) == 2
+    assert named(spans, "handle Ping").parent is None
+
+
+async def test_log_events_inside_the_span_carry_its_trace_id(
+    traced: ActorSystem, spans: InMemorySpanExporter
+) -> None:
+    echo = await traced.spawn(Echo, name="logger")
+    with capture_events() as events:
+        await echo.ask(Log())
+        await echo.ask(Ping(0))
+    [inside] = events_named(events, "test.inside")
+    assert inside["trace_id"] == format(named(spans, "handle Log").context.trace_id, "032x")
+    assert all("trace_id" not in e for e in events if e["event"] != "test.inside")
+
+
+async def test_a_crash_is_recorded_on_the_handlers_span(
+    traced: ActorSystem, spans: InMemorySpanExporter
+) -> None:
+    echo = await traced.spawn(Echo)
+    with pytest.raises(RuntimeError, match="boom"):
+        await echo.ask(Boom())
+    handled = named(spans, "handle Boom")
+    assert handled.status.status_code is StatusCode.ERROR
+    assert [e.name for e in handled.events] == ["exception"]
+
+
+async def test_an_unhandled_message_is_named_as_sent(traced: ActorSystem) -> None:
+    echo = await traced.spawn(Echo)
+    with pytest.raises(UnhandledMessage, match="no handler for Nobody"):
+        await echo.ask(Nobody())
+
+
+async def test_tracing_is_off_by_default(system: ActorSystem, spans: InMemorySpanExporter) -> None:
+    echo = await system.spawn(Echo)
+    assert type(echo) is LocalActorRef
+    with TRACER.start_as_current_span("asker"):
+        assert await echo.ask(Ping(1)) == 2
+    assert [s.name for s in spans.get_finished_spans()] == ["asker"]
+
+
+def test_tracing_without_opentelemetry_is_an_error_naming_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # As if opentelemetry were not installed: its import fails (None in
+    # sys.modules makes `import` raise ImportError), and nothing is loaded yet.
+    for name in [m for m in sys.modules if m == "opentelemetry" or m.startswith("opentelemetry.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setattr(tracing, "_otel", None)
+    with pytest.raises(MyceliumError, match=r"mycelium-actors\[otel\]"):
+        ActorSystem("no-otel", tracing=True)
