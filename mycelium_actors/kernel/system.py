@@ -146,6 +146,10 @@ class ActorSystem:
         self._dl_logged = 0
         self._dl_suppressed = 0
         self._dl_timer: Any = None  # the pending summary (a clock timer)
+        #: `loop.stalled` past this many seconds without a turn (None: no watchdog).
+        self.stall_warning = stall_warning
+        #: `slow_handler` as given (None: off).
+        self.slow_handler_setting = slow
         #: The dispatcher logs `handler.slow` past this many seconds (inf: never).
         self.slow_handler = float("inf") if slow is None else slow
         self._watchdog = (
