@@ -169,6 +169,25 @@ async def test_the_watchdog_thread_ends_with_its_system() -> None:
     assert not thread.is_alive()
 
 
+def test_the_watchdog_thread_ends_when_its_loops_close_without_a_shutdown() -> None:
+    loop = asyncio.new_event_loop()
+    system = ActorSystem("abandoned", stall_warning=STALL)
+    loop.run_until_complete(system.__aenter__())  # never left: the loop just closes
+    [thread] = [t for t in watchdogs() if t.name == "mycelium-watchdog:abandoned"]
+    loop.close()
+    thread.join(10 * STALL)
+    assert not thread.is_alive()
+
+
+async def test_a_pinned_loop_that_ends_is_no_longer_watched(watched: ActorSystem) -> None:
+    ref = await watched.spawn(Blocker, name="pinned", executor=PinnedThread())
+    await ref.ask(Wait(0.0), timeout=30.0)
+    watchdog = watched._watchdog
+    assert watchdog is not None and len(watchdog._watched) == 2
+    await ref.stop()
+    await eventually(lambda: len(watchdog._watched) == 1)
+
+
 # -- handler.slow: on the dispatcher's clock ---------------------------------------
 
 

@@ -144,10 +144,18 @@ class Watchdog:
                 watched = list(self._watched.values())
             for entry in watched:
                 self._check(entry)
+            with self._lock:
+                if not self._watched:  # every loop closed: a later watch() starts anew
+                    self._thread = None
+                    return
 
     def _check(self, entry: _Watched) -> None:
         loop = entry.loop
         now = time.monotonic()
+        if loop.is_closed():
+            with self._lock:
+                self._watched.pop(loop, None)
+            return
         if not entry.waiting:
             if entry.stalled:
                 entry.stalled = False
