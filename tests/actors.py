@@ -167,6 +167,16 @@ class Crash(Exception):
 # -- helpers ----------------------------------------------------------------
 
 
+class FakePerfClock:
+    """The dispatcher's per-message clock, moved only by the test's handlers."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Gate:
     """A wait the test controls, for an actor on any loop or thread.
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from actors import Gate
+from actors import FakePerfClock, Gate
 
 from mycelium_actors import ActorSystem
+from mycelium_actors.kernel import dispatcher as dispatcher_module
 from mycelium_actors.testing import FakeClock
 
 
@@ -26,6 +27,14 @@ def clock() -> FakeClock:
 async def fake_system(clock: FakeClock) -> AsyncIterator[ActorSystem]:
     async with ActorSystem("test-fake", clock=clock, kill_grace=0.5) as system:
         yield system
+
+
+@pytest.fixture
+def perf_clock(monkeypatch: pytest.MonkeyPatch) -> FakePerfClock:
+    """The dispatcher's per-message clock (`dispatcher.clock_now`), faked."""
+    clock = FakePerfClock()
+    monkeypatch.setattr(dispatcher_module, "clock_now", clock)
+    return clock
 
 
 @pytest.fixture

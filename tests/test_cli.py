@@ -267,6 +267,17 @@ def test_an_expected_crash_is_one_line_and_its_traceback_is_for_debug(
     assert "hunter2" not in cli.stderr  # local variables never (rich is installed here)
 
 
+def test_a_handler_that_blocks_the_loop_is_named_in_a_loop_stalled_warning(start: Start) -> None:
+    cli = start("trees:blocks_the_loop", ready="loop.stalled")  # after 1 s (the default)
+    stalled = cli.lines[-1]
+    assert "[warning" in stalled
+    for field in ("path=/app/blocker", "message_type=Stall", "blocked_for="):
+        assert field in stalled
+    assert "path=/app/blocker" in cli.wait_for("loop.resumed")
+    cli.send(signal.SIGINT)
+    assert cli.exit_code() == 0
+
+
 def test_log_level_debug_shows_more_than_info(start: Start) -> None:
     shown = {}
     for level in ("info", "debug"):

@@ -10,32 +10,14 @@ from typing import Any
 
 import attrs
 import pytest
+from actors import FakePerfClock
 from structlog.testing import capture_logs
 
 from mycelium_actors import Actor, ActorStopped, ActorSystem, handler
-from mycelium_actors.kernel import dispatcher as dispatcher_module
 from mycelium_actors.testing import FakeClock, eventually
 
 WAIT = 30.0  # bounds hangs on a loaded machine, not speed
 SHORT = 3.0  # for waits that only end this soon on code that is wrong
-
-
-class FakePerfClock:
-    """The dispatcher's per-message clock, moved only by the test's handlers."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def perf_clock(monkeypatch: pytest.MonkeyPatch) -> FakePerfClock:
-    clock = FakePerfClock()
-    # raising=False: the fail-first run of these tests predates `clock_now`.
-    monkeypatch.setattr(dispatcher_module, "clock_now", clock, raising=False)
-    return clock
 
 
 @attrs.frozen

@@ -131,9 +131,12 @@ def threads_named(name: str) -> list[threading.Thread]:
 
 
 def new_threads(before: Counter[str]) -> Counter[str]:
-    """Threads alive now that were not before (the test loop's own to_thread workers aside)."""
+    """Threads alive now that were not before (the test loop's own to_thread workers
+    and a system's stall watchdog aside: test_stall.py sees that one end)."""
     extra = thread_names() - before
-    return Counter({n: c for n, c in extra.items() if not re.fullmatch(r"asyncio_\d+", n)})
+    return Counter(
+        {n: c for n, c in extra.items() if not re.fullmatch(r"asyncio_\d+|mycelium-watchdog:.*", n)}
+    )
 
 
 def flatten(nodes: list[TreeNode]) -> dict[str, TreeNode]:

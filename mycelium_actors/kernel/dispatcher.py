@@ -73,6 +73,7 @@ _OVER = "over"  # the turn is over: idle, or back on the ready queue
 _ENDED = "ended"  # serving ends: the Exit is in `first`
 _PENDING = object()  # in `first` (3.11): a spell whose task has not started, nothing taken
 _STALE = object()  # `_untick`: the tick belongs to an earlier incarnation
+_NEVER = float("inf")  # `began` when no timed handler ran yet in this turn
 
 
 class Dispatcher:
@@ -261,6 +262,9 @@ class Server:
         loop = self.loop
         now = clock_now
         left = BATCH
+        slow = slot.system.slow_handler
+        began = _NEVER  # the clock read before the last handler (mtype's)
+        mtype: type = type(None)
         while True:
             if mb.system:
                 exit = self._signal()
@@ -269,6 +273,11 @@ class Server:
                     return _ENDED
                 continue
             if not queue:
+                if began is not _NEVER:  # the turn's last handler ended: one read per turn
+                    t = now()
+                    if t - began > slow:
+                        self._slow(t - began, mtype)
+                    began = _NEVER
                 if self.draining:
                     self.first = SHUTDOWN
                     return _ENDED
@@ -277,9 +286,14 @@ class Server:
                     return _OVER
                 self.state = RUNNING
                 continue
-            # The one clock read per message: the budget is checked within a turn.
-            # (Per-handler metrics and a slow-handler warning would read it here too.)
-            if not left or now() > deadline:
+            # The one clock read per message: the budget is checked within a turn,
+            # and it ends the last handler's time (`handler.slow`).
+            # (Per-handler metrics would read it here too.)
+            t = now()
+            if t - began > slow:
+                self._slow(t - began, mtype)
+            began = t
+            if not left or t > deadline:
                 self.state = READY
                 if left:
                     self.dispatcher.defer(self)  # the budget is spent: the pass ends
@@ -361,6 +375,9 @@ class Server:
         lookup = self.dispatch.get
         left = BATCH
         kind = AWAITS
+        slow = slot.system.slow_handler
+        began = _NEVER  # the clock read before the last handler, if it is timed
+        mtype: type = type(None)
         exit: Exit | None = None
         try:
             while True:
@@ -371,6 +388,11 @@ class Server:
                             break
                         continue
                     if not queue:
+                        if began is not _NEVER and kind != AWAITS:  # one read per spell
+                            t = clock_now()
+                            if t - began > slow:
+                                self._slow(t - began, mtype)
+                        began = _NEVER
                         if self.draining:
                             exit = SHUTDOWN
                             break
@@ -389,7 +411,11 @@ class Server:
                             self._requeue(task, kind > 0)  # the others' turn
                             return
                         left = BATCH  # nobody else is ready: go on
-                    if clock_now() > deadline:  # the one clock read per message, as in `_sync`
+                    t = clock_now()  # the one clock read per message, as in `_sync`
+                    if t - began > slow and kind != AWAITS:  # (one that awaits is not timed)
+                        self._slow(t - began, mtype)
+                    began = t
+                    if t > deadline:
                         self._requeue(task, kind > 0, spent=True)
                         return
                     left -= 1
@@ -451,6 +477,13 @@ class Server:
             self.dispatcher.schedule(self)
 
     # -- outcomes --------------------------------------------------------------
+
+    def _slow(self, seconds: float, mtype: type) -> None:
+        """A handler that does not await ran `seconds`, past `slow_handler`."""
+        slot = self.slot
+        slot.system.log_event(
+            "handler.slow", slot.path, message_type=mtype.__qualname__, seconds=round(seconds, 3)
+        )
 
     def _reply(self, reply: asyncio.Future[Any], result: Any) -> None:
         """Answer an asker: directly on this loop, through its outbox from another."""

@@ -175,6 +175,7 @@ class Slot:
         runner = await self.executor.attach(self.path)
         self.runner = runner
         self.mailbox.bind(runner.loop, runner.thread_id)
+        self.system.watch_loop(runner.loop, runner.thread_id)
 
     # -- starting ----------------------------------------------------------
 

@@ -37,6 +37,7 @@ from .seams import (
     tls_contexts,
 )
 from .slot import Slot
+from .watchdog import Watchdog, check_threshold
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -53,6 +54,8 @@ EVENT_LEVELS = {
     "node.refused": "warning",
     "node.exposed": "warning",
     "message.undecodable": "warning",
+    "loop.stalled": "warning",
+    "handler.slow": "warning",
 }
 T = TypeVar("T")
 
@@ -92,6 +95,8 @@ class ActorSystem:
         max_frame: int = DEFAULT_MAX_FRAME,
         serialize_local: bool = False,
         ssl: SslArgument = None,
+        stall_warning: float | None = 1.0,
+        slow_handler: float | None = 1.0,
         tracing: bool = False,
     ) -> None:
         if listen is not None and not isinstance(listen, str):
@@ -108,6 +113,8 @@ class ActorSystem:
             )
         if isinstance(max_frame, bool) or not isinstance(max_frame, int) or max_frame < 1024:
             raise ValueError(f"max_frame must be an int of at least 1024 bytes, not {max_frame!r}")
+        stall_warning = check_threshold("stall_warning", stall_warning)
+        slow = check_threshold("slow_handler", slow_handler)
         ssl_server, ssl_client = tls_contexts(ssl)
         # Off: nothing on any path changes. On: refs wrap what they send (tracing.py).
         self._tracing = new_tracing() if tracing else None
@@ -145,6 +152,15 @@ class ActorSystem:
         self._dl_logged = 0
         self._dl_suppressed = 0
         self._dl_timer: Any = None  # the pending summary (a clock timer)
+        #: `loop.stalled` past this many seconds without a turn (None: no watchdog).
+        self.stall_warning = stall_warning
+        #: `slow_handler` as given (None: off).
+        self.slow_handler_setting = slow
+        #: The dispatcher logs `handler.slow` past this many seconds (inf: never).
+        self.slow_handler = float("inf") if slow is None else slow
+        self._watchdog = (
+            Watchdog(stall_warning, self.log_event, name) if stall_warning is not None else None
+        )
 
     def __repr__(self) -> str:
         return f"<ActorSystem {self.name} {self._state}>"
@@ -241,10 +257,16 @@ class ActorSystem:
             self._loop = asyncio.get_running_loop()
             self._thread_id = threading.get_ident()
             self.events.bind(self._loop, self._thread_id)
+            self.watch_loop(self._loop, self._thread_id)
             self._stopped = asyncio.Event()
             self._state = "running"
         elif self._state != "running":
             raise MyceliumError(f"actor system {self.name} is {self._state}")
+
+    def watch_loop(self, loop: asyncio.AbstractEventLoop, thread_id: int) -> None:
+        """Let the stall watchdog watch `loop` (run by thread `thread_id`), once."""
+        if self._watchdog is not None:
+            self._watchdog.watch(loop, thread_id)
 
     # -- spawning ----------------------------------------------------------
 
@@ -561,7 +583,9 @@ class ActorSystem:
         self._dl_logged = 0
         self._dl_suppressed = 0
 
-    def log_event(self, event: str, path: str, level: str | None = None, **fields: Any) -> None:
+    def log_event(
+        self, event: str, path: str | None, level: str | None = None, **fields: Any
+    ) -> None:
         """Log a lifecycle event (at its level in `EVENT_LEVELS` unless `level`
         says) and hand it to `system.events` subscribers."""
         level = level or EVENT_LEVELS.get(event, "info")
@@ -641,6 +665,8 @@ class ActorSystem:
                 await self._node.aclose()
         finally:
             self._state = "stopped"
+            if self._watchdog is not None:
+                self._watchdog.stop()
             if self._dl_suppressed:  # the summary is due later: say it before we are gone
                 self._dead_letter_summary()
             self._stopped.set()

@@ -232,6 +232,8 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
         listen=f"unix://{boot['socket']}",
         secret=boot["secret"],
         heartbeat_timeout=NO_HEARTBEAT,
+        stall_warning=boot.get("stall_warning", 1.0),
+        slow_handler=boot.get("slow_handler", 1.0),
     ) as system:
         slot = Slot(
             system,

@@ -290,6 +290,9 @@ class _Process:
             "cpus": executor.cpus,
             "mailbox": WORKER_MAILBOX,
             "log_level": logging.getLogger().getEffectiveLevel(),
+            # the worker's own system watches its loop as the parent's does
+            "stall_warning": self.system.stall_warning,
+            "slow_handler": self.system.slow_handler_setting,
         }
         self.proc = proc = subprocess.Popen(
             [self.runner.python, "-m", "mycelium_actors.workers.child"],

@@ -31,6 +31,22 @@ class Crasher(Actor):
         raise RuntimeError("boom")
 
 
+@attrs.frozen
+class Stall:
+    seconds: float
+
+
+class BlocksTheLoop(Actor):
+    """Blocks the event loop for 3 s in a handler (a sync call where an await belongs)."""
+
+    async def on_start(self) -> None:
+        self.context.schedule_once(0.0, Stall(3.0))
+
+    @handler
+    def stall(self, msg: Stall) -> None:
+        time.sleep(msg.seconds)
+
+
 class CrashesOnce(Actor):
     """Crashes in its first handler run, with a secret in a local variable; then idles."""
 
@@ -127,6 +143,7 @@ finishes = Supervisor(
     auto_shutdown="any_significant",
     children=[Child(Worker), Child(OneShot, restart="transient", significant=True)],
 )
+blocks_the_loop = _app(Child(BlocksTheLoop, name="blocker"))
 crashes_once = _app(Child(CrashesOnce, name="crasher"))
 busy = _app(Child(Busy, name="busy", shutdown=0.3))
 fails_to_start = _app(Child(NoDatabase, name="db"))

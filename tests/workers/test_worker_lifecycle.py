@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 from procs import workers
-from wactors import Counter, Crash, Get, Log, Pid, Shout
+from wactors import Block, Counter, Crash, Get, Log, Pid, Shout
 
 from mycelium_actors import ActorStopped, ActorSystem, Child, Subprocess, Supervisor
 from mycelium_actors.cli.render import render_live_tree
@@ -102,3 +102,19 @@ async def test_worker_logs_and_stderr_reach_the_parent_with_the_pid(
     assert record.pid == pid  # type: ignore[attr-defined]
     (line,) = await eventually(lambda: seen("on stderr"))
     assert f"pid={pid}" in line.getMessage()
+
+
+async def test_a_blocked_worker_loop_logs_loop_stalled_in_the_parent_with_the_pid(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with ActorSystem("stalls", stall_warning=0.2) as system:  # the worker's threshold too
+        ref = await system.spawn(Counter, name="c", executor=Subprocess())
+        pid = await ref.ask(Pid())
+        await ref.ask(Block(1.0), timeout=30.0)  # 5x the threshold
+        (record, *_) = await eventually(
+            lambda: [r for r in caplog.records if "loop.stalled" in r.getMessage()]
+        )
+    assert record.levelno == logging.WARNING
+    assert record.pid == pid  # type: ignore[attr-defined]
+    assert "path=/c" in record.getMessage() and "message_type=Block" in record.getMessage()
