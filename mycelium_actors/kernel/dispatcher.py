@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import weakref
+from bisect import bisect_left
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
@@ -41,6 +42,7 @@ from .exits import NORMAL, SHUTDOWN, Exit, for_asker, is_crash
 from .mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF
 from .ref import serving
 from .replies import Outbox, outbox_of, settle
+from .stats import BOUNDS, HandlerStats
 
 if TYPE_CHECKING:
     from .actor import Actor
@@ -73,6 +75,7 @@ _OVER = "over"  # the turn is over: idle, or back on the ready queue
 _ENDED = "ended"  # serving ends: the Exit is in `first`
 _PENDING = object()  # in `first` (3.11): a spell whose task has not started, nothing taken
 _STALE = object()  # `_untick`: the tick belongs to an earlier incarnation
+_UNMETERED = HandlerStats()  # what a turn times into with metrics off: never written
 
 
 class Dispatcher:
@@ -163,6 +166,7 @@ class Server:
         "instance",
         "loop",
         "mailbox",
+        "metered",
         "outbox",
         "slot",
         "state",
@@ -188,6 +192,7 @@ class Server:
         self.dispatcher = dispatcher_of(loop)
         self.state = RUNNING
         self.draining = False
+        self.metered: bool = slot.system.metrics_on  # handler figures (kernel/stats.py)
         # Whether the last message served was async: the next turn starts a
         # spell at once (and on 3.11 a wake-up starts it without a pass).
         self.tasked = False
@@ -261,14 +266,26 @@ class Server:
         loop = self.loop
         now = clock_now
         left = BATCH
+        # Metrics: a handler runs from `start`, the read before it, to the next read.
+        stats = self._stats()
+        metered = stats is not _UNMETERED
+        counts = stats.counts
+        bisect = bisect_left
+        bounds = BOUNDS
+        timing = False  # a handler started at `start` has not been timed yet
+        start = 0.0
         while True:
             if mb.system:
+                if timing:
+                    timing = self._timed(start)
                 exit = self._signal()
                 if exit is not None:
                     self.first = exit
                     return _ENDED
                 continue
             if not queue:
+                if timing:
+                    timing = self._timed(start)  # the one more read per turn
                 if self.draining:
                     self.first = SHUTDOWN
                     return _ENDED
@@ -277,9 +294,15 @@ class Server:
                     return _OVER
                 self.state = RUNNING
                 continue
-            # The one clock read per message: the budget is checked within a turn.
-            # (Per-handler metrics and a slow-handler warning would read it here too.)
-            if not left or now() > deadline:
+            # The one clock read per message: the budget is checked within a turn,
+            # and it ends the last handler's run time (the metrics).
+            t = now()
+            if timing:
+                run = t - start
+                stats.sum += run
+                counts[bisect(bounds, run)] += 1
+                timing = False
+            if not left or t > deadline:
                 self.state = READY
                 if left:
                     self.dispatcher.defer(self)  # the budget is spent: the pass ends
@@ -304,9 +327,12 @@ class Server:
                 if kind:
                     self.first = (message, reply)
                     return _ASYNC
+            start = t
+            timing = metered
             try:
                 result = fn(instance, message)
             except Unhandled:
+                timing = False  # no handler ran
                 slot.unhandled(message, reply)
                 continue
             except BaseException as exc:
@@ -314,6 +340,8 @@ class Server:
                     raise
                 exit = self._crashed(reply, exc)
                 if exit is not None:
+                    if timing:
+                        self._timed(start)
                     self.first = exit
                     return _ENDED
                 continue
@@ -324,6 +352,31 @@ class Server:
                         reply.set_result(result)
                 else:
                     self._answer_foreign(reply, result)
+
+    # -- metrics ---------------------------------------------------------------
+
+    def _stats(self) -> HandlerStats:
+        """At a turn's start: the slot's figures (made at its first turn), with
+        the mailbox depth seen now; `_UNMETERED` when metrics are off."""
+        if not self.metered:
+            return _UNMETERED
+        stats = self.slot.stats
+        if stats is None:
+            stats = self.slot.stats = HandlerStats()
+        depth = len(self.mailbox.queue)
+        if depth > stats.high:
+            stats.high = depth
+        return stats
+
+    def _timed(self, start: float) -> bool:
+        """A turn ends after a handler that started at `start`: one more clock
+        read times it. Returns False (nothing left to time)."""
+        stats = self.slot.stats
+        if stats is not None:
+            run = clock_now() - start
+            stats.sum += run
+            stats.counts[bisect_left(BOUNDS, run)] += 1
+        return False
 
     # -- busy spells: async handlers -------------------------------------------
 
@@ -362,15 +415,24 @@ class Server:
         left = BATCH
         kind = AWAITS
         exit: Exit | None = None
+        stats = self._stats()  # the metrics, as in `_sync`
+        metered = stats is not _UNMETERED
+        counts = stats.counts
+        timing = False
+        t = start = clock_now() if metered and item is not None else 0.0
         try:
             while True:
                 if item is None:
                     if mb.system:
+                        if timing:
+                            timing = self._timed(start)
                         exit = self._signal()
                         if exit is not None:
                             break
                         continue
                     if not queue:
+                        if timing:
+                            timing = self._timed(start)
                         if self.draining:
                             exit = SHUTDOWN
                             break
@@ -384,12 +446,18 @@ class Server:
                         self.state = BUSY
                         slot.task = task
                         continue
+                    t = clock_now()  # the one clock read per message, as in `_sync`
+                    if timing:
+                        run = t - start
+                        stats.sum += run
+                        counts[bisect_left(BOUNDS, run)] += 1
+                        timing = False
                     if not left:
                         if self.dispatcher.ready:
                             self._requeue(task, kind > 0)  # the others' turn
                             return
                         left = BATCH  # nobody else is ready: go on
-                    if clock_now() > deadline:  # the one clock read per message, as in `_sync`
+                    if t > deadline:
                         self._requeue(task, kind > 0, spent=True)
                         return
                     left -= 1
@@ -397,6 +465,8 @@ class Server:
                 message, reply = item
                 mtype = type(message)
                 fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
+                start = t
+                timing = metered
                 try:
                     if not kind:
                         result = fn(instance, message)
@@ -415,9 +485,12 @@ class Server:
                             result = await fn(instance, message)
                         finally:
                             slot.handling = None
+                            if metered and len(queue) > stats.high:
+                                stats.high = len(queue)  # what piled up while it awaited
                     else:
                         result = await fn(instance, message)
                 except Unhandled:
+                    timing = False  # no handler ran
                     slot.unhandled(message, reply)
                 except BaseException as exc:
                     if not is_crash(exc):
@@ -427,6 +500,8 @@ class Server:
                         raise
                     exit = self._crashed(reply, exc)
                     if exit is not None:
+                        if timing:
+                            timing = self._timed(start)
                         break
                 else:
                     if reply is not None:
@@ -470,6 +545,9 @@ class Server:
     def _crashed(self, reply: asyncio.Future[Any] | None, exc: BaseException) -> Exit | None:
         """A handler raised `exc` (a crash): its asker gets it, then the owner's
         directive. None: serving goes on (resume)."""
+        stats = self.slot.stats
+        if stats is not None:
+            stats.failed += 1
         if reply is not None:
             settle(reply, exc=for_asker(exc))
         return self.slot.failed(exc)

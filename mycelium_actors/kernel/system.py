@@ -35,6 +35,7 @@ from .seams import (
     tls_contexts,
 )
 from .slot import Slot
+from .stats import Counters, Metrics, NodeMetrics, actor_metrics
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -90,6 +91,8 @@ class ActorSystem:
         max_frame: int = DEFAULT_MAX_FRAME,
         serialize_local: bool = False,
         ssl: SslArgument = None,
+        metrics: bool = True,
+        metrics_max_paths: int = 1000,
     ) -> None:
         if listen is not None and not isinstance(listen, str):
             raise TypeError(f"listen must be a URL string or None, not {listen!r}")
@@ -106,6 +109,16 @@ class ActorSystem:
         if isinstance(max_frame, bool) or not isinstance(max_frame, int) or max_frame < 1024:
             raise ValueError(f"max_frame must be an int of at least 1024 bytes, not {max_frame!r}")
         ssl_server, ssl_client = tls_contexts(ssl)
+        if isinstance(metrics_max_paths, bool) or not (
+            isinstance(metrics_max_paths, int) and metrics_max_paths >= 0
+        ):
+            raise ValueError(f"metrics_max_paths must be an int >= 0, not {metrics_max_paths!r}")
+        #: Whether the dispatcher keeps handler figures (`metrics()`; API.md 11).
+        self.metrics_on = bool(metrics)
+        #: Past this many live actors, Prometheus series are summed by class.
+        self.metrics_max_paths = metrics_max_paths
+        #: Asks and ask timeouts through this system's refs (kept whatever `metrics`).
+        self.counters = Counters()
         self.name = name
         self._options = NodeOptions(
             listen,
@@ -508,6 +521,21 @@ class ActorSystem:
     def tree(self) -> list[TreeNode]:
         """A snapshot of every slot, top-level ones in start order."""
         return [_node(slot) for slot in self._top]
+
+    def metrics(self) -> Metrics:
+        """A frozen snapshot of the metrics (API.md 11); `MyceliumError` when
+        the system was made with `metrics=False`."""
+        if not self.metrics_on:
+            raise MyceliumError(f"metrics are off in actor system {self.name} (metrics=False)")
+        counters = self.counters
+        traffic = self._node.traffic() if self._node is not None else {}
+        return Metrics(
+            actors={path: actor_metrics(slot) for path, slot in list(self._slots.items())},
+            dead_letters=self._dead_letters,
+            asks=counters.asks,
+            ask_timeouts=counters.ask_timeouts,
+            nodes={name: NodeMetrics(name, *figures) for name, figures in traffic.items()},
+        )
 
     # -- dead letters and lifecycle logging --------------------------------
 
