@@ -17,11 +17,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from certs import Certs
+from prometheus_client.parser import text_string_to_metric_families
 
 CLI = Path(sys.executable).parent / "mycelium-actors"
 APPS = Path(__file__).parent / "cli_apps"
@@ -339,6 +341,34 @@ def test_status_prints_the_live_tree_of_a_listening_node(start: Start, listen: s
     assert sorted(drawn) == sorted([path, kind, "running"] for path, kind in TREE)
     cli.send(signal.SIGTERM)
     assert cli.exit_code() == 0
+
+
+def test_run_serves_prometheus_metrics_on_the_logged_url(start: Start) -> None:
+    cli = start("trees:tree", "--metrics-port", "0")
+    [line] = [line for line in cli.lines if "metrics.listening" in line]
+    match = re.search(r"\burl=(http://127\.0\.0\.1:\d+/metrics)", line)
+    assert match is not None, line
+    with urllib.request.urlopen(match[1], timeout=WAIT) as response:
+        text = response.read().decode()
+    handled = {
+        sample.labels["path"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "mycelium_messages_handled_total"
+    }
+    assert sorted(handled) == sorted(path for path, _ in TREE)
+    cli.send(signal.SIGTERM)
+    assert cli.exit_code() == 0
+
+
+def test_run_with_a_metrics_port_in_use_exits_1_with_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = invoke("run", "trees:tree", "--metrics-port", str(taken.getsockname()[1]))
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "actor.started" not in result.stderr
 
 
 def test_status_json_prints_the_live_tree_as_json(start: Start, tmp_path: Path) -> None:

@@ -91,6 +91,14 @@ _secret_env = click.option(
     help="Listen for other nodes at URL: tcp://host:port, unix:///path/x.sock, "
     "or nats://host:port to join a NATS cluster under the tree's name.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="N",
+    help="Serve Prometheus metrics at http://127.0.0.1:N/metrics (0 picks a port; "
+    "needs the `metrics` extra).",
+)
 @_secret_env
 @cert_options(serving=True)
 def run(
@@ -101,6 +109,7 @@ def run(
     log_level: str,
     status_every: float | None,
     listen: str | None,
+    metrics_port: int | None,
     secret_env: str | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -121,7 +130,9 @@ def run(
         python=platform.python_version(),
         version=version("mycelium-actors"),
     )
-    raise SystemExit(run_until_done(run_tree(tree, status_every, listen, secret, ssl)))
+    raise SystemExit(
+        run_until_done(run_tree(tree, status_every, listen, secret, ssl, metrics_port))
+    )
 
 
 @main.command()

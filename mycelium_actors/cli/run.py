@@ -19,6 +19,7 @@ import attrs
 import click
 import structlog
 
+from .. import metrics
 from ..errors import MyceliumError
 from ..kernel.actor import Actor
 from ..kernel.system import ActorSystem
@@ -113,8 +114,12 @@ async def run_tree(
     listen: str | None = None,
     secret: str | None = None,
     ssl: tuple[_ssl.SSLContext, ...] | None = None,
+    metrics_port: int | None = None,
 ) -> int:
-    """Bind (with `listen`), start `tree`, serve until a signal or a give-up; the exit status."""
+    """Bind (with `listen`), start `tree`, serve until a signal or a give-up; the exit status.
+
+    With `metrics_port`, Prometheus metrics are served on loopback (logged as
+    `metrics.listening` with `url`) before the tree starts; a bind failure exits 1."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -141,7 +146,9 @@ async def run_tree(
     async with contextlib.AsyncExitStack() as stack:
         try:  # binds the listener (and logs node.listening) before the tree starts
             await stack.enter_async_context(system)
-        except (MyceliumError, ValueError) as exc:
+            if metrics_port is not None:
+                await metrics.serve(system, port=metrics_port)
+        except (MyceliumError, ValueError, OSError) as exc:
             click.echo(f"error: {exc}", err=True)
             return 1
         status = await _serve(system, tree, stop, status_every, show_status)

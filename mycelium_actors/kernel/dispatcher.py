@@ -75,7 +75,7 @@ _OVER = "over"  # the turn is over: idle, or back on the ready queue
 _ENDED = "ended"  # serving ends: the Exit is in `first`
 _PENDING = object()  # in `first` (3.11): a spell whose task has not started, nothing taken
 _STALE = object()  # `_untick`: the tick belongs to an earlier incarnation
-_UNMETERED = HandlerStats()  # what a turn times into with metrics off: never written
+_UNMETERED = HandlerStats()  # what a turn times into with metrics off: never read
 
 
 class Dispatcher:
@@ -272,8 +272,11 @@ class Server:
         counts = stats.counts
         bisect = bisect_left
         bounds = BOUNDS
+        first_bound = BOUNDS[0]
         timing = False  # a handler started at `start` has not been timed yet
         start = 0.0
+        total = 0.0  # run time and runs in the first bucket: locals, flushed per turn
+        fast = 0
         while True:
             if mb.system:
                 if timing:
@@ -281,17 +284,17 @@ class Server:
                 exit = self._signal()
                 if exit is not None:
                     self.first = exit
-                    return _ENDED
+                    return _flushed(_ENDED, stats, total, fast)
                 continue
             if not queue:
                 if timing:
                     timing = self._timed(start)  # the one more read per turn
                 if self.draining:
                     self.first = SHUTDOWN
-                    return _ENDED
+                    return _flushed(_ENDED, stats, total, fast)
                 self.state = IDLE
                 if mb.wait(self):
-                    return _OVER
+                    return _flushed(_OVER, stats, total, fast)
                 self.state = RUNNING
                 continue
             # The one clock read per message: the budget is checked within a turn,
@@ -299,8 +302,11 @@ class Server:
             t = now()
             if timing:
                 run = t - start
-                stats.sum += run
-                counts[bisect(bounds, run)] += 1
+                total += run
+                if run <= first_bound:
+                    fast += 1
+                else:
+                    counts[bisect(bounds, run)] += 1
                 timing = False
             if not left or t > deadline:
                 self.state = READY
@@ -308,7 +314,7 @@ class Server:
                     self.dispatcher.defer(self)  # the budget is spent: the pass ends
                 else:
                     self.dispatcher.schedule(self)  # to the back of the queue
-                return _OVER
+                return _flushed(_OVER, stats, total, fast)
             left -= 1
             # `mb.take()`, inlined while no sender waits for room (checked each time)
             item = mb.take() if mb._putters else popleft()  # noqa: SLF001 (the hot path)
@@ -318,7 +324,7 @@ class Server:
             if kind:
                 if mtype is not Tick:
                     self.first = item
-                    return _ASYNC
+                    return _flushed(_ASYNC, stats, total, fast)
                 message = _untick(instance, message)  # a timer's message: maybe sync
                 if message is _STALE:
                     continue
@@ -326,7 +332,7 @@ class Server:
                 fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
                 if kind:
                     self.first = (message, reply)
-                    return _ASYNC
+                    return _flushed(_ASYNC, stats, total, fast)
             start = t
             timing = metered
             try:
@@ -343,7 +349,7 @@ class Server:
                     if timing:
                         self._timed(start)
                     self.first = exit
-                    return _ENDED
+                    return _flushed(_ENDED, stats, total, fast)
                 continue
             if reply is not None:
                 # `self._reply(reply, result)`, inlined: the sync ask's hot path
@@ -418,6 +424,8 @@ class Server:
         stats = self._stats()  # the metrics, as in `_sync`
         metered = stats is not _UNMETERED
         counts = stats.counts
+        bisect = bisect_left
+        bounds = BOUNDS
         timing = False
         t = start = clock_now() if metered and item is not None else 0.0
         try:
@@ -450,7 +458,7 @@ class Server:
                     if timing:
                         run = t - start
                         stats.sum += run
-                        counts[bisect_left(BOUNDS, run)] += 1
+                        counts[bisect(bounds, run)] += 1
                         timing = False
                     if not left:
                         if self.dispatcher.ready:
@@ -593,6 +601,15 @@ class Server:
             return  # not reachable: a kill comes from a task, never from a turn
         self.mailbox.unwait(self)
         self._end(None)
+
+
+def _flushed(over: object, stats: HandlerStats, total: float, fast: int) -> object:
+    """A turn's end: what it kept in locals (run time, runs in the first bucket)
+    goes to `stats`; returns `over`."""
+    if fast or total:
+        stats.sum += total
+        stats.counts[0] += fast
+    return over
 
 
 def _untick(instance: Actor, tick: Tick) -> Any:
