@@ -29,6 +29,7 @@ from .run import (
     read_secret,
     run_tree,
     run_until_done,
+    watch_tree,
 )
 from .tls import cert_options, tls_contexts
 
@@ -140,6 +141,16 @@ def run(
 @_secret_env
 @cert_options(serving=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the tree as JSON, for scripts.")
+@click.option("--watch", is_flag=True, help="Redraw the live tree until Ctrl-C.")
+@click.option(
+    "--interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    callback=_positive_seconds,
+    metavar="S",
+    help="Seconds between two drawings with --watch.",
+)
 def status(
     url: str,
     secret_env: str | None,
@@ -147,12 +158,20 @@ def status(
     tls_key: str | None,
     tls_ca: str | None,
     as_json: bool,
+    watch: bool,
+    interval: float,
 ) -> None:
-    """Print the live tree of the node listening at URL."""
+    """Print the live tree of the node listening at URL (depth, handled, p99
+    handler time); with --watch, redraw it every --interval seconds."""
     secret = read_secret(secret_env)
     ssl = tls_contexts(tls_cert, tls_key, tls_ca, serving=False)
     configure_logging("console", "error")  # a refusal is the one `error:` line below
     try:
+        if watch:
+            try:
+                asyncio.run(watch_tree(url, secret, ssl, as_json, interval))
+            except KeyboardInterrupt:
+                raise SystemExit(0) from None
         drawing = asyncio.run(live_tree(url, secret, ssl, as_json))
     except (MyceliumError, TimeoutError, ValueError) as exc:
         fail(str(exc) or f"{url} did not answer in time", code=1)

@@ -54,6 +54,10 @@ class HandlerStats:
         self.failed = 0
         self.high = 0  # the highest mailbox depth seen
 
+    def seconds(self) -> HandlerSeconds:
+        """The histogram, frozen now."""
+        return HandlerSeconds(tuple(self.counts), self.sum)
+
 
 class Counters:
     """The system's ask counters (shared by its refs; a plain add per ask)."""
@@ -148,7 +152,7 @@ def actor_metrics(slot: Slot) -> ActorMetrics:
         failed = 0
         high = depth
     else:
-        seconds = HandlerSeconds(tuple(stats.counts), stats.sum)
+        seconds = stats.seconds()
         failed = stats.failed
         high = max(stats.high, depth)
     return ActorMetrics(

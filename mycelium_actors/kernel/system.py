@@ -35,7 +35,7 @@ from .seams import (
     tls_contexts,
 )
 from .slot import Slot
-from .stats import Counters, Metrics, NodeMetrics, actor_metrics
+from .stats import Counters, HandlerSeconds, Metrics, NodeMetrics, actor_metrics
 
 if TYPE_CHECKING:
     from .executor import Executor
@@ -72,6 +72,8 @@ class TreeNode:
     cpu_seconds: float | None = None  # CPU time of the actor's own thread or process
     pid: int | None = None  # the worker process's id (Subprocess), else None
     rss: int | None = None  # the worker process's resident memory in bytes, else None
+    handled: int | None = None  # finished handler runs (None: metrics are off)
+    handler_p99: float | None = None  # p99 handler time in seconds (None: metrics are off)
 
 
 class ActorSystem:
@@ -707,6 +709,8 @@ def _from_dict(fields: Any) -> TreeNode:
             cpu_seconds=_optional(fields.get("cpu_seconds"), float),
             pid=_optional(fields.get("pid"), int),
             rss=_optional(fields.get("rss"), int),
+            handled=_optional(fields.get("handled"), int),
+            handler_p99=_optional(fields.get("handler_p99"), float),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SerializationError(f"a malformed tree from a peer: {exc!r}") from None
@@ -741,6 +745,10 @@ def check_name(name: str) -> None:
 def _node(slot: Slot) -> TreeNode:
     runner = slot.runner
     thread, thread_id, cpus = runner.describe() if runner is not None else (None, None, None)
+    handled = p99 = None
+    if slot.system.metrics_on:
+        seconds = slot.stats.seconds() if slot.stats is not None else HandlerSeconds()
+        handled, p99 = seconds.count, seconds.quantile(0.99)
     return TreeNode(
         path=slot.path,
         kind=slot.kind,
@@ -754,4 +762,6 @@ def _node(slot: Slot) -> TreeNode:
         cpu_seconds=runner.cpu_seconds() if runner is not None else None,
         pid=runner.pid() if runner is not None else None,
         rss=runner.rss() if runner is not None else None,
+        handled=handled,
+        handler_p99=p99,
     )
