@@ -72,8 +72,10 @@ class TreeNode:
     cpu_seconds: float | None = None  # CPU time of the actor's own thread or process
     pid: int | None = None  # the worker process's id (Subprocess), else None
     rss: int | None = None  # the worker process's resident memory in bytes, else None
-    handled: int | None = None  # finished handler runs (None: metrics are off)
-    handler_p99: float | None = None  # p99 handler time in seconds (None: metrics are off)
+    # Traffic figures (None: metrics are off); not part of equality, so two
+    # snapshots of an unchanged tree compare equal whatever was handled between.
+    handled: int | None = attrs.field(default=None, eq=False)  # finished handler runs
+    handler_p99: float | None = attrs.field(default=None, eq=False)  # seconds
 
 
 class ActorSystem:
