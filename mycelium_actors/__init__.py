@@ -4,7 +4,7 @@ Layers, one folder each (each imports only the layers below it; `a | b`
 never import each other; docs/design.md has the whole rule):
 
     cli/ | testing       the command line, test helpers
-    workers/             worker pools and worker processes (Pool, Subprocess)
+    workers/ | metrics   worker pools and processes (Pool, Subprocess) | Prometheus
     remote/              the node, handshakes, peers, credit, remote refs
     wire/ | supervision/ values <-> bytes, contracts | OTP trees on the kernel
     kernel/ | transports/ actors, refs, mailboxes, the dispatcher, the system | byte pipes
@@ -13,9 +13,11 @@ never import each other; docs/design.md has the whole rule):
 Users import from this module only.
 """
 
+# `mycelium_actors.metrics` (API.md 11) is a module of its own, loaded with the package.
 # The adapters fill the transport registry and the remote layer the kernel's node
 # seam when imported (the kernel never imports them): ActorSystem(listen=...) and
 # system.remote() work from here on, for every registered URL scheme.
+from . import metrics as metrics
 from . import tracing as _tracing  # noqa: F401
 from . import transports as _transports  # noqa: F401
 from .errors import (

@@ -166,6 +166,8 @@ class Timer(Actor):
 
 
 Workload = Callable[[ActorSystem, int, Meter], Awaitable[Extras | None]]
+#: Keyword arguments of every workload's `ActorSystem` (`perf.ours_off` sets metrics=False).
+SYSTEM_OPTIONS: dict[str, Any] = {}
 
 
 def in_system(workload: Workload) -> Callable[[int, Meter], Awaitable[Extras | None]]:
@@ -173,7 +175,7 @@ def in_system(workload: Workload) -> Callable[[int, Meter], Awaitable[Extras | N
 
     @wraps(workload)
     async def run(n: int, meter: Meter) -> Extras | None:
-        async with ActorSystem("perf") as system:
+        async with ActorSystem("perf", **SYSTEM_OPTIONS) as system:
             return await workload(system, n, meter)
 
     return run

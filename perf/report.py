@@ -10,8 +10,19 @@ from .workloads import BY_NAME, Target, Workload
 # Share of all CPUs taken by other processes above which a workload's figures are
 # flagged as disturbed.
 BUSY = 0.05
-COLUMNS = ("workload", "unit", "ours", "raw asyncio", "pykka", "ours/raw", "ours/pykka", "target")
-OTHERS = ("raw", "pykka")
+COLUMNS = (
+    "workload",
+    "unit",
+    "ours",
+    "raw asyncio",
+    "pykka",
+    "metrics off",
+    "ours/raw",
+    "ours/pykka",
+    "ours/off",
+    "target",
+)
+OTHERS = ("raw", "pykka", "off")  # off: ours with metrics=False (what metrics cost)
 
 
 def judge(workload: Workload, figures: dict[str, Any], pinned: bool) -> dict[str, Any]:

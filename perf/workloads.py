@@ -1,6 +1,6 @@
 """The workloads and their targets, as data.
 
-An *implementation* is a module (`ours`, `raw`, `pykka_threads`) with one
+An *implementation* is a module (`ours`, `raw`, `pykka_threads`, `ours_off`) with one
 function per workload, named after it:
 
     def tell(n: int, meter: Meter) -> None | Extras | Awaitable[None | Extras]
@@ -24,7 +24,12 @@ import attrs
 from . import meter
 from .meter import Meter
 
-IMPLEMENTATIONS = {"ours": "perf.ours", "raw": "perf.raw", "pykka": "perf.pykka_threads"}
+IMPLEMENTATIONS = {
+    "ours": "perf.ours",
+    "raw": "perf.raw",
+    "pykka": "perf.pykka_threads",
+    "off": "perf.ours_off",  # ours with `ActorSystem(..., metrics=False)`: what metrics cost
+}
 RING_SIZE = 100
 CRASH_STORM_CHILDREN = 100
 TELLS_PER_CRASH = 10  # crash_storm: normal tells between two crashes

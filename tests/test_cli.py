@@ -17,11 +17,14 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from certs import Certs
+from prometheus_client.parser import text_string_to_metric_families
 
 CLI = Path(sys.executable).parent / "mycelium-actors"
 APPS = Path(__file__).parent / "cli_apps"
@@ -348,6 +351,94 @@ def test_status_prints_the_live_tree_of_a_listening_node(start: Start, listen: s
     assert result.returncode == 0, result.stderr
     drawn = [line.lstrip("│├└─ ").split("  ")[:3] for line in result.stdout.splitlines()]
     assert sorted(drawn) == sorted([path, kind, "running"] for path, kind in TREE)
+    cli.send(signal.SIGTERM)
+    assert cli.exit_code() == 0
+
+
+def test_run_serves_prometheus_metrics_on_the_logged_url(start: Start) -> None:
+    cli = start("trees:tree", "--metrics-port", "0")
+    [line] = [line for line in cli.lines if "metrics.listening" in line]
+    match = re.search(r"\burl=(http://127\.0\.0\.1:\d+/metrics)", line)
+    assert match is not None, line
+    with urllib.request.urlopen(match[1], timeout=WAIT) as response:
+        text = response.read().decode()
+    handled = {
+        sample.labels["path"]: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "mycelium_messages_handled_total"
+    }
+    assert sorted(handled) == sorted(path for path, _ in TREE)
+    cli.send(signal.SIGTERM)
+    assert cli.exit_code() == 0
+
+
+def test_run_with_a_metrics_port_in_use_exits_1_with_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = invoke("run", "trees:tree", "--metrics-port", str(taken.getsockname()[1]))
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "actor.started" not in result.stderr
+
+
+def ticker_of(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The /clock/ticker node of a `trees:ticking` tree as JSON."""
+    [root] = nodes
+    [ticker] = root["children"]
+    assert ticker["path"] == "/clock/ticker"
+    return ticker
+
+
+def test_status_json_carries_handled_and_p99(start: Start, tmp_path: Path) -> None:
+    cli = start("trees:ticking", "--listen", f"unix://{tmp_path}/node.sock")
+    address = listening_at(cli)
+    figures = []
+    for _ in range(2):
+        result = invoke("status", address, "--json")
+        assert result.returncode == 0, result.stderr
+        figures.append(ticker_of(json.loads(result.stdout)))
+        time.sleep(0.1)  # ten beats apart (a growing count is all that is checked)
+    first, second = figures
+    assert 0 < first["handled"] < second["handled"]
+    assert 0 < second["handler_p99"] <= 10.0
+    assert json.loads(invoke("status", address, "--json").stdout)[0]["handled"] == 0  # supervisor
+    cli.send(signal.SIGTERM)
+    assert cli.exit_code() == 0
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_status_watch_redraws_until_sigint(start: Start, tmp_path: Path, as_json: bool) -> None:
+    cli = start("trees:ticking", "--listen", f"unix://{tmp_path}/node.sock")
+    address = listening_at(cli)
+    args = [str(CLI), "status", address, "--watch", "--interval", "0.2"]
+    drawings: list[str] = []
+    with subprocess.Popen(
+        [*args, *(["--json"] if as_json else [])],
+        cwd=APPS,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+    ) as watch:
+        assert watch.stdout is not None and watch.stderr is not None
+        try:
+            deadline = time.monotonic() + WAIT
+            while len(drawings) < 2 and time.monotonic() < deadline:
+                line = watch.stdout.readline()
+                if as_json or line.startswith(address):  # a JSON document, or a header
+                    drawings.append(line if as_json else watch.stdout.readline())
+            assert len(drawings) == 2, drawings
+            watch.send_signal(signal.SIGINT)
+            assert watch.wait(WAIT) == 0, watch.stderr.read()
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+    if as_json:
+        counts = [ticker_of(json.loads(d))["handled"] for d in drawings]
+        assert counts[0] < counts[1]
+    else:
+        assert all(d.startswith("/clock  supervisor  running") for d in drawings), drawings
     cli.send(signal.SIGTERM)
     assert cli.exit_code() == 0
 

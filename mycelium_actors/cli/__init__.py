@@ -29,6 +29,7 @@ from .run import (
     read_secret,
     run_tree,
     run_until_done,
+    watch_tree,
 )
 from .tls import cert_options, tls_contexts
 
@@ -91,6 +92,14 @@ _secret_env = click.option(
     help="Listen for other nodes at URL: tcp://host:port, unix:///path/x.sock, "
     "or nats://host:port to join a NATS cluster under the tree's name.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="N",
+    help="Serve Prometheus metrics at http://127.0.0.1:N/metrics (0 picks a port; "
+    "needs the `metrics` extra).",
+)
 @_secret_env
 @cert_options(serving=True)
 def run(
@@ -101,6 +110,7 @@ def run(
     log_level: str,
     status_every: float | None,
     listen: str | None,
+    metrics_port: int | None,
     secret_env: str | None,
     tls_cert: str | None,
     tls_key: str | None,
@@ -121,7 +131,9 @@ def run(
         python=platform.python_version(),
         version=version("mycelium-actors"),
     )
-    raise SystemExit(run_until_done(run_tree(tree, status_every, listen, secret, ssl)))
+    raise SystemExit(
+        run_until_done(run_tree(tree, status_every, listen, secret, ssl, metrics_port))
+    )
 
 
 @main.command()
@@ -129,6 +141,16 @@ def run(
 @_secret_env
 @cert_options(serving=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the tree as JSON, for scripts.")
+@click.option("--watch", is_flag=True, help="Redraw the live tree until Ctrl-C.")
+@click.option(
+    "--interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    callback=_positive_seconds,
+    metavar="S",
+    help="Seconds between two drawings with --watch.",
+)
 def status(
     url: str,
     secret_env: str | None,
@@ -136,12 +158,20 @@ def status(
     tls_key: str | None,
     tls_ca: str | None,
     as_json: bool,
+    watch: bool,
+    interval: float,
 ) -> None:
-    """Print the live tree of the node listening at URL."""
+    """Print the live tree of the node listening at URL (depth, handled, p99
+    handler time); with --watch, redraw it every --interval seconds."""
     secret = read_secret(secret_env)
     ssl = tls_contexts(tls_cert, tls_key, tls_ca, serving=False)
     configure_logging("console", "error")  # a refusal is the one `error:` line below
     try:
+        if watch:
+            try:
+                asyncio.run(watch_tree(url, secret, ssl, as_json, interval))
+            except KeyboardInterrupt:
+                raise SystemExit(0) from None
         drawing = asyncio.run(live_tree(url, secret, ssl, as_json))
     except (MyceliumError, TimeoutError, ValueError) as exc:
         fail(str(exc) or f"{url} did not answer in time", code=1)

@@ -79,6 +79,10 @@ def _node_label(node: TreeNode) -> str:
     text = f"{node.path}  {node.kind}  {node.status}  restarts={node.restarts}"
     if node.kind == "actor":
         text += f"  mailbox={node.mailbox}"
+        if node.handled is not None:
+            text += f"  handled={node.handled}"
+        if node.handler_p99 is not None and node.handled:
+            text += f"  p99={_seconds(node.handler_p99)}"
     if node.thread is not None:
         text += f"  thread={node.thread} cpus={node.cpus}"
         if node.cpu_seconds is not None:
@@ -90,6 +94,15 @@ def _node_label(node: TreeNode) -> str:
         if node.rss is not None:
             text += f" rss={node.rss / 2**20:.1f}MiB"
     return text
+
+
+def _seconds(value: float) -> str:
+    """A handler time, short: 562us, 1.78ms, 3.16s."""
+    if value < 1e-3:
+        return f"{value * 1e6:.3g}us"
+    if value < 1.0:
+        return f"{value * 1e3:.3g}ms"
+    return f"{value:.3g}s"
 
 
 def render_live_tree(nodes: Sequence[TreeNode]) -> str:

@@ -11,6 +11,7 @@ import os
 import signal
 import ssl as _ssl
 import sys
+import time
 import traceback
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
@@ -19,6 +20,7 @@ import attrs
 import click
 import structlog
 
+from .. import metrics
 from ..errors import MyceliumError
 from ..kernel.actor import Actor
 from ..kernel.system import ActorSystem
@@ -113,8 +115,12 @@ async def run_tree(
     listen: str | None = None,
     secret: str | None = None,
     ssl: tuple[_ssl.SSLContext, ...] | None = None,
+    metrics_port: int | None = None,
 ) -> int:
-    """Bind (with `listen`), start `tree`, serve until a signal or a give-up; the exit status."""
+    """Bind (with `listen`), start `tree`, serve until a signal or a give-up; the exit status.
+
+    With `metrics_port`, Prometheus metrics are served on loopback (logged as
+    `metrics.listening` with `url`) before the tree starts; a bind failure exits 1."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     signals = 0
@@ -141,7 +147,9 @@ async def run_tree(
     async with contextlib.AsyncExitStack() as stack:
         try:  # binds the listener (and logs node.listening) before the tree starts
             await stack.enter_async_context(system)
-        except (MyceliumError, ValueError) as exc:
+            if metrics_port is not None:
+                await metrics.serve(system, port=metrics_port)
+        except (MyceliumError, ValueError, OSError) as exc:
             click.echo(f"error: {exc}", err=True)
             return 1
         status = await _serve(system, tree, stop, status_every, show_status)
@@ -202,6 +210,32 @@ async def live_tree(
     if as_json:
         return json.dumps([attrs.asdict(node) for node in nodes], indent=2)
     return render_live_tree(nodes)
+
+
+async def watch_tree(
+    url: str,
+    secret: str | None,
+    ssl: tuple[_ssl.SSLContext, ...] | None,
+    as_json: bool,
+    interval: float,
+) -> None:
+    """`status --watch`: redraw the live tree of the node at `url` every `interval`
+    seconds until cancelled (Ctrl-C), over one connection. On a terminal each
+    drawing replaces the last; otherwise each starts with its header line (with
+    `--json`, one JSON document per line). `MyceliumError` (or `TimeoutError`)
+    when the node cannot be read."""
+    clear = "\x1b[H\x1b[2J" if sys.stdout.isatty() and not as_json else ""
+    async with ActorSystem("status", secret=secret, ssl=ssl) as system:
+        while True:
+            nodes = await system.remote_tree(url)
+            if as_json:
+                text = json.dumps([attrs.asdict(node) for node in nodes])
+            else:
+                header = f"{url}  {time.strftime('%H:%M:%S')}  every {interval:g}s (Ctrl-C stops)"
+                text = f"{clear}{header}\n{render_live_tree(nodes)}"
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+            await asyncio.sleep(interval)
 
 
 def read_secret(var: str | None) -> str | None:

@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import weakref
+from bisect import bisect_left
 from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 
@@ -41,6 +42,7 @@ from .exits import NORMAL, SHUTDOWN, Exit, for_asker, is_crash
 from .mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF
 from .ref import serving
 from .replies import Outbox, outbox_of, settle
+from .stats import BOUNDS, HandlerStats
 
 if TYPE_CHECKING:
     from .actor import Actor
@@ -74,6 +76,7 @@ _ENDED = "ended"  # serving ends: the Exit is in `first`
 _PENDING = object()  # in `first` (3.11): a spell whose task has not started, nothing taken
 _STALE = object()  # `_untick`: the tick belongs to an earlier incarnation
 _NEVER = float("inf")  # `began` when no timed handler ran yet in this turn
+_UNMETERED = HandlerStats()  # what a turn times into with metrics off: never read
 
 
 class Dispatcher:
@@ -164,6 +167,7 @@ class Server:
         "instance",
         "loop",
         "mailbox",
+        "metered",
         "outbox",
         "slot",
         "state",
@@ -189,6 +193,7 @@ class Server:
         self.dispatcher = dispatcher_of(loop)
         self.state = RUNNING
         self.draining = False
+        self.metered: bool = slot.system.metrics_on  # handler figures (kernel/stats.py)
         # Whether the last message served was async: the next turn starts a
         # spell at once (and on 3.11 a wake-up starts it without a pass).
         self.tasked = False
@@ -265,41 +270,63 @@ class Server:
         slow = slot.system.slow_handler
         began = _NEVER  # the clock read before the last handler (mtype's)
         mtype: type = type(None)
+        # Metrics: a handler runs from `start`, the read before it, to the next read.
+        stats = self._stats()
+        metered = stats is not _UNMETERED
+        counts = stats.counts
+        bisect = bisect_left
+        bounds = BOUNDS
+        first_bound = BOUNDS[0]
+        timing = False  # a handler started at `start` has not been timed yet
+        start = 0.0
+        total = 0.0  # run time and runs in the first bucket: locals, flushed per turn
+        fast = 0
         while True:
             if mb.system:
+                if timing:
+                    timing = self._timed(start)
                 exit = self._signal()
                 if exit is not None:
                     self.first = exit
-                    return _ENDED
+                    return _flushed(_ENDED, stats, total, fast)
                 continue
             if not queue:
-                if began is not _NEVER:  # the turn's last handler ended: one read per turn
+                if began is not _NEVER or timing:  # the turn's last handler ended: one read
                     t = now()
                     if t - began > slow:
                         self._slow(t - began, mtype)
+                    if timing:
+                        timing = self._timed(start, t)
                     began = _NEVER
                 if self.draining:
                     self.first = SHUTDOWN
-                    return _ENDED
+                    return _flushed(_ENDED, stats, total, fast)
                 self.state = IDLE
                 if mb.wait(self):
-                    return _OVER
+                    return _flushed(_OVER, stats, total, fast)
                 self.state = RUNNING
                 continue
             # The one clock read per message: the budget is checked within a turn,
-            # and it ends the last handler's time (`handler.slow`).
-            # (Per-handler metrics would read it here too.)
+            # and it ends the last handler's time (`handler.slow`, the metrics).
             t = now()
             if t - began > slow:
                 self._slow(t - began, mtype)
             began = t
+            if timing:
+                run = t - start
+                total += run
+                if run <= first_bound:
+                    fast += 1
+                else:
+                    counts[bisect(bounds, run)] += 1
+                timing = False
             if not left or t > deadline:
                 self.state = READY
                 if left:
                     self.dispatcher.defer(self)  # the budget is spent: the pass ends
                 else:
                     self.dispatcher.schedule(self)  # to the back of the queue
-                return _OVER
+                return _flushed(_OVER, stats, total, fast)
             left -= 1
             # `mb.take()`, inlined while no sender waits for room (checked each time)
             item = mb.take() if mb._putters else popleft()  # noqa: SLF001 (the hot path)
@@ -309,7 +336,7 @@ class Server:
             if kind:
                 if mtype is not Tick:
                     self.first = item
-                    return _ASYNC
+                    return _flushed(_ASYNC, stats, total, fast)
                 message = _untick(instance, message)  # a timer's message: maybe sync
                 if message is _STALE:
                     continue
@@ -317,10 +344,13 @@ class Server:
                 fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
                 if kind:
                     self.first = (message, reply)
-                    return _ASYNC
+                    return _flushed(_ASYNC, stats, total, fast)
+            start = t
+            timing = metered
             try:
                 result = fn(instance, message)
             except Unhandled:
+                timing = False  # no handler ran
                 slot.unhandled(message, reply)
                 continue
             except BaseException as exc:
@@ -328,8 +358,10 @@ class Server:
                     raise
                 exit = self._crashed(reply, exc)
                 if exit is not None:
+                    if timing:
+                        self._timed(start)
                     self.first = exit
-                    return _ENDED
+                    return _flushed(_ENDED, stats, total, fast)
                 continue
             if reply is not None:
                 # `self._reply(reply, result)`, inlined: the sync ask's hot path
@@ -338,6 +370,32 @@ class Server:
                         reply.set_result(result)
                 else:
                     self._answer_foreign(reply, result)
+
+    # -- metrics ---------------------------------------------------------------
+
+    def _stats(self) -> HandlerStats:
+        """At a turn's start: the slot's figures (made at its first turn), with
+        the mailbox depth seen now; `_UNMETERED` when metrics are off."""
+        if not self.metered:
+            return _UNMETERED
+        stats = self.slot.stats
+        if stats is None:
+            stats = self.slot.stats = HandlerStats()
+        depth = len(self.mailbox.queue)
+        if depth > stats.high:
+            stats.high = depth
+        return stats
+
+    def _timed(self, start: float, now: float | None = None) -> bool:
+        """A turn ends after a handler that started at `start`: one more clock
+        read (or `now`, when the caller has just read it) times it. Returns False
+        (nothing left to time)."""
+        stats = self.slot.stats
+        if stats is not None:
+            run = (clock_now() if now is None else now) - start
+            stats.sum += run
+            stats.counts[bisect_left(BOUNDS, run)] += 1
+        return False
 
     # -- busy spells: async handlers -------------------------------------------
 
@@ -379,19 +437,30 @@ class Server:
         began = _NEVER  # the clock read before the last handler, if it is timed
         mtype: type = type(None)
         exit: Exit | None = None
+        stats = self._stats()  # the metrics, as in `_sync`
+        metered = stats is not _UNMETERED
+        counts = stats.counts
+        bisect = bisect_left
+        bounds = BOUNDS
+        timing = False
+        t = start = clock_now() if metered and item is not None else 0.0
         try:
             while True:
                 if item is None:
                     if mb.system:
+                        if timing:
+                            timing = self._timed(start)
                         exit = self._signal()
                         if exit is not None:
                             break
                         continue
                     if not queue:
-                        if began is not _NEVER and kind != AWAITS:  # one read per spell
+                        if (began is not _NEVER and kind != AWAITS) or timing:  # one read
                             t = clock_now()
-                            if t - began > slow:
+                            if began is not _NEVER and kind != AWAITS and t - began > slow:
                                 self._slow(t - began, mtype)
+                            if timing:
+                                timing = self._timed(start, t)
                         began = _NEVER
                         if self.draining:
                             exit = SHUTDOWN
@@ -406,15 +475,20 @@ class Server:
                         self.state = BUSY
                         slot.task = task
                         continue
+                    t = clock_now()  # the one clock read per message, as in `_sync`
+                    if timing:
+                        run = t - start
+                        stats.sum += run
+                        counts[bisect(bounds, run)] += 1
+                        timing = False
+                    if t - began > slow and kind != AWAITS:  # (one that awaits is not timed)
+                        self._slow(t - began, mtype)
+                    began = t
                     if not left:
                         if self.dispatcher.ready:
                             self._requeue(task, kind > 0)  # the others' turn
                             return
                         left = BATCH  # nobody else is ready: go on
-                    t = clock_now()  # the one clock read per message, as in `_sync`
-                    if t - began > slow and kind != AWAITS:  # (one that awaits is not timed)
-                        self._slow(t - began, mtype)
-                    began = t
                     if t > deadline:
                         self._requeue(task, kind > 0, spent=True)
                         return
@@ -423,6 +497,8 @@ class Server:
                 message, reply = item
                 mtype = type(message)
                 fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
+                start = t
+                timing = metered
                 try:
                     if not kind:
                         result = fn(instance, message)
@@ -441,9 +517,12 @@ class Server:
                             result = await fn(instance, message)
                         finally:
                             slot.handling = None
+                            if metered and len(queue) > stats.high:
+                                stats.high = len(queue)  # what piled up while it awaited
                     else:
                         result = await fn(instance, message)
                 except Unhandled:
+                    timing = False  # no handler ran
                     slot.unhandled(message, reply)
                 except BaseException as exc:
                     if not is_crash(exc):
@@ -453,6 +532,8 @@ class Server:
                         raise
                     exit = self._crashed(reply, exc)
                     if exit is not None:
+                        if timing:
+                            timing = self._timed(start)
                         break
                 else:
                     if reply is not None:
@@ -503,6 +584,9 @@ class Server:
     def _crashed(self, reply: asyncio.Future[Any] | None, exc: BaseException) -> Exit | None:
         """A handler raised `exc` (a crash): its asker gets it, then the owner's
         directive. None: serving goes on (resume)."""
+        stats = self.slot.stats
+        if stats is not None:
+            stats.failed += 1
         if reply is not None:
             settle(reply, exc=for_asker(exc))
         return self.slot.failed(exc)
@@ -548,6 +632,15 @@ class Server:
             return  # not reachable: a kill comes from a task, never from a turn
         self.mailbox.unwait(self)
         self._end(None)
+
+
+def _flushed(over: object, stats: HandlerStats, total: float, fast: int) -> object:
+    """A turn's end: what it kept in locals (run time, runs in the first bucket)
+    goes to `stats`; returns `over`."""
+    if fast or total:
+        stats.sum += total
+        stats.counts[0] += fast
+    return over
 
 
 def _untick(instance: Actor, tick: Tick) -> Any:

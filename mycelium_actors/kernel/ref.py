@@ -215,6 +215,7 @@ class LocalActorRef(ActorRef[A]):
         """
         if timeout is not None and (type(timeout) is not float or not 0.0 < timeout < _INF):
             check_timeout(timeout)
+        self._slot.system.counters.asks += 1
         current = serving.get()
         if current is not None:
             return await self._ask_from_actor(current, message, timeout)
@@ -232,6 +233,10 @@ class LocalActorRef(ActorRef[A]):
             if not mb.offer(item):
                 deadline = await self._ask_slow(item, timeout, deadline)
             return await fut
+        except AskTimeout:
+            if deadline is not None and deadline.fut is None:  # ours fired (not the handler's)
+                self._slot.system.counters.ask_timeouts += 1
+            raise
         finally:
             if deadline is not None:
                 deadline.cancel()  # the reply is not kept alive until the deadline
@@ -302,6 +307,8 @@ class LocalActorRef(ActorRef[A]):
         that runs the actor.
         """
         check_timeout(timeout)
+        counters = self._slot.system.counters
+        counters.asks += 1
         loop = self.mailbox.loop
         try:
             running = _get_running_loop()
@@ -329,6 +336,7 @@ class LocalActorRef(ActorRef[A]):
             # A TimeoutError from the handler, or an answer just now: not ours to replace.
             if not reply.cancel():  # once cancelled, a late answer is dropped
                 return reply.result()
+            counters.ask_timeouts += 1
             raise AskTimeout(f"ask to {self.path} got no reply within {timeout}s") from None
 
     def proxy(self, timeout: float | None = 5.0) -> Any:

@@ -135,6 +135,9 @@ class Node(Protocol):
     async def remote_tree(self, url: str, timeout: float) -> list[dict[str, Any]]:
         """The live tree of the node at `url`, as `TreeNode` fields."""
 
+    def traffic(self) -> dict[str, tuple[int, int, int, int]]:
+        """Per connected node (by name): frames in, frames out, bytes in, bytes out."""
+
 
 _NODE_FACTORY: list[Callable[[ActorSystem, NodeOptions], Node]] = []
 

@@ -36,6 +36,7 @@ __all__ = ["KILLED", "NORMAL", "SHUTDOWN", "Exit", "Owner", "Slot", "is_crash"]
 
 if TYPE_CHECKING:
     from .executor import Executor, Runner
+    from .stats import HandlerStats
     from .system import ActorSystem
 
 
@@ -97,6 +98,7 @@ class Slot:
         "shutdown",
         "spec",
         "started_at",
+        "stats",
         "status",
         "system",
         "task",
@@ -156,6 +158,7 @@ class Slot:
         self.dynamic = False
         self.backoff_n = 0
         self.started_at: float | None = None
+        self.stats: HandlerStats | None = None  # made at its first turn, if metrics are on
 
     def __repr__(self) -> str:
         return f"<Slot {self.path} {self.status}>"

@@ -37,6 +37,7 @@ from .seams import (
     tls_contexts,
 )
 from .slot import Slot
+from .stats import Counters, HandlerSeconds, Metrics, NodeMetrics, actor_metrics
 from .watchdog import Watchdog, check_threshold
 
 if TYPE_CHECKING:
@@ -76,6 +77,10 @@ class TreeNode:
     cpu_seconds: float | None = None  # CPU time of the actor's own thread or process
     pid: int | None = None  # the worker process's id (Subprocess), else None
     rss: int | None = None  # the worker process's resident memory in bytes, else None
+    # Traffic figures (None: metrics are off); not part of equality, so two
+    # snapshots of an unchanged tree compare equal whatever was handled between.
+    handled: int | None = attrs.field(default=None, eq=False)  # finished handler runs
+    handler_p99: float | None = attrs.field(default=None, eq=False)  # seconds
 
 
 class ActorSystem:
@@ -98,6 +103,8 @@ class ActorSystem:
         stall_warning: float | None = 1.0,
         slow_handler: float | None = 1.0,
         tracing: bool = False,
+        metrics: bool = True,
+        metrics_max_paths: int = 1000,
     ) -> None:
         if listen is not None and not isinstance(listen, str):
             raise TypeError(f"listen must be a URL string or None, not {listen!r}")
@@ -119,6 +126,16 @@ class ActorSystem:
         # Off: nothing on any path changes. On: refs wrap what they send (tracing.py).
         self._tracing = new_tracing() if tracing else None
         self._ref_class = LocalActorRef if self._tracing is None else self._tracing.ref_class
+        if isinstance(metrics_max_paths, bool) or not (
+            isinstance(metrics_max_paths, int) and metrics_max_paths >= 0
+        ):
+            raise ValueError(f"metrics_max_paths must be an int >= 0, not {metrics_max_paths!r}")
+        #: Whether the dispatcher keeps handler figures (`metrics()`; API.md 11).
+        self.metrics_on = bool(metrics)
+        #: Past this many live actors, Prometheus series are summed by class.
+        self.metrics_max_paths = metrics_max_paths
+        #: Asks and ask timeouts through this system's refs (kept whatever `metrics`).
+        self.counters = Counters()
         self.name = name
         self._options = NodeOptions(
             listen,
@@ -539,6 +556,21 @@ class ActorSystem:
         """A snapshot of every slot, top-level ones in start order."""
         return [_node(slot) for slot in self._top]
 
+    def metrics(self) -> Metrics:
+        """A frozen snapshot of the metrics (API.md 11); `MyceliumError` when
+        the system was made with `metrics=False`."""
+        if not self.metrics_on:
+            raise MyceliumError(f"metrics are off in actor system {self.name} (metrics=False)")
+        counters = self.counters
+        traffic = self._node.traffic() if self._node is not None else {}
+        return Metrics(
+            actors={path: actor_metrics(slot) for path, slot in list(self._slots.items())},
+            dead_letters=self._dead_letters,
+            asks=counters.asks,
+            ask_timeouts=counters.ask_timeouts,
+            nodes={name: NodeMetrics(name, *figures) for name, figures in traffic.items()},
+        )
+
     # -- dead letters and lifecycle logging --------------------------------
 
     @property
@@ -715,6 +747,8 @@ def _from_dict(fields: Any) -> TreeNode:
             cpu_seconds=_optional(fields.get("cpu_seconds"), float),
             pid=_optional(fields.get("pid"), int),
             rss=_optional(fields.get("rss"), int),
+            handled=_optional(fields.get("handled"), int),
+            handler_p99=_optional(fields.get("handler_p99"), float),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SerializationError(f"a malformed tree from a peer: {exc!r}") from None
@@ -749,6 +783,10 @@ def check_name(name: str) -> None:
 def _node(slot: Slot) -> TreeNode:
     runner = slot.runner
     thread, thread_id, cpus = runner.describe() if runner is not None else (None, None, None)
+    handled = p99 = None
+    if slot.system.metrics_on:
+        seconds = slot.stats.seconds() if slot.stats is not None else HandlerSeconds()
+        handled, p99 = seconds.count, seconds.quantile(0.99)
     return TreeNode(
         path=slot.path,
         kind=slot.kind,
@@ -762,4 +800,6 @@ def _node(slot: Slot) -> TreeNode:
         cpu_seconds=runner.cpu_seconds() if runner is not None else None,
         pid=runner.pid() if runner is not None else None,
         rss=runner.rss() if runner is not None else None,
+        handled=handled,
+        handler_p99=p99,
     )

@@ -79,5 +79,7 @@ def tree_dict(node: Any) -> dict[str, Any]:
         "cpu_seconds": node.cpu_seconds,
         "pid": node.pid,
         "rss": node.rss,
+        "handled": node.handled,
+        "handler_p99": node.handler_p99,
         "children": [tree_dict(child) for child in node.children],
     }

@@ -174,6 +174,21 @@ class NetworkNode:
                 found[peer.name, peer.incarnation] = NodeInfo(peer.name, address, peer.incarnation)
         return list(found.values())
 
+    def traffic(self) -> dict[str, tuple[int, int, int, int]]:
+        """Frames and bytes (in, out) per connected node, by name; two connections
+        to one node (each side dialled) add up."""
+        found: dict[str, tuple[int, int, int, int]] = {}
+        for peer in [*self._peers.values(), *self._inbound.values()]:
+            if peer.up and peer.name:
+                fi, fo, bi, bo = found.get(peer.name, (0, 0, 0, 0))
+                found[peer.name] = (
+                    fi + peer.frames_in,
+                    fo + peer.frames_out,
+                    bi + peer.bytes_in,
+                    bo + peer.bytes_out,
+                )
+        return found
+
     async def discover_cluster(
         self, actor_class: type | None, handles: type | None, timeout: float
     ) -> list[ActorRef[Any]]:

@@ -113,6 +113,8 @@ class Peer:
         self._refs: dict[str, RemoteActorRef] = {}
         self._settled: asyncio.Future[None] | None = None  # while closing: no tell in flight
         self._asked = False  # asks arrived in this read: check what it leaves unread
+        # Traffic since the handshake, for `system.metrics().nodes` (handshake frames aside).
+        self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
 
     def __repr__(self) -> str:
         return f"<Peer {self.name or '?'} {self.address} {'up' if self.up else 'down'}>"
@@ -175,6 +177,8 @@ class Peer:
             raise TransportError(f"not connected to {self.label}")
         conn.send(frame, urgent)
         self.sent = True
+        self.frames_out += 1
+        self.bytes_out += len(frame)
 
     def lost(self, reason: str, close: bool = False) -> None:
         """The connection is gone: fail what waits on it, tell the watchers."""
@@ -333,6 +337,8 @@ class Peer:
             raise TransportError(f"not connected to {self.label}")
         conn.send(frame)
         self.sent = True
+        self.frames_out += 1
+        self.bytes_out += len(frame)
         inflight.append(message)
 
     def tell_nowait(self, path: str, head: bytes, message: Any) -> None:
@@ -350,6 +356,7 @@ class Peer:
         self, path: str, tail: bytes, what: str, message: Any, timeout: float | None
     ) -> Any:
         """The hot path of a remote ask; `tail` is the frame's path part."""
+        self.node.system.counters.asks += 1
         body = self.node.codec.encode(message)
         conn = self.conn
         if conn is None or conn.closed:
@@ -371,9 +378,15 @@ class Peer:
                     raise TransportError(f"connection to {self.label} lost")
             conn.send(frame)
             self.sent = True
+            self.frames_out += 1
+            self.bytes_out += len(frame)
             self._asks[request] = fut
             inflight.append(None)
             return await fut
+        except AskTimeout:
+            if deadline is not None and deadline.fut is None:  # ours fired (not the handler's)
+                self.node.system.counters.ask_timeouts += 1
+            raise
         finally:
             self._asks.pop(request, None)  # a late reply finds nothing and is dropped
             if deadline is not None:
@@ -405,6 +418,8 @@ class Peer:
 
     def frame_received(self, frame: bytes) -> None:
         self.heard = True
+        self.frames_in += 1
+        self.bytes_in += len(frame)
         try:
             kind = frame[0]
             if kind == wire.TELL:

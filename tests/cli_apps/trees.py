@@ -159,3 +159,22 @@ answer = 42
 def make_tree() -> Supervisor:
     """For --factory: builds a tree of its own, so the test sees it was called."""
     return Supervisor("built", children=[Child(Worker, name="made")])
+
+
+@attrs.frozen
+class Beat:
+    pass
+
+
+class Ticker(Actor):
+    """Handles a `Beat` every 10 ms: its `handled` figure keeps growing."""
+
+    async def on_start(self) -> None:
+        self.context.schedule_every(0.01, Beat())
+
+    @handler
+    def beat(self, msg: Beat) -> None:
+        pass
+
+
+ticking = Supervisor("clock", children=[Child(Ticker, name="ticker")])
