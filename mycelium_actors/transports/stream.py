@@ -37,6 +37,7 @@ import ssl as _ssl
 import stat
 import sys
 from collections.abc import Callable
+from typing import cast
 
 from .. import logs
 from ..errors import TransportError
@@ -152,7 +153,9 @@ class StreamConnection(asyncio.Protocol, Connection):
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Not isinstance(asyncio.Transport): uvloop's transports have its methods
+        # without deriving from it.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
