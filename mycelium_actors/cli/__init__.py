@@ -19,6 +19,7 @@ import structlog
 
 from ..errors import MyceliumError
 from .contracts import contracts
+from .loops import loop_factory, loop_option
 from .render import render_spec, rich_spec
 from .run import (
     LOG_LEVELS,
@@ -93,6 +94,7 @@ _secret_env = click.option(
 )
 @_secret_env
 @cert_options(serving=True)
+@loop_option
 def run(
     target: str,
     factory: bool,
@@ -106,11 +108,13 @@ def run(
     tls_key: str | None,
     tls_ca: str | None,
     tls_client_ca: str | None,
+    loop_name: str,
 ) -> None:
     """Start the tree TARGET (module:attr) and run it until SIGINT or SIGTERM."""
     tree = load_tree(target, factory, app_dir)
     secret = read_secret(secret_env)
     ssl = tls_contexts(tls_cert, tls_key, tls_ca, tls_client_ca, serving=True)
+    loop_name, new_loop = loop_factory(loop_name)
     configure_logging(log_format, log_level)
     structlog.get_logger("mycelium_actors.cli").debug(
         "cli.options",
@@ -118,10 +122,12 @@ def run(
         app_dir=app_dir,
         listen=listen,
         secret="set" if secret else None,
+        loop=loop_name,
         python=platform.python_version(),
         version=version("mycelium-actors"),
     )
-    raise SystemExit(run_until_done(run_tree(tree, status_every, listen, secret, ssl)))
+    main = run_tree(tree, status_every, listen, secret, ssl)
+    raise SystemExit(run_until_done(main, new_loop=new_loop))
 
 
 @main.command()
@@ -129,6 +135,7 @@ def run(
 @_secret_env
 @cert_options(serving=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the tree as JSON, for scripts.")
+@loop_option
 def status(
     url: str,
     secret_env: str | None,
@@ -136,13 +143,16 @@ def status(
     tls_key: str | None,
     tls_ca: str | None,
     as_json: bool,
+    loop_name: str,
 ) -> None:
     """Print the live tree of the node listening at URL."""
     secret = read_secret(secret_env)
     ssl = tls_contexts(tls_cert, tls_key, tls_ca, serving=False)
+    _, new_loop = loop_factory(loop_name)
     configure_logging("console", "error")  # a refusal is the one `error:` line below
     try:
-        drawing = asyncio.run(live_tree(url, secret, ssl, as_json))
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            drawing = runner.run(live_tree(url, secret, ssl, as_json))
     except (MyceliumError, TimeoutError, ValueError) as exc:
         fail(str(exc) or f"{url} did not answer in time", code=1)
     click.echo(drawing)
