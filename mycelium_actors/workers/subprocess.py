@@ -290,6 +290,8 @@ class _Process:
             "cpus": executor.cpus,
             "mailbox": WORKER_MAILBOX,
             "log_level": logging.getLogger().getEffectiveLevel(),
+            # The worker runs the same kind of loop as this one (uvloop under uvloop).
+            "loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
         }
         self.proc = proc = subprocess.Popen(
             [self.runner.python, "-m", "mycelium_actors.workers.child"],
