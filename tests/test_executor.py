@@ -132,9 +132,10 @@ def threads_named(name: str) -> list[threading.Thread]:
 
 
 def new_threads(before: Counter[str]) -> Counter[str]:
-    """Threads alive now that were not before (the test loop's own to_thread workers aside)."""
+    """Threads alive now that were not before (the test loop's own to_thread workers
+    aside: `asyncio_0`, ..., or `uvloop_0`, ... on uvloop)."""
     extra = thread_names() - before
-    return Counter({n: c for n, c in extra.items() if not re.fullmatch(r"asyncio_\d+", n)})
+    return Counter({n: c for n, c in extra.items() if not re.fullmatch(r"(asyncio|uvloop)_\d+", n)})
 
 
 def flatten(nodes: list[TreeNode]) -> dict[str, TreeNode]:
