@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import report, runner
+from . import loops, report, runner
 from .workloads import BY_NAME, WORKLOADS
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -28,10 +28,23 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"run only this workload (repeatable): {', '.join(BY_NAME)}",
     )
     p.add_argument("--pin", action="store_true", help="run every worker under `taskset -c 0`")
+    p.add_argument(
+        "--loop",
+        choices=[*loops.LOOPS, "both"],
+        default="asyncio",
+        help="the event loop of ours and raw (both: each workload on asyncio and on uvloop, "
+        "alternating; rows on uvloop are named WORKLOAD@uvloop)",
+    )
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     args = p.parse_args(argv)
     if args.repeats < 1 or args.scale <= 0:
         p.error("--repeats must be >= 1 and --scale > 0")
+    args.loops = loops.LOOPS if args.loop == "both" else (args.loop,)
+    if "uvloop" in args.loops:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError as exc:
+            p.error(f"--loop {args.loop}: {exc} (pip install -e '.[perf]')")
     return args
 
 
@@ -54,11 +67,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     workloads = [w for w in WORKLOADS if not args.only or w.name in args.only]
     started = time.monotonic()
-    results = runner.run(workloads, args.repeats, args.scale, args.pin)
+    results = runner.run(workloads, args.repeats, args.scale, args.pin, args.loops)
     meta = {
         "repeats": args.repeats,
         "scale": args.scale,
         "pinned": args.pin,
+        "loops": list(args.loops),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -33,6 +33,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from mycelium_actors.transports import Connection, TcpTransport, UnixTransport
 from mycelium_actors.transports.stream import StreamTransport
 
+from . import loops
 from . import meter as meters
 from .meter import Meter
 from .workloads import Extras
@@ -410,9 +411,9 @@ async def raw_frames(scheme: str, n: int, meter: Meter) -> None:
 def main(argv: list[str]) -> None:
     kind, role, url, n = argv[0], argv[1], argv[2], int(argv[3])
     if kind == "anyio":
-        anyio.run(_serve_anyio, role, url, n)
+        anyio.run(_serve_anyio, role, url, n, backend_options={"loop_factory": loops.new_loop})
     else:
-        asyncio.run(SERVERS[kind](role, url, n))
+        loops.run(SERVERS[kind](role, url, n))
     if url.startswith("unix://") and os.path.exists(_unix_path(url)):
         os.unlink(_unix_path(url))
 

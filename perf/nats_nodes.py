@@ -23,7 +23,7 @@ import nats
 
 from mycelium_actors import ActorSystem
 
-from . import links
+from . import links, loops
 from .meter import Meter
 from .nodes import asks, tells
 
@@ -145,4 +145,4 @@ async def _serve_raw(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve_raw(sys.argv[1]))
+    loops.run(_serve_raw(sys.argv[1]))

@@ -22,7 +22,7 @@ from contracts.probe import Add, Echo, GetTotal
 from mycelium_actors import ActorSystem
 from supervisors.probe import Counter
 
-from . import links
+from . import links, loops
 from .meter import Meter
 
 ROOT = links.ROOT
@@ -92,4 +92,4 @@ async def ours_tell(scheme: str, n: int, meter: Meter) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(sys.argv[1]))
+    loops.run(_serve(sys.argv[1]))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from . import links, nats_nodes, probes, processes, wire
+from . import links, loops, nats_nodes, probes, processes, wire
 from .meter import Meter
 from .workloads import POOL_SIZE, RING_SIZE, Extras, ring_links
 
@@ -110,7 +110,7 @@ async def _stop(actor: tuple[Queue, asyncio.Task[None]]) -> None:
 @contextmanager
 def _loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
     """An event loop running in its own thread for the duration of the block."""
-    loop = asyncio.new_event_loop()
+    loop = loops.new_loop()
     thread = threading.Thread(target=loop.run_forever)
     thread.start()
     try:

@@ -47,11 +47,16 @@ def judge(workload: Workload, figures: dict[str, Any], pinned: bool) -> dict[str
     return {"ratios": ratios, "targets": verdicts}
 
 
+def workload_of(name: str) -> Workload:
+    """The workload of a result: `tell` and `tell@uvloop` are both `tell`."""
+    return BY_NAME[name.partition("@")[0]]
+
+
 def document(results: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """The JSON written to disk: run settings, then per workload figures and verdicts."""
     workloads = {}
     for name, measured in results.items():
-        workload = BY_NAME[name]
+        workload = workload_of(name)
         workloads[name] = {
             "title": workload.title,
             "unit": workload.unit,
@@ -85,7 +90,10 @@ def table(doc: dict[str, Any]) -> str:
         sizes = {impl: f["size"] for impl, f in figures.items()}
         if len(set(sizes.values())) > 1:
             notes.append(f"{name}: n = " + ", ".join(f"{i} {s:,}" for i, s in sizes.items()))
-        if note := BY_NAME[name].note:
+        base, _, loop = name.partition("@")
+        if loop and base in doc["workloads"]:
+            notes.append(_across_loops(base, loop, figures, doc["workloads"][base]["figures"]))
+        elif not loop and (note := BY_NAME[name].note):
             notes.append(note)
         for impl, f in figures.items():
             if "extras" in f:
@@ -103,7 +111,8 @@ def table(doc: dict[str, Any]) -> str:
     header = (
         f"mycelium-actors perf: medians of {meta['repeats']} runs, scale {meta['scale']}, "
         f"{'pinned to CPU 0' if meta['pinned'] else 'unpinned'}, "
-        f"{meta['cpus']} CPUs, Python {meta['python']}, commit {meta['commit']}"
+        f"{meta['cpus']} CPUs, Python {meta['python']}, "
+        f"event loop {' and '.join(meta.get('loops', ['asyncio']))}, commit {meta['commit']}"
     )
     if busy:
         notes.append(
@@ -111,6 +120,16 @@ def table(doc: dict[str, Any]) -> str:
             f"are noisy: {', '.join(busy)}"
         )
     return "\n".join([header, "", *lines, *(f"  note: {n}" for n in notes)])
+
+
+def _across_loops(name: str, loop: str, on_loop: dict[str, Any], on_asyncio: dict[str, Any]) -> str:
+    """Same-run ratios of a workload's figures on `loop` to those on asyncio."""
+    ratios = [
+        f"{impl} {on_loop[impl]['median'] / on_asyncio[impl]['median']:.2f}x"
+        for impl in ("ours", "raw")
+        if impl in on_loop and on_asyncio.get(impl, {}).get("median")
+    ]
+    return f"{name}: on {loop} / on asyncio: {', '.join(ratios)}"
 
 
 def _describe(workload: Workload, target: Target, bound: float, value: float) -> str:

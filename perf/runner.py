@@ -2,6 +2,8 @@
 
 Implementations alternate within each workload (ours, raw, pykka, ours, ...)
 so slow drift of the machine spreads evenly; the median of the repeats is kept.
+With several event loops, the loops alternate too (ours and raw on asyncio,
+then on uvloop, ...); pykka runs threads, not a loop, so it runs once.
 """
 
 from __future__ import annotations
@@ -16,18 +18,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import meter
+from . import loops, meter
 from .workloads import IMPLEMENTATIONS, Workload
 
 ROOT = Path(__file__).resolve().parent.parent  # where `python -m perf.worker` resolves
 
 
-def run_worker(impl: str, workload: Workload, size: int, pin: bool) -> dict[str, Any]:
-    """One measurement in a fresh interpreter: the worker's record (delta, extras)."""
+def run_worker(
+    impl: str, workload: Workload, size: int, pin: bool, loop: str = "asyncio"
+) -> dict[str, Any]:
+    """One measurement in a fresh interpreter on `loop`: the worker's record (delta, extras)."""
     cmd = [sys.executable, "-m", "perf.worker", impl, workload.name, str(size)]
     if pin:
         cmd = ["taskset", "-c", "0", *cmd]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    env = os.environ | {loops.ENV: loop}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr}")
     record: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
@@ -43,26 +48,51 @@ def implementations(workload: Workload) -> list[str]:
     ]
 
 
-def run(workloads: Iterable[Workload], repeats: int, scale: float, pin: bool) -> dict[str, Any]:
-    """Measure everything: per workload, each implementation's size, figures and median
-    (and the median of each extra), and `foreign_cpu`, the share of all CPUs that
-    other processes took meanwhile."""
+#: Implementations that run no event loop of their own: measured on the first loop only.
+LOOPLESS = frozenset({"pykka"})
+
+
+def key(name: str, loop: str) -> str:
+    """A result's name: the workload's on asyncio, `name@loop` on another loop."""
+    return name if loop == "asyncio" else f"{name}@{loop}"
+
+
+def run(
+    workloads: Iterable[Workload],
+    repeats: int,
+    scale: float,
+    pin: bool,
+    loop_names: tuple[str, ...] = ("asyncio",),
+) -> dict[str, Any]:
+    """Measure everything: per workload and loop (`key()`), each implementation's
+    size, figures and median (and the median of each extra), and `foreign_cpu`,
+    the share of all CPUs that other processes took meanwhile."""
     results: dict[str, Any] = {}
     for workload in workloads:
-        sizes = {impl: workload.size_for(impl, scale) for impl in implementations(workload)}
-        records: dict[str, list[dict[str, Any]]] = {impl: [] for impl in sizes}
+        sizes = {
+            (loop, impl): workload.size_for(impl, scale)
+            for n, loop in enumerate(loop_names)
+            for impl in implementations(workload)
+            if n == 0 or impl not in LOOPLESS
+        }
+        records: dict[tuple[str, str], list[dict[str, Any]]] = {at: [] for at in sizes}
         with meter.stopwatch() as wall, meter.foreign_cpu() as foreign:
             for round_ in range(1, repeats + 1):
-                for impl, size in sizes.items():
-                    _progress(f"{workload.name} {round_}/{repeats} {impl} n={size}")
-                    records[impl].append(run_worker(impl, workload, size, pin))
+                for (loop, impl), size in sizes.items():
+                    _progress(f"{workload.name} {round_}/{repeats} {impl} on {loop} n={size}")
+                    records[loop, impl].append(run_worker(impl, workload, size, pin, loop))
         assert wall.delta is not None and foreign.delta is not None
-        results[workload.name] = {
-            "figures": {
-                impl: _summary(workload, sizes[impl], runs) for impl, runs in records.items()
-            },
-            "foreign_cpu": max(0.0, foreign.delta / (wall.delta * (os.cpu_count() or 1))),
-        }
+        foreign_cpu = max(0.0, foreign.delta / (wall.delta * (os.cpu_count() or 1)))
+        for loop in loop_names:
+            results[key(workload.name, loop)] = {
+                "loop": loop,
+                "figures": {
+                    impl: _summary(workload, sizes[on, impl], runs)
+                    for (on, impl), runs in records.items()
+                    if on == loop
+                },
+                "foreign_cpu": foreign_cpu,
+            }
     _progress("")
     return results
 

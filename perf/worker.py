@@ -7,7 +7,6 @@ Prints one JSON object, `{"impl", "workload", "size", "delta", "extras"}`, where
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import importlib
 import inspect
@@ -20,6 +19,7 @@ from typing import NoReturn
 
 import structlog
 
+from . import loops
 from .workloads import BY_NAME, IMPLEMENTATIONS, Extras
 
 Report = Callable[[float, Extras | None], None]
@@ -35,7 +35,7 @@ def measure(impl: str, name: str, size: int, report: Report) -> None:
     gc.collect()
     extras = run(size, meter)
     if inspect.iscoroutine(extras):
-        extras = asyncio.run(extras)
+        extras = loops.run(extras)
     if meter.delta is None:
         raise RuntimeError(f"{impl}.{name} never entered its meter")
     report(meter.delta, extras)

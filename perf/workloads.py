@@ -6,11 +6,12 @@ function per workload, named after it:
     def tell(n: int, meter: Meter) -> None | Extras | Awaitable[None | Extras]
 
 It sets the workload up, runs exactly the measured part inside `with meter:`,
-then tears down; a coroutine function is run with `asyncio.run`. The meter is
-a stopwatch (figure: n / seconds) or an RSS probe (figure: bytes / n). It may
-return *extras*, named figures beyond the meter's (latency percentiles, a
-loss count); a workload's `headline` extra, if set, replaces the meter's
-figure. An implementation without an equivalent has no such function.
+then tears down; a coroutine function is run with `loops.run` (`asyncio.run`
+on the loop that `--loop` picks). The meter is a stopwatch (figure: n /
+seconds) or an RSS probe (figure: bytes / n). It may return *extras*, named
+figures beyond the meter's (latency percentiles, a loss count); a workload's
+`headline` extra, if set, replaces the meter's figure. An implementation
+without an equivalent has no such function.
 """
 
 from __future__ import annotations

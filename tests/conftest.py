@@ -1,8 +1,15 @@
-"""Shared fixtures: a running system per test, on the real clock or a fake one."""
+"""Shared fixtures: a running system per test, on the real clock or a fake one.
+
+`--event-loop uvloop` (or `MYCELIUM_TEST_LOOP=uvloop`) runs every async test
+and fixture on uvloop instead of asyncio's own loop, through pytest-asyncio's
+`pytest_asyncio_loop_factories` hook; `.ci/run` runs the suite once that way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 
 import pytest
 from actors import FakePerfClock, Gate
@@ -10,6 +17,43 @@ from actors import FakePerfClock, Gate
 from mycelium_actors import ActorSystem
 from mycelium_actors.kernel import dispatcher as dispatcher_module
 from mycelium_actors.testing import FakeClock
+
+LOOPS = ("asyncio", "uvloop")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--event-loop",
+        choices=LOOPS,
+        default=os.environ.get("MYCELIUM_TEST_LOOP") or "asyncio",
+        help="the event loop of async tests (default: $MYCELIUM_TEST_LOOP, else asyncio)",
+    )
+
+
+class _OnUvloop:
+    """Registered only with `--event-loop uvloop`: pytest-asyncio refuses a hook
+    that answers None, so the plain run has no such hook at all."""
+
+    @staticmethod
+    def pytest_asyncio_loop_factories(
+        config: pytest.Config, item: pytest.Item
+    ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("event_loop") == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError as exc:
+            raise pytest.UsageError(f"--event-loop uvloop: {exc}") from None
+        config.pluginmanager.register(_OnUvloop(), "mycelium-uvloop")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"event loop: {config.getoption('event_loop')}"
 
 
 @pytest.fixture

@@ -150,6 +150,50 @@ def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("error:")]
 
 
+# -- --loop ----------------------------------------------------------------------
+
+
+def without_uvloop(tmp_path: Path) -> dict[str, str]:
+    """An environment where `import uvloop` fails as it does where uvloop is not
+    installed: a `uvloop.py` raising ImportError comes first on the import path."""
+    hiding = tmp_path / "hiding"
+    hiding.mkdir()
+    (hiding / "uvloop.py").write_text("raise ImportError(\"No module named 'uvloop'\")\n")
+    return {"PYTHONPATH": str(hiding)}
+
+
+@pytest.mark.parametrize(
+    ("options", "installed", "runs_on"),
+    [
+        (["--loop", "asyncio"], True, "asyncio"),
+        (["--loop", "uvloop"], True, "uvloop"),
+        ([], True, "uvloop"),  # auto, the default, picks uvloop when it imports
+        ([], False, "asyncio"),  # and asyncio's own loop when it does not
+    ],
+    ids=["asyncio", "uvloop", "auto with uvloop", "auto without uvloop"],
+)
+def test_run_starts_the_tree_on_the_loop_asked_for_and_logs_it(
+    start: Start, tmp_path: Path, options: list[str], installed: bool, runs_on: str
+) -> None:
+    cli = start("trees:tree", *options, env=None if installed else without_uvloop(tmp_path))
+    assert re.search(rf"\bloop={runs_on}\b", cli.lines[-1]), cli.lines[-1]
+    cli.send(signal.SIGTERM)
+    assert cli.exit_code() == 0
+    assert stopped(cli.lines) == STOPPED
+
+
+@pytest.mark.parametrize("command", [["run", "trees:tree"], ["status", "tcp://127.0.0.1:1"]])
+def test_loop_uvloop_without_uvloop_exits_2_with_one_line(
+    command: list[str], tmp_path: Path
+) -> None:
+    result = invoke(*command, "--loop", "uvloop", env=without_uvloop(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: --loop uvloop: uvloop cannot be imported (No module named 'uvloop'); "
+        "install it with pip install 'mycelium-actors[uvloop]'"
+    ]
+
+
 # -- run: signals ----------------------------------------------------------------
 
 
@@ -343,11 +387,14 @@ def listen(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"unix://{tmp_path}/node.sock" if request.param == "unix" else "tcp://127.0.0.1:0"
 
 
-def test_status_prints_the_live_tree_of_a_listening_node(start: Start, listen: str) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_status_prints_the_live_tree_of_a_listening_node(
+    start: Start, listen: str, loop: str
+) -> None:
     cli = start("trees:tree", "--listen", listen)
     address = listening_at(cli)
     assert address.startswith(listen.removesuffix("0"))
-    result = invoke("status", address)
+    result = invoke("status", address, "--loop", loop)
     assert result.returncode == 0, result.stderr
     drawn = [line.lstrip("│├└─ ").split("  ")[:3] for line in result.stdout.splitlines()]
     assert sorted(drawn) == sorted([path, kind, "running"] for path, kind in TREE)

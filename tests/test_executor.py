@@ -36,6 +36,7 @@ from typing import Any
 import attrs
 import psutil
 import pytest
+import uvloop
 from actors import BOXED, Boom, Crash, Gate, GetSeen, Hold, Record, StopSelf, Worker
 
 import mycelium_actors.kernel.executor
@@ -132,10 +133,15 @@ def threads_named(name: str) -> list[threading.Thread]:
 
 def new_threads(before: Counter[str]) -> Counter[str]:
     """Threads alive now that were not before (the test loop's own to_thread workers
-    and a system's stall watchdog aside: test_stall.py sees that one end)."""
+    and a system's stall watchdog aside: test_stall.py sees that one end; `asyncio_0`,
+    ..., or `uvloop_0`, ... on uvloop)."""
     extra = thread_names() - before
     return Counter(
-        {n: c for n, c in extra.items() if not re.fullmatch(r"asyncio_\d+|mycelium-watchdog:.*", n)}
+        {
+            n: c
+            for n, c in extra.items()
+            if not re.fullmatch(r"(asyncio|uvloop)_\d+|mycelium-watchdog:.*", n)
+        }
     )
 
 
@@ -780,6 +786,25 @@ STOPS = {
         _parent_stops_with_pinned_child,
     )
 }
+
+
+@pytest.mark.parametrize(
+    "new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
+def test_a_pinned_thread_runs_the_same_kind_of_loop_as_the_system(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    async def loop_type() -> type:
+        return type(asyncio.get_running_loop())
+
+    async def main() -> tuple[type, tuple[str, Any]]:
+        async with ActorSystem("loops", kill_grace=0.5) as system:
+            ref = await system.spawn(Probe, [], name="p", executor=PinnedThread(cpus=None))
+            return type(asyncio.get_running_loop()), await ref.ask(Run(loop_type))
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        system_loop, answer = runner.run(main())
+    assert answer == ("ok", system_loop)
 
 
 @pytest.mark.parametrize("stop", list(STOPS.values()), ids=list(STOPS))

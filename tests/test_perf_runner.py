@@ -36,3 +36,25 @@ def test_runner_writes_positive_figures_for_every_workload(tmp_path: Path) -> No
         assert all(ratio > 0 for ratio in entry["ratios"].values()), name
         assert entry["targets"] and all(isinstance(t["ok"], bool) for t in entry["targets"])
     assert "ours/pykka" in done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_loop_both_measures_each_workload_on_asyncio_and_on_uvloop(tmp_path: Path) -> None:
+    out = tmp_path / "perf.json"
+    only = ["--only", "tell", "--only", "unix_remote_ask"]
+    cmd = [sys.executable, "-m", "perf", "--scale", "0.001", "--repeats", "1", "--loop", "both"]
+    done = subprocess.run(
+        [*cmd, *only, "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=100
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["meta"]["loops"] == ["asyncio", "uvloop"]
+    names = ["tell", "tell@uvloop", "unix_remote_ask", "unix_remote_ask@uvloop"]
+    assert list(doc["workloads"]) == names
+    for name in names:
+        entry = doc["workloads"][name]
+        assert entry["loop"] == (name.partition("@")[2] or "asyncio")
+        assert {"ours", "raw"} <= set(entry["figures"]), name
+    assert "pykka" in doc["workloads"]["tell"]["figures"]
+    assert "pykka" not in doc["workloads"]["tell@uvloop"]["figures"]  # threads: measured once
+    assert "tell: on uvloop / on asyncio: ours " in done.stdout

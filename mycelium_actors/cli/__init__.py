@@ -19,6 +19,7 @@ import structlog
 
 from ..errors import MyceliumError
 from .contracts import contracts
+from .loops import loop_factory, loop_option
 from .render import render_spec, rich_spec
 from .run import (
     LOG_LEVELS,
@@ -102,6 +103,7 @@ _secret_env = click.option(
 )
 @_secret_env
 @cert_options(serving=True)
+@loop_option
 def run(
     target: str,
     factory: bool,
@@ -116,11 +118,13 @@ def run(
     tls_key: str | None,
     tls_ca: str | None,
     tls_client_ca: str | None,
+    loop_name: str,
 ) -> None:
     """Start the tree TARGET (module:attr) and run it until SIGINT or SIGTERM."""
     tree = load_tree(target, factory, app_dir)
     secret = read_secret(secret_env)
     ssl = tls_contexts(tls_cert, tls_key, tls_ca, tls_client_ca, serving=True)
+    loop_name, new_loop = loop_factory(loop_name)
     configure_logging(log_format, log_level)
     structlog.get_logger("mycelium_actors.cli").debug(
         "cli.options",
@@ -128,12 +132,12 @@ def run(
         app_dir=app_dir,
         listen=listen,
         secret="set" if secret else None,
+        loop=loop_name,
         python=platform.python_version(),
         version=version("mycelium-actors"),
     )
-    raise SystemExit(
-        run_until_done(run_tree(tree, status_every, listen, secret, ssl, metrics_port))
-    )
+    main = run_tree(tree, status_every, listen, secret, ssl, metrics_port)
+    raise SystemExit(run_until_done(main, new_loop=new_loop))
 
 
 @main.command()
@@ -151,6 +155,7 @@ def run(
     metavar="S",
     help="Seconds between two drawings with --watch.",
 )
+@loop_option
 def status(
     url: str,
     secret_env: str | None,
@@ -160,19 +165,22 @@ def status(
     as_json: bool,
     watch: bool,
     interval: float,
+    loop_name: str,
 ) -> None:
     """Print the live tree of the node listening at URL (depth, handled, p99
     handler time); with --watch, redraw it every --interval seconds."""
     secret = read_secret(secret_env)
     ssl = tls_contexts(tls_cert, tls_key, tls_ca, serving=False)
+    _, new_loop = loop_factory(loop_name)
     configure_logging("console", "error")  # a refusal is the one `error:` line below
     try:
-        if watch:
-            try:
-                asyncio.run(watch_tree(url, secret, ssl, as_json, interval))
-            except KeyboardInterrupt:
-                raise SystemExit(0) from None
-        drawing = asyncio.run(live_tree(url, secret, ssl, as_json))
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            if watch:
+                try:
+                    runner.run(watch_tree(url, secret, ssl, as_json, interval))
+                except KeyboardInterrupt:
+                    raise SystemExit(0) from None
+            drawing = runner.run(live_tree(url, secret, ssl, as_json))
     except (MyceliumError, TimeoutError, ValueError) as exc:
         fail(str(exc) or f"{url} did not answer in time", code=1)
     click.echo(drawing)

@@ -182,7 +182,9 @@ async def _serve(
             raise exc  # type: ignore[misc]
         click.echo(f"error: {exc}", err=True)
         return 1
-    log.info("cli.running", tree=tree.name, pid=os.getpid())
+    # The loop it really runs on (`uvloop` or `asyncio`), not the one asked for.
+    running_on = type(loop).__module__.partition(".")[0]
+    log.info("cli.running", tree=tree.name, pid=os.getpid(), loop=running_on)
     ticker = None
     if status_every is not None:
         ticker = loop.create_task(_tick(status_every, show_status))
@@ -253,14 +255,19 @@ def _unset(value: str | None) -> str:
     return "not set" if value is None else "empty"
 
 
-def run_until_done(main: Coroutine[Any, Any, int], grace: float = 1.0) -> int:
-    """`asyncio.run`, except that a task ignoring cancellation cannot keep the process.
+def run_until_done(
+    main: Coroutine[Any, Any, int],
+    grace: float = 1.0,
+    new_loop: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+) -> int:
+    """`asyncio.run` on a loop from `new_loop`, except that a task ignoring
+    cancellation cannot keep the process.
 
     asyncio.run cancels what is left and waits for all of it, forever. By then the
     system has given each actor its shutdown time plus `kill_grace` and logged
     `actor.abandoned`; leftovers get one more cancel and `grace` seconds.
     """
-    loop = asyncio.new_event_loop()
+    loop = new_loop()
     asyncio.set_event_loop(loop)
     try:
         return loop.run_until_complete(main)

@@ -143,15 +143,23 @@ class _ThreadRunner(Runner):
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._new_loop: Any = asyncio.new_event_loop
 
     async def start(self) -> None:
+        # The thread runs the same kind of loop as the system (uvloop under
+        # uvloop); a loop class that cannot be built without arguments falls
+        # back to the policy's new_event_loop().
+        self._new_loop = type(asyncio.get_running_loop())
         self._thread.start()
         await asyncio.to_thread(self._ready.wait)
         if self._error is not None:
             raise self._error
 
     def _main(self) -> None:
-        loop = asyncio.new_event_loop()
+        try:
+            loop: asyncio.AbstractEventLoop = self._new_loop()
+        except TypeError:
+            loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self.loop = loop
         self.thread_id = threading.get_ident()

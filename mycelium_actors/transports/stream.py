@@ -37,6 +37,7 @@ import ssl as _ssl
 import stat
 import sys
 from collections.abc import Callable
+from typing import cast
 
 from .. import logs
 from ..errors import TransportError
@@ -116,6 +117,8 @@ class StreamConnection(asyncio.Protocol, Connection):
             self._loop.call_soon(sink.connection_lost, self._lost[0])
         elif self._transport is not None:
             self._transport.resume_reading()
+            if self._buffer:  # bytes that came before start(): see data_received
+                self._loop.call_soon(self._replay)
 
     def send(self, frame: bytes, urgent: bool = False) -> None:
         if self._closed:
@@ -152,7 +155,9 @@ class StreamConnection(asyncio.Protocol, Connection):
     # -- asyncio.Protocol ---------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Not isinstance(asyncio.Transport): uvloop's transports have its methods
+        # without deriving from it.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -162,12 +167,20 @@ class StreamConnection(asyncio.Protocol, Connection):
         if not self.peer:
             self.peer = str(peername or "a unix socket client")
         transport.pause_reading()  # frames wait until start()
+        # uvloop starts reading once connection_made returns, whatever it did
+        # (asyncio honours the pause): pause again then, unless start() came first.
+        self._loop.call_soon(self._hold)
         if self._accept is not None:
             self._accept(self)
 
     def data_received(self, data: bytes) -> None:
         sink = self._sink
-        if sink is None or self._closed:
+        if self._closed:
+            return
+        if sink is None:
+            # Before start(): on uvloop, what it read before _hold() paused it
+            # (asyncio reads nothing): keep it for start() to replay.
+            self._buffer += data
             return
         # The loop has moved on since our last write: a reply to what we just
         # read goes out at once, a burst of them is queued behind it.
@@ -245,6 +258,14 @@ class StreamConnection(asyncio.Protocol, Connection):
         self._urgent = []
         self._normal = []
         self._queued = 0
+
+    def _hold(self) -> None:
+        if self._sink is None and self._transport is not None:
+            self._transport.pause_reading()  # a no-op if it is not reading or closing
+
+    def _replay(self) -> None:
+        if self._buffer and not self._closed:
+            self.data_received(b"")
 
     def _oversize(self, size: int, pos: int) -> str:
         if not self._heard and pos == 0 and size >> 24 == TLS_RECORD:

@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -261,11 +262,25 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
         await worker.finished.wait()
 
 
+def _loop_factory(name: object) -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop when the parent runs on it and this Python has it; asyncio's loop
+    otherwise (a worker's interpreter may lack uvloop: it serves as well)."""
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the parent's to handle
     boot = read_bootstrap(sys.stdin.buffer)
     cls = _prepare(boot)
-    asyncio.run(_serve(boot, cls))
+    with asyncio.Runner(loop_factory=_loop_factory(boot.get("loop"))) as runner:
+        runner.run(_serve(boot, cls))
     os._exit(0)  # the parent-watch thread still blocks on stdin
 
 

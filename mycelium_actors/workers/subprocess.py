@@ -293,6 +293,8 @@ class _Process:
             # the worker's own system watches its loop as the parent's does
             "stall_warning": self.system.stall_warning,
             "slow_handler": self.system.slow_handler_setting,
+            # The worker runs the same kind of loop as this one (uvloop under uvloop).
+            "loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
         }
         self.proc = proc = subprocess.Popen(
             [self.runner.python, "-m", "mycelium_actors.workers.child"],

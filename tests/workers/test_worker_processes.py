@@ -18,6 +18,7 @@ from wactors import (
     DieHard,
     FailingStart,
     Get,
+    LoopKind,
     Pid,
     Sleep,
     SlowStart,
@@ -46,6 +47,12 @@ async def test_tell_and_ask_are_served_in_another_process(system: ActorSystem) -
     pid = await ref.ask(Pid())
     assert pid != os.getpid()
     assert psutil.Process(pid).parent().pid == os.getpid()
+
+
+async def test_the_worker_runs_the_same_kind_of_loop_as_its_parent(system: ActorSystem) -> None:
+    ref = await system.spawn(Counter, name="counter", executor=Subprocess())
+    parent = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+    assert await ref.ask(LoopKind()) == parent
 
 
 async def test_the_ref_is_an_ordinary_ref(system: ActorSystem) -> None:

@@ -79,6 +79,12 @@ class Shout:
     text: str
 
 
+@message(id=2111)
+@attrs.frozen
+class LoopKind:
+    """Answers which event loop serves the actor: "asyncio" or "uvloop"."""
+
+
 class Counter(Actor):
     """Counts `Add`s; `note` (a file path) records its lifecycle, one line per hook."""
 
@@ -113,6 +119,10 @@ class Counter(Actor):
     @handler
     def pid(self, msg: Pid) -> int:
         return os.getpid()
+
+    @handler
+    def loop_kind(self, msg: LoopKind) -> str:
+        return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
     @handler
     async def sleep(self, msg: Sleep) -> float:
@@ -159,6 +169,10 @@ class SlowStart(Actor):
     @handler
     def pid(self, msg: Pid) -> int:
         return os.getpid()
+
+    @handler
+    def loop_kind(self, msg: LoopKind) -> str:
+        return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 class FailingStart(Actor):
