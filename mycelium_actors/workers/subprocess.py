@@ -669,6 +669,7 @@ class _Relay:
                     continue
                 if reply.done():
                     continue  # the asker gave up meanwhile
+                slot.handling = self  # an ask in flight there (what least_busy counts)
                 try:
                     result = await target.ask(message, timeout=None)
                 except TransportError:
@@ -682,6 +683,8 @@ class _Relay:
                         raise
                 else:
                     settle(reply, result)
+                finally:
+                    slot.handling = None
                 continue
             if draining:
                 exit = SHUTDOWN
