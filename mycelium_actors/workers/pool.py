@@ -32,6 +32,7 @@ from ..kernel.ref import LocalActorRef, serving
 from ..kernel.replies import settle
 from ..supervision.spec import Child, Spec, Supervisor, _check_shutdown, _is_count, _is_number
 from ..supervision.supervisor import SupervisorSlot, start_root
+from .subprocess import _Relay
 
 if TYPE_CHECKING:
     from ..kernel.clock import Clock
@@ -267,7 +268,7 @@ class _RouterMailbox(Mailbox):
             for worker in workers:
                 if worker.status != "running" or worker is asker:
                     continue
-                load = len(worker.mailbox.queue) + (worker.handling is not None)
+                load = _load(worker)
                 if best is None or load < low:
                     best, low = worker, load
                     if not load:
@@ -337,7 +338,7 @@ class _RouterMailbox(Mailbox):
             ]
             if found:
                 if self._least_busy:
-                    pick = min(found, key=lambda w: len(w.mailbox.queue) + (w.handling is not None))
+                    pick = min(found, key=_load)
                 else:
                     pick = found[self._next % len(found)]
                     self._next = workers.index(pick) + 1
@@ -355,6 +356,15 @@ class _RouterMailbox(Mailbox):
         else:
             self.sink.dead_letter(self.path, message, "stopped")
         return None
+
+
+def _load(worker: Slot) -> int:
+    """What `least_busy` counts: the messages queued for `worker`, and the one
+    it handles, or for a worker process the asks it has in flight there."""
+    server: Any = worker.server  # a worker process's is its relay (kernel.executor's seam)
+    if type(server) is _Relay:
+        return len(worker.mailbox.queue) + server.asks
+    return len(worker.mailbox.queue) + (worker.handling is not None)
 
 
 def _serving_worker() -> Any:

@@ -47,7 +47,7 @@ from ..kernel.executor import Executor, Runner, _valid_cpus
 from ..kernel.exits import NORMAL, SHUTDOWN, Exit
 from ..kernel.mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF
 from ..kernel.ref import LocalActorRef
-from ..kernel.replies import settle
+from ..kernel.replies import resume, settle
 from ..kernel.seams import DEFAULT_MAX_FRAME, NodeOptions
 from ..kernel.slot import Slot
 from ..kernel.system import ActorSystem
@@ -601,10 +601,56 @@ class _StandIn(Actor):
             await self.runner.stop_incarnation(drain=self.slot.mailbox.closed)
 
 
+def _died(path: str) -> ActorStopped:
+    return ActorStopped(f"{path}: the worker process died while handling it")
+
+
+class _Pending:
+    """An ask the relay sent: where the peer puts its reply (or the link's
+    loss, which is `ActorStopped` for the asker). Counts the relay's asks in
+    flight."""
+
+    __slots__ = ("relay", "reply")
+
+    def __init__(self, relay: _Relay, reply: asyncio.Future[Any]) -> None:
+        self.relay = relay
+        self.reply = reply
+
+    def done(self) -> bool:
+        return self.reply is None
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, value: Any) -> None:
+        reply = self._answered()
+        if type(reply) is asyncio.Future and reply.get_loop() is self.relay.loop:
+            if reply.done():
+                return  # the asker gave up
+            resume(reply, value)  # from the peer's read: the asker's step runs now
+        else:
+            settle(reply, value)
+
+    def set_exception(self, exc: BaseException) -> None:
+        reply = self._answered()
+        if isinstance(exc, TransportError):
+            exc = _died(self.relay.slot.path)
+        settle(reply, exc=exc)
+
+    def _answered(self) -> asyncio.Future[Any]:
+        reply, self.reply = self.reply, None  # type: ignore[assignment]
+        relay = self.relay
+        relay.asks -= 1
+        if not relay.asks and relay.slot.handling is relay:
+            relay.slot.handling = None
+        return reply
+
+
 class _Relay:
     """The mailbox's consumer while an incarnation runs in the worker: a task
-    that sends the messages in order (tells within the window, one ask awaited
-    at a time) and ends like a `Server` ends, through `slot.serving_ended`."""
+    that sends the messages in order, tells and asks pipelined within the
+    protocol's window (an ask's reply settles its asker when it comes, by
+    request id), and ends like a `Server` ends, through `slot.serving_ended`."""
 
     def __init__(
         self,
@@ -625,6 +671,7 @@ class _Relay:
         self.loop = loop
         self.mailbox = slot.mailbox
         self.state: str = RELAYING
+        self.asks = 0  # asks sent and not answered yet
         self._parked: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -655,36 +702,32 @@ class _Relay:
                 continue
             if mb.queue:
                 message, reply = mb.take()
-                if reply is None:
-                    try:
+                try:
+                    if reply is None:
                         try:
                             target.tell_nowait(message)
                         except MailboxFull:  # the window is full: wait for credit
                             await target.tell(message)
-                    except SerializationError as exc:
+                    elif not reply.done():  # else the asker gave up meanwhile
+                        pending = _Pending(self, reply)
+                        try:
+                            target.ask_nowait(message, pending)
+                        except MailboxFull:
+                            await target.room()
+                            target.ask_nowait(message, pending)
+                        self.asks += 1
+                        slot.handling = self  # asks in flight there (what least_busy counts)
+                except SerializationError as exc:
+                    if reply is not None:
+                        settle(reply, exc=exc)
+                    else:
                         system.dead_letter(slot.path, message, "unserializable")
                         system.log_event("worker.refused", slot.path, error=str(exc))
-                    except TransportError:
-                        system.dead_letter(slot.path, message, "connection_lost")
-                    continue
-                if reply.done():
-                    continue  # the asker gave up meanwhile
-                slot.handling = self  # an ask in flight there (what least_busy counts)
-                try:
-                    result = await target.ask(message, timeout=None)
                 except TransportError:
-                    settle(
-                        reply,
-                        exc=ActorStopped(f"{slot.path}: the worker process died while handling it"),
-                    )
-                except BaseException as exc:
-                    settle(reply, exc=exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                else:
-                    settle(reply, result)
-                finally:
-                    slot.handling = None
+                    if reply is not None:
+                        settle(reply, exc=_died(slot.path))
+                    else:
+                        system.dead_letter(slot.path, message, "connection_lost")
                 continue
             if draining:
                 exit = SHUTDOWN

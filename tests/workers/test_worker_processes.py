@@ -19,6 +19,7 @@ from wactors import (
     FailingStart,
     Get,
     Pid,
+    Queued,
     Sleep,
     SlowStart,
     Spawned,
@@ -28,6 +29,7 @@ from mycelium_actors import (
     Actor,
     ActorStopped,
     ActorSystem,
+    AskTimeout,
     Child,
     SerializationError,
     StartFailed,
@@ -111,11 +113,12 @@ async def test_kill_9_mid_ask_fails_the_ask_and_restarts_in_a_new_process(
     loop = asyncio.get_running_loop()
     killed_at = loop.time()
     os.kill(pid, signal.SIGKILL)
-    with pytest.raises(ActorStopped):
-        await asyncio.wait_for(asking, 5.0)
+    # Both were sent to the process (asks are pipelined): both died with it.
+    for ask in (asking, queued):
+        with pytest.raises(ActorStopped):
+            await asyncio.wait_for(ask, 5.0)
     assert loop.time() - killed_at < 1.0
-    # The ask still queued in the parent is served by the new process.
-    assert await asyncio.wait_for(queued, 10.0) == 0
+    assert await ref.ask(Get(), timeout=10.0) == 0
     new_pid = await ref.ask(Pid())
     assert new_pid != pid
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -275,3 +278,32 @@ async def test_a_resume_directive_applies_in_the_worker(system: ActorSystem) -> 
         await ref.ask(Crash("resumed"))
     assert await ref.ask(Get()) == 3  # the same instance, its state kept
     assert _node(system, "/root/counter").restarts == 0
+
+
+async def test_asks_are_pipelined_to_the_worker(system: ActorSystem) -> None:
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    first = asyncio.ensure_future(ref.ask(Queued(0.5)))
+    others = [asyncio.ensure_future(ref.ask(Get())) for _ in range(5)]
+    # While the first is handled there, the five asks sent after it wait in the
+    # worker's own mailbox: they did not wait for its reply to be sent.
+    assert await first == 5
+    assert await asyncio.gather(*others) == [0] * 5
+
+
+async def test_pipelined_asks_keep_their_order_with_tells(system: ActorSystem) -> None:
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    replies = []
+    for _ in range(50):
+        ref.tell_nowait(Add(1))
+        replies.append(asyncio.ensure_future(ref.ask(Get())))
+        await asyncio.sleep(0)  # the ask's first step puts it in the mailbox, in turn
+    assert await asyncio.gather(*replies) == list(range(1, 51))
+
+
+async def test_an_asker_that_gave_up_leaves_the_others_answered(system: ActorSystem) -> None:
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    slow = asyncio.ensure_future(ref.ask(Sleep(0.5), timeout=0.1))
+    after = asyncio.ensure_future(ref.ask(Get(), timeout=5.0))
+    with pytest.raises(AskTimeout):
+        await slow
+    assert await after == 0  # the late reply to the first was dropped, nothing else

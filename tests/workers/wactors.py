@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -79,6 +80,20 @@ class Shout:
     text: str
 
 
+@message(id=2111)
+@attrs.frozen
+class Queued:
+    """After `seconds`, answers how many messages wait in the actor's mailbox there."""
+
+    seconds: float
+
+
+@message(id=2112)
+@attrs.frozen
+class StopMe:
+    """The actor stops itself through its own ref (`ref.stop()`), inside the worker."""
+
+
 class Counter(Actor):
     """Counts `Add`s; `note` (a file path) records its lifecycle, one line per hook."""
 
@@ -127,6 +142,16 @@ class Counter(Actor):
     @handler
     def block(self, msg: Block) -> None:
         time.sleep(msg.seconds)
+
+    @handler
+    async def queued(self, msg: Queued) -> int:
+        await asyncio.sleep(msg.seconds)
+        ref: Any = self.context.self_ref
+        return int(ref.mailbox.depth)
+
+    @handler
+    async def stop_me(self, msg: StopMe) -> None:
+        await self.context.self_ref.stop()
 
     @handler
     def shout(self, msg: Shout) -> None:
