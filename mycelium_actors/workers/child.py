@@ -39,13 +39,13 @@ from ..kernel.system import ActorSystem
 from ..wire import exceptions
 from ..wire.codec import Codec
 from .protocol import (
+    CLOSING,
     EXITS,
     HOST,
     LOG_MARK,
     NO_HEARTBEAT,
     READY,
     NextExit,
-    Shutdown,
     Start,
     Stop,
     read_bootstrap,
@@ -127,10 +127,6 @@ class _Host(Actor):
             slot.mailbox.close()
         exit = await slot.stop_incarnation(STOP_DRAIN if msg.drain else STOP_NOW, None)
         return exit.kind
-
-    @handler
-    def shutdown(self, msg: Shutdown) -> None:
-        self.worker.finished.set()
 
 
 class _Exits(Actor):
@@ -257,6 +253,9 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
         sys.stdout.buffer.write(READY)
         sys.stdout.buffer.flush()
         await worker.finished.wait()
+        # End the parent's long poll now: the system's stop would otherwise wait
+        # for that handler until the shutdown time (the parent would kill us first).
+        worker.exits.put_nowait([CLOSING, b"", False])
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from ..wire.registry import message
 
 #: The version of what parent and worker say to each other (the bootstrap and the
 #: control messages): an interpreter given as `python=` must have the same.
-PROTOCOL = 1
+PROTOCOL = 2
 #: The first of the wire ids the library keeps for itself.
 FIRST_ID = 0x7FFFFF00
 #: The worker's host actor (starts and stops the incarnation) and the actor that
@@ -60,16 +60,15 @@ class Stop:
     drain: bool
 
 
-@message(id=FIRST_ID + 3)
-@attrs.frozen
-class Shutdown:
-    """Stop the worker's system and exit the process."""
-
-
 @message(id=FIRST_ID + 4)
 @attrs.frozen
 class NextExit:
-    """Answered when an incarnation ends on its own: [kind, error, escalate]."""
+    """Answered when an incarnation ends on its own: [kind, error, escalate];
+    the kind `CLOSING` ends the long poll when the worker shuts down."""
+
+
+#: The last answer to `NextExit`: the worker is shutting down (no incarnation ended).
+CLOSING = "closing"
 
 
 def write_bootstrap(stream: IO[bytes], boot: dict[str, Any]) -> None:

@@ -57,6 +57,7 @@ from ..wire import exceptions
 from ..wire.codec import Codec
 from ..wire.registry import contract_modules
 from .protocol import (
+    CLOSING,
     EXITS,
     HOST,
     LOG_MARK,
@@ -64,7 +65,6 @@ from .protocol import (
     PROTOCOL,
     READY,
     NextExit,
-    Shutdown,
     Start,
     Stop,
     write_bootstrap,
@@ -72,7 +72,7 @@ from .protocol import (
 
 #: The relay's state while it serves (compared by identity, like the dispatcher's).
 RELAYING = "relaying"
-#: Seconds a worker gets to exit after `Shutdown`, then after SIGTERM, before SIGKILL.
+#: Seconds a worker gets to exit after its stdin closes, then after SIGTERM, before SIGKILL.
 EXIT_GRACE = 1.0
 #: The capacity of the actor's mailbox inside the worker: above the protocol's window,
 #: so a relayed message never waits for room there.
@@ -340,6 +340,8 @@ class _Process:
                 kind, error, escalate = await exits.ask(NextExit(), timeout=None)
             except (TransportError, ActorStopped):
                 break
+            if kind == CLOSING:
+                return  # an orderly shutdown: close() reaps the process
             exc = exceptions.decode_error(error) if error else None
             self.runner.worker_exited(self, Exit(kind, exc, escalate=bool(escalate)))
         self.dead = True
@@ -362,29 +364,31 @@ class _Process:
             except ProcessLookupError:
                 pass
 
-    async def close(self, graceful: bool) -> None:
-        """End the process: `Shutdown` (if `graceful`), then SIGTERM, then SIGKILL,
-        each after `EXIT_GRACE`; reap it, close the link, remove its directory."""
+    async def close(self) -> None:
+        """End the process: close the link and its stdin (the worker then closes
+        its system and exits), then SIGTERM, then SIGKILL, each after
+        `EXIT_GRACE`; reap it and remove its directory."""
         if self._closed is not None:
             await asyncio.shield(self._closed)
             return
         self._closed = asyncio.get_running_loop().create_future()
         try:
-            await self._close(graceful)
+            await self._close()
         finally:
             self._closed.set_result(None)
 
-    async def _close(self, graceful: bool) -> None:
+    async def _close(self) -> None:
         proc = self.proc
+        if self._watch is not None:
+            self._watch.cancel()  # how the process ends is ours to see from here
         if proc is not None:
-            if graceful and not self.dead and self.host is not None:
-                try:
-                    await asyncio.wait_for(self.host.ask(Shutdown(), timeout=None), EXIT_GRACE)
-                except (TransportError, ActorStopped, TimeoutError):
-                    pass
+            # An orderly end: our side of the link closes first (so its closing is
+            # no news to log), then stdin: at its EOF the worker closes its system
+            # and exits. Past the grace, SIGTERM, then SIGKILL.
+            await self._close_link()
             if proc.stdin is not None:
                 try:
-                    proc.stdin.close()  # EOF: the worker's watchdog ends it
+                    proc.stdin.close()
                 except OSError:
                     pass
             if not await _exited(proc, EXIT_GRACE):
@@ -396,11 +400,13 @@ class _Process:
             if proc.stdout is not None:
                 proc.stdout.close()
         self.dead = True
-        if self._watch is not None:
-            self._watch.cancel()
-        if self.node is not None:
-            await self.node.aclose()
+        await self._close_link()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    async def _close_link(self) -> None:
+        node, self.node = self.node, None
+        if node is not None:
+            await node.aclose()
 
     def stats(self) -> tuple[float, int] | None:
         """(CPU seconds, RSS bytes) of the process, from psutil."""
@@ -515,7 +521,7 @@ class _WorkerRunner(Runner):
             async with asyncio.timeout(limit):
                 if process is None or process.dead:
                     if process is not None:
-                        self._close_in_background(process, graceful=False)
+                        self._close_in_background(process)
                     process = self.process = _Process(self, slot)
                     await process.start(slot)
                 spec = slot.spec
@@ -546,7 +552,7 @@ class _WorkerRunner(Runner):
             return  # it died meanwhile
         except asyncio.CancelledError:
             process.kill()  # past the shutdown time: the worker's state is unknown
-            self._close_in_background(process, graceful=False)
+            self._close_in_background(process)
             raise
 
     def worker_exited(self, process: _Process, exit: Exit) -> None:
@@ -559,15 +565,15 @@ class _WorkerRunner(Runner):
         relay = self.relaying
         if relay is not None and relay.process is process:
             relay.killed()
-        self._close_in_background(process, graceful=False)
+        self._close_in_background(process)
 
     def kill_process(self) -> None:
         process = self.process
         if process is not None:
             process.kill()
 
-    def _close_in_background(self, process: _Process, graceful: bool) -> None:
-        task = self.loop.create_task(process.close(graceful))
+    def _close_in_background(self, process: _Process) -> None:
+        task = self.loop.create_task(process.close())
         self._closing.append(task)
         task.add_done_callback(self._closing.remove)
 
@@ -575,7 +581,7 @@ class _WorkerRunner(Runner):
         """The actor stopped for good: no process is left behind."""
         process, self.process = self.process, None
         if process is not None:
-            await process.close(graceful=True)
+            await process.close()
         if self._closing:
             await asyncio.wait(list(self._closing), timeout=4 * EXIT_GRACE)
 
