@@ -45,6 +45,7 @@ from .protocol import (
     LOG_MARK,
     NO_HEARTBEAT,
     READY,
+    STOP,
     NextExit,
     Start,
     Stop,
@@ -65,6 +66,7 @@ class _Worker:
         self.directives: dict[str, str] = {}
         self.started_once = False
         self.finished = asyncio.Event()
+        self.stopped = asyncio.Event()  # the parent stopped the actor for good
 
     # -- the slot's Owner (kernel.slot.Owner) ---------------------------------------
 
@@ -85,9 +87,11 @@ class _Worker:
         return None
 
     async def terminate(self, slot: Slot) -> None:
-        """`ref.stop()` inside the worker: the incarnation ends, the parent decides."""
-        exit = await slot.stop_incarnation(STOP_DRAIN, slot.shutdown)
-        self.child_exited(slot, Exit("normal") if exit.kind == "shutdown" else exit)
+        """`ref.stop()` inside the worker: a stop for good of the parent's slot.
+        The parent stops it as any stop for good (what is queued on both sides
+        is served, then `on_stop` here); this waits until that is done."""
+        self.exits.put_nowait([STOP, b"", False])
+        await self.stopped.wait()
 
     async def restart_stopped(self, slot: Slot) -> None:
         raise RuntimeError("a worker's actor is restarted by its parent")
@@ -111,6 +115,7 @@ class _Host(Actor):
         }
         if slot.mailbox.closed or slot.status == "stopped":
             slot.revive()
+        worker.stopped.clear()
         if worker.started_once:
             slot.status = "restarting"
         worker.started_once = True
@@ -126,6 +131,8 @@ class _Host(Actor):
         if msg.drain:
             slot.mailbox.close()
         exit = await slot.stop_incarnation(STOP_DRAIN if msg.drain else STOP_NOW, None)
+        if msg.drain:
+            self.worker.stopped.set()
         return exit.kind
 
 

@@ -69,6 +69,9 @@ class NextExit:
 
 #: The last answer to `NextExit`: the worker is shutting down (no incarnation ended).
 CLOSING = "closing"
+#: An answer to `NextExit`: `ref.stop()` was called on the served actor inside the
+#: worker; the parent stops its slot for good (the incarnation runs until then).
+STOP = "stop"
 
 
 def write_bootstrap(stream: IO[bytes], boot: dict[str, Any]) -> None:

@@ -64,6 +64,7 @@ from .protocol import (
     NO_HEARTBEAT,
     PROTOCOL,
     READY,
+    STOP,
     NextExit,
     Start,
     Stop,
@@ -342,6 +343,9 @@ class _Process:
                 break
             if kind == CLOSING:
                 return  # an orderly shutdown: close() reaps the process
+            if kind == STOP:
+                self.runner.stop_requested(self)
+                continue
             exc = exceptions.decode_error(error) if error else None
             self.runner.worker_exited(self, Exit(kind, exc, escalate=bool(escalate)))
         self.dead = True
@@ -559,6 +563,14 @@ class _WorkerRunner(Runner):
         relay = self.relaying
         if relay is not None and relay.process is process:
             relay.ended_there(exit)
+
+    def stop_requested(self, process: _Process) -> None:
+        """`ref.stop()` on the actor inside the worker: stop the slot for good,
+        as a `ref.stop()` here would (through its supervisor, if any)."""
+        relay = self.relaying
+        if relay is not None and relay.process is process and relay.state is RELAYING:
+            system = relay.slot.system
+            system.run_in_background(system.stop_slot(relay.slot))
 
     def process_died(self, process: _Process) -> None:
         process.kill()  # reaped by close()

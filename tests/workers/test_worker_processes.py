@@ -23,6 +23,7 @@ from wactors import (
     Sleep,
     SlowStart,
     Spawned,
+    StopMe,
 )
 
 from mycelium_actors import (
@@ -307,3 +308,22 @@ async def test_an_asker_that_gave_up_leaves_the_others_answered(system: ActorSys
     with pytest.raises(AskTimeout):
         await slow
     assert await after == 0  # the late reply to the first was dropped, nothing else
+
+
+async def test_ref_stop_inside_the_worker_stops_a_permanent_child_for_good(
+    system: ActorSystem, tmp_path: Path
+) -> None:
+    note = tmp_path / "note"
+    child = Child(Counter, 0, str(note), name="c", executor=Subprocess())
+    await system.start(Supervisor("root", children=[child]))
+    ref = system.lookup("/root/c")
+    assert ref is not None
+    pid = await ref.ask(Pid())
+    await ref.tell(StopMe())
+    await ref.tell(Add(1))  # queued behind it: served before the stop, not a restart
+    await eventually(lambda: _node(system, "/root/c").status == "stopped", timeout=5.0)
+    assert _node(system, "/root/c").restarts == 0
+    assert note.read_text().split("\n")[:2] == [f"start {pid}", f"stop {pid}"]
+    await eventually(lambda: not workers(), timeout=5.0)
+    with pytest.raises(ActorStopped):
+        await ref.ask(Get())
