@@ -30,20 +30,25 @@ from typing import Any
 import msgspec
 
 from .. import logs
+from ..errors import SerializationError
 from ..kernel.actor import Actor, handler
 from ..kernel.executor import DEFAULT_EXECUTOR
 from ..kernel.exits import Exit
 from ..kernel.mailbox import STOP_DRAIN, STOP_NOW
+from ..kernel.ref import ActorRef
 from ..kernel.slot import Slot
 from ..kernel.system import ActorSystem
+from ..remote.node import NetworkNode
+from ..remote.refs import RemoteActorRef
 from ..wire import exceptions
-from ..wire.codec import Codec
+from ..wire.codec import Codec, RefHook
 from .protocol import (
     CLOSING,
     EXITS,
     HOST,
     LOG_MARK,
     NO_HEARTBEAT,
+    PARENT_REF,
     READY,
     STOP,
     NextExit,
@@ -180,6 +185,31 @@ class _LogForwarder(logging.Handler):
         return logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
 
 
+class _ChildRefs:
+    """How refs cross the link on the worker's side: `PARENT_REF` + a path is an
+    actor of the parent, reached over the connection the parent opened (the
+    only one this node accepts); a ref over that connection goes back in that
+    form. Anything else is the node protocol's (this node's actors have an
+    address: the worker's socket)."""
+
+    def __init__(self, node: NetworkNode) -> None:
+        self.node = node
+        self.fallback = node.codec.refs
+
+    def encode(self, ref: ActorRef[Any]) -> str:
+        if isinstance(ref, RemoteActorRef) and ref.address is None:
+            return PARENT_REF + ref.path  # over an inbound connection: the parent's
+        return self.fallback.encode(ref)
+
+    def decode(self, address: str) -> ActorRef[Any]:
+        if not address.startswith(PARENT_REF):
+            return self.fallback.decode(address)
+        parents = self.node.inbound()
+        if not parents:
+            raise SerializationError(f"cannot receive the ref {address!r}: the parent is gone")
+        return parents[0].ref(address[len(PARENT_REF) :])
+
+
 def _watch_parent(loop: asyncio.AbstractEventLoop, done: asyncio.Event) -> None:
     """In a thread: block on stdin until the parent closes it or dies, then end
     the worker (gracefully if the loop answers in time, else at once)."""
@@ -248,6 +278,10 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
             mailbox_capacity=boot["mailbox"],
             mailbox_overflow="block",
         )
+        node = system._node  # noqa: SLF001 (the worker's own node: its refs cross the link)
+        assert isinstance(node, NetworkNode)
+        refs = _ChildRefs(node)
+        node.codec.refs = RefHook(refs.encode, refs.decode)
         worker = _Worker(system, slot)
         slot.owner = worker
         system.register(slot)

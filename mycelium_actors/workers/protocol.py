@@ -31,6 +31,11 @@ READY = b"mycelium-worker-ready\n"
 #: Marks a forwarded log record on the child's stderr (other lines are plain stderr).
 LOG_MARK = "\x1emycelium-log "
 
+#: How a ref to an actor of the parent crosses the worker link (the parent does
+#: not listen, so it has no address): this prefix and the actor's path. The
+#: worker resolves it to a ref over the same link; the parent, to its own actor.
+PARENT_REF = "mycelium-parent:"
+
 #: The node's heartbeat is off on the worker link (a long handler must not look
 #: like a dead peer): a closed socket or stdin is how either side learns of a death.
 NO_HEARTBEAT = 1e9

@@ -46,15 +46,16 @@ from ..kernel.dispatcher import DONE
 from ..kernel.executor import Executor, Runner, _valid_cpus
 from ..kernel.exits import NORMAL, SHUTDOWN, Exit
 from ..kernel.mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF
-from ..kernel.ref import LocalActorRef
+from ..kernel.ref import ActorRef, LocalActorRef
 from ..kernel.replies import resume, settle
 from ..kernel.seams import DEFAULT_MAX_FRAME, NodeOptions
 from ..kernel.slot import Slot
 from ..kernel.system import ActorSystem
 from ..remote.node import NetworkNode
+from ..remote.refs import HereRef
 from ..supervision.spec import Child
 from ..wire import exceptions
-from ..wire.codec import Codec
+from ..wire.codec import Codec, RefHook
 from ..wire.registry import contract_modules
 from .protocol import (
     CLOSING,
@@ -62,6 +63,7 @@ from .protocol import (
     HOST,
     LOG_MARK,
     NO_HEARTBEAT,
+    PARENT_REF,
     PROTOCOL,
     READY,
     STOP,
@@ -153,7 +155,8 @@ class Subprocess(Executor):
     def make_ref(self, slot: Slot) -> LocalActorRef[Any]:
         _class_name(slot.actor_class)  # ValueError at spawn, naming the class
         self.encode_args(slot)  # SerializationError at spawn
-        return _WorkerRef(slot, self.codec)
+        refs = _ParentRefs(slot.system, None, slot.path)
+        return _WorkerRef(slot, Codec(refs=RefHook(refs.encode, refs.decode)))
 
     def encode_args(self, slot: Slot) -> tuple[list[bytes], dict[str, bytes]]:
         try:
@@ -223,6 +226,50 @@ def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + path if path else "")
     return env
+
+
+class _ParentRefs:
+    """How refs cross a worker link on the parent's side (the parent does not
+    listen: its actors have no address). A ref to an actor of the parent's
+    system goes as `PARENT_REF` + its path, which the worker turns into a ref
+    over the same link; that form coming back is the parent's own ref again.
+    The address of the served actor in the worker is the parent's ordinary ref
+    of the slot; any other address is the node protocol's (a ref over the link
+    for another actor in the worker). `url` is None for the sender-side check,
+    which only encodes."""
+
+    def __init__(self, system: ActorSystem, url: str | None, path: str) -> None:
+        self.system = system
+        self.served = None if url is None else url + path
+        self.path = path
+        self.fallback: RefHook | None = None  # the node's own hook, once the link is up
+
+    def encode(self, ref: ActorRef[Any]) -> str:
+        if isinstance(ref, LocalActorRef) and self.system.lookup(ref.path) is ref:
+            return PARENT_REF + ref.path
+        if self.fallback is not None:
+            return self.fallback.encode(ref)
+        address = ref.address
+        if address is None:
+            raise SerializationError(
+                f"cannot send {ref!r} to the worker process of {self.path}: it is not an "
+                "actor of this system, and its own system does not listen"
+            )
+        return address
+
+    def decode(self, address: str) -> ActorRef[Any]:
+        if address.startswith(PARENT_REF):
+            path = address[len(PARENT_REF) :]
+            found = self.system.lookup(path)
+            # Gone meanwhile: a ref that looks again at each use (ActorStopped then).
+            return found if found is not None else HereRef(self.system, PARENT_REF, path)
+        if address == self.served:
+            found = self.system.lookup(self.path)
+            if found is not None:
+                return found
+        if self.fallback is None:
+            raise SerializationError(f"cannot receive the ref {address!r} here")
+        return self.fallback.decode(address)
 
 
 class _WorkerRef(LocalActorRef[Any]):
@@ -327,6 +374,9 @@ class _Process:
                 serialize_local=False,
             ),
         )
+        refs = _ParentRefs(self.system, self.url, slot.path)
+        refs.fallback = self.node.codec.refs
+        self.node.codec.refs = RefHook(refs.encode, refs.decode)
         self.actor = await self.node.remote(self.url, slot.path)
         self.host = await self.node.remote(self.url, HOST)
         exits = await self.node.remote(self.url, EXITS)
