@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from asyncio import _get_running_loop as _running_loop
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from ..kernel.dispatcher import DONE
 from ..kernel.executor import Executor, Runner, _valid_cpus
 from ..kernel.exits import NORMAL, SHUTDOWN, Exit
 from ..kernel.mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF
-from ..kernel.ref import ActorRef, LocalActorRef
+from ..kernel.ref import ActorRef, LocalActorRef, check_timeout
 from ..kernel.replies import resume, settle
 from ..kernel.seams import DEFAULT_MAX_FRAME, NodeOptions
 from ..kernel.slot import Slot
@@ -247,15 +248,13 @@ class _ParentRefs:
     def encode(self, ref: ActorRef[Any]) -> str:
         if isinstance(ref, LocalActorRef) and self.system.lookup(ref.path) is ref:
             return PARENT_REF + ref.path
-        if self.fallback is not None:
-            return self.fallback.encode(ref)
         address = ref.address
         if address is None:
             raise SerializationError(
                 f"cannot send {ref!r} to the worker process of {self.path}: it is not an "
                 "actor of this system, and its own system does not listen"
             )
-        return address
+        return address if self.fallback is None else self.fallback.encode(ref)
 
     def decode(self, address: str) -> ActorRef[Any]:
         if address.startswith(PARENT_REF):
@@ -274,7 +273,14 @@ class _ParentRefs:
 
 class _WorkerRef(LocalActorRef[Any]):
     """The ref of an actor in a worker process: a message that cannot cross to
-    it is a `SerializationError` here, at the sender."""
+    it is a `SerializationError` here, at the sender.
+
+    While the relay is idle (parked, nothing queued, no stop pending) and the
+    caller runs on its loop, a tell or ask goes straight onto the link from
+    here, in the caller's own call: encoded once (the link's own encode is the
+    sender-side check), with no hop through the mailbox and the relay's task,
+    and in order (nothing is ahead of it). Otherwise the message is checked
+    here and goes through the mailbox (then it is encoded again by the relay)."""
 
     __slots__ = ("_codec",)
 
@@ -282,17 +288,49 @@ class _WorkerRef(LocalActorRef[Any]):
         super().__init__(slot)
         self._codec = codec
 
+    def _idle_relay(self) -> _Relay | None:
+        """The relay, if a message may bypass the mailbox now (see the class doc)."""
+        relay: Any = self._slot.server
+        if type(relay) is not _Relay or relay.state is not RELAYING:
+            return None
+        parked = relay._parked  # noqa: SLF001 (the relay's own module)
+        mb = self.mailbox
+        if parked is None or parked.done() or mb.queue or mb.system or mb.closed:
+            return None
+        return relay if _running_loop() is relay.loop else None
+
     async def tell(self, message: Any) -> None:
-        self._codec.encode(message)
+        relay = self._idle_relay()
+        if relay is None:
+            self._codec.encode(message)
+        elif relay.send_tell(message):
+            return
         await super().tell(message)
 
     def tell_nowait(self, message: Any) -> None:
-        self._codec.encode(message)
+        relay = self._idle_relay()
+        if relay is None:
+            self._codec.encode(message)
+        elif relay.send_tell(message):
+            return
         super().tell_nowait(message)
 
     async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
-        self._codec.encode(message)
-        return await super().ask(message, timeout)
+        relay = self._idle_relay()
+        if relay is None:
+            self._codec.encode(message)
+            return await super().ask(message, timeout)
+        if timeout is not None:
+            check_timeout(timeout)
+        fut = relay.loop.create_future()
+        if not relay.send_ask(message, fut):
+            return await super().ask(message, timeout)
+        deadline = self._clock.expire(fut, timeout, "ask to ", self.path) if timeout else None
+        try:
+            return await fut
+        finally:
+            if deadline is not None:
+                deadline.cancel()
 
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
         self._codec.encode(message)
@@ -742,6 +780,26 @@ class _Relay:
         self.asks = 0  # asks sent and not answered yet
         self._parked: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def send_tell(self, message: Any) -> bool:
+        """Write a tell now (the mailbox bypassed); False if it must go through
+        the mailbox after all (the window is full, the link is down).
+        `SerializationError` for a message that cannot cross."""
+        try:
+            self.process.actor.tell_nowait(message)
+        except (MailboxFull, TransportError):
+            return False
+        return True
+
+    def send_ask(self, message: Any, reply: asyncio.Future[Any]) -> bool:
+        """Write an ask now; its reply settles `reply`. As `send_tell`."""
+        try:
+            self.process.actor.ask_nowait(message, _Pending(self, reply))
+        except (MailboxFull, TransportError):
+            return False
+        self.asks += 1
+        self.slot.handling = self
+        return True
 
     def begin(self) -> None:
         if self.process.dead:

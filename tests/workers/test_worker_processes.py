@@ -13,6 +13,7 @@ import pytest
 from procs import workers
 from wactors import (
     Add,
+    Block,
     Counter,
     Crash,
     DieHard,
@@ -39,6 +40,7 @@ from mycelium_actors import (
     handler,
 )
 from mycelium_actors.testing import eventually
+from mycelium_actors.wire.codec import Codec
 
 
 async def test_tell_and_ask_are_served_in_another_process(system: ActorSystem) -> None:
@@ -327,3 +329,30 @@ async def test_ref_stop_inside_the_worker_stops_a_permanent_child_for_good(
     await eventually(lambda: not workers(), timeout=5.0)
     with pytest.raises(ActorStopped):
         await ref.ask(Get())
+
+
+async def test_a_message_to_an_idle_worker_is_encoded_once(
+    system: ActorSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[object] = []
+    encode = Codec.encode
+
+    def counting(codec: Codec, message: object) -> bytes:
+        encoded.append(message)
+        return encode(codec, message)
+
+    monkeypatch.setattr(Codec, "encode", counting)  # before the link binds its encoder
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    await ref.ask(Get())
+    encoded.clear()
+    await ref.tell(Add(1))
+    assert await ref.ask(Get()) == 1
+    assert encoded == [Add(1), Get()]  # the sender's check is the link's own encode
+
+
+async def test_tells_past_the_window_wait_in_the_mailbox_in_order(system: ActorSystem) -> None:
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    await ref.tell(Block(0.5))  # the worker's loop is held: no credit comes back
+    for n in range(1, 1001):
+        await ref.tell(Add(n))
+    assert await ref.ask(Get(), timeout=10.0) == sum(range(1, 1001))
