@@ -36,3 +36,19 @@ def test_runner_writes_positive_figures_for_every_workload(tmp_path: Path) -> No
         assert all(ratio > 0 for ratio in entry["ratios"].values()), name
         assert entry["targets"] and all(isinstance(t["ok"], bool) for t in entry["targets"])
     assert "ours/pykka" in done.stdout
+
+
+@pytest.mark.timeout(120)
+def test_the_shared_memory_ring_prototype_runs_both_links() -> None:
+    cmd = [sys.executable, "-m", "perf.shm_ring", "--n", "200", "--repeats", "1"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert "leaked shared_memory" not in done.stderr  # resource_tracker is handled
+    rows = {
+        words[0]: words[1:]
+        for words in map(str.split, done.stdout.splitlines())
+        if words and words[0] in ("shm", "unix") and words[1] != "/"
+    }
+    assert float(rows["shm"][0].replace(",", "")) > 0
+    assert float(rows["unix"][1].replace(",", "")) > 0
+    assert "shm / unix: ask" in done.stdout
