@@ -156,8 +156,7 @@ class Subprocess(Executor):
     def make_ref(self, slot: Slot) -> LocalActorRef[Any]:
         _class_name(slot.actor_class)  # ValueError at spawn, naming the class
         self.encode_args(slot)  # SerializationError at spawn
-        refs = _ParentRefs(slot.system, None, slot.path)
-        return _WorkerRef(slot, Codec(refs=RefHook(refs.encode, refs.decode)))
+        return _WorkerRef(slot, sender_codec(slot.system, slot.path))
 
     def encode_args(self, slot: Slot) -> tuple[list[bytes], dict[str, bytes]]:
         try:
@@ -227,6 +226,13 @@ def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
     path = env.get("PYTHONPATH")
     env["PYTHONPATH"] = _PACKAGE_ROOT + (os.pathsep + path if path else "")
     return env
+
+
+def sender_codec(system: ActorSystem, path: str) -> Codec:
+    """The codec that checks, at the sender, a message for the worker process(es)
+    at `path`: what cannot cross the link is a `SerializationError` there."""
+    refs = _ParentRefs(system, None, path)
+    return Codec(refs=RefHook(refs.encode, refs.decode))
 
 
 class _ParentRefs:

@@ -12,7 +12,14 @@ import pytest
 from procs import workers
 from wactors import Add, Counter, Get, Pid, Sleep
 
-from mycelium_actors import ActorRef, ActorStopped, ActorSystem, Pool, Subprocess
+from mycelium_actors import (
+    ActorRef,
+    ActorStopped,
+    ActorSystem,
+    Pool,
+    SerializationError,
+    Subprocess,
+)
 from mycelium_actors.testing import eventually
 
 
@@ -97,3 +104,17 @@ async def test_stopping_a_pool_of_worker_processes_leaves_no_process(
     await ref.stop()
     await eventually(lambda: not any(psutil.pid_exists(p) for p in pids), timeout=5.0)
     assert not workers()
+
+
+async def test_a_message_that_cannot_cross_is_refused_at_the_pools_sender(
+    system: ActorSystem,
+) -> None:
+    ref = await _pool(system)
+    with pytest.raises(SerializationError, match="not a contract type"):
+        await ref.tell(object())
+    with pytest.raises(SerializationError):
+        ref.tell_nowait(Add("not an int"))  # type: ignore[arg-type]
+    with pytest.raises(SerializationError):
+        await ref.ask({"a": 1})
+    assert system.dead_letters == 0  # refused, not routed and dropped
+    assert await ref.ask(Get()) == 0
