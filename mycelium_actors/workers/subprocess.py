@@ -871,7 +871,17 @@ class _Relay:
                 self._parked = None
         if self.state is RELAYING:
             self.state = DONE
-            slot.serving_ended(self, exit)  # type: ignore[arg-type]
+            self._serving_ended(exit)
+
+    def _serving_ended(self, exit: Exit | None) -> None:
+        """`slot.serving_ended`, from a plain loop callback as the kernel expects
+        (no task running: it may start the end of the incarnation as an eager
+        task in the incarnation's context, which fails inside a running task on
+        3.12 and later: the pump's own, or the long poll's)."""
+        if asyncio.current_task(self.loop) is None:
+            self.slot.serving_ended(self, exit)  # type: ignore[arg-type]
+        else:
+            self.loop.call_soon(self.slot.serving_ended, self, exit)  # type: ignore[arg-type]
 
     def _stop_pump(self) -> None:
         """The incarnation ended from outside the pump: wake it if it is parked
@@ -888,7 +898,7 @@ class _Relay:
         self._stop_pump()
         assert isinstance(self.instance, _StandIn)
         self.instance.ended = True
-        self.slot.serving_ended(self, exit)  # type: ignore[arg-type]
+        self._serving_ended(exit)
 
     def killed(self) -> None:
         """The process is gone: the incarnation was killed."""
@@ -897,7 +907,7 @@ class _Relay:
         self._stop_pump()
         assert isinstance(self.instance, _StandIn)
         self.instance.ended = True
-        self.slot.serving_ended(self, None)  # type: ignore[arg-type]
+        self._serving_ended(None)
 
     def kill(self) -> None:
         """The slot kills the incarnation (past its shutdown time): the process goes."""
