@@ -528,3 +528,7 @@ async def worker_ask(n: int, meter: Meter) -> None:
 
 async def worker_start(n: int, meter: Meter) -> Extras:
     return await processes.ours_start(n, meter)
+
+
+async def worker_pool(n: int, meter: Meter) -> Extras:
+    return await processes.ours_pool(n, meter)

@@ -319,3 +319,7 @@ def worker_ask(n: int, meter: Meter) -> Extras:
 
 def worker_start(n: int, meter: Meter) -> Extras:
     return processes.raw_start(n, meter)
+
+
+def worker_pool(n: int, meter: Meter) -> Extras:
+    return processes.raw_pool(n, meter)

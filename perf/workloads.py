@@ -353,6 +353,20 @@ WORKLOADS += (
         "spawn-context multiprocessing.Pool(1) and its first apply",
     ),
 )
+WORKLOADS += (
+    Workload(
+        "worker_pool",
+        "asks of a ~5 ms pure-Python handler to a Pool of worker processes, 2 per worker in flight",
+        "asks/s",
+        400,
+        (Target("scale", 0.8),),
+        note="worker_pool: ours = Pool(Spinner, size=k, executor=Subprocess(), "
+        "route='least_busy') for k = 1..cores, n asks from 2k clients (each asks again when "
+        "answered), the figure is the largest pool's; scale = that / (cores x one worker's), "
+        "same run; sizeK_per_s = each pool's; raw = multiprocessing.Pool(k).map of the same "
+        "function, chunksize 1",
+    ),
+)
 POOL_NOTE = (
     "{}: a Pool of {} in-process workers (round robin) against one actor of the same class, "
     "both measured in the same process (single = the one actor's figure, vs_single = pool / "

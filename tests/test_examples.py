@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from examples import bank, market_demo, remote_demo
+from examples import bank, market_demo, process_pool, remote_demo
 from supervisors.market import Chaos
 
 
@@ -55,3 +55,15 @@ async def test_remote_demo_runs_execution_in_another_process_and_loses_nothing(
     assert pipeline.restarts["marketdata/normalizer"] == pipeline.injected["malformed ticks"] > 0
     out = capsys.readouterr().out
     assert "Check: OK" in out and "Remote check: OK" in out
+
+
+async def test_process_pool_survives_a_kill_9_and_leaves_no_process(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    summary = await process_pool.main(jobs=80, paths=5_000)
+    one, pool = summary["runs"]
+    assert (one.workers, one.priced, one.restarts) == (1, 80, [0])
+    assert pool.priced == 80
+    assert pool.restarts[0] == 1 and not any(pool.restarts[1:])  # only the killed one
+    assert summary["left"] == []
+    assert "was killed with SIGKILL midway" in capsys.readouterr().out

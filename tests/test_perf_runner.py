@@ -58,3 +58,18 @@ def test_loop_both_measures_each_workload_on_asyncio_and_on_uvloop(tmp_path: Pat
     assert "pykka" in doc["workloads"]["tell"]["figures"]
     assert "pykka" not in doc["workloads"]["tell@uvloop"]["figures"]  # threads: measured once
     assert "tell: on uvloop / on asyncio: ours " in done.stdout
+
+
+def test_the_shared_memory_ring_prototype_runs_both_links() -> None:
+    cmd = [sys.executable, "-m", "perf.shm_ring", "--n", "200", "--repeats", "1"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=100)
+    assert done.returncode == 0, done.stderr
+    assert "leaked shared_memory" not in done.stderr  # resource_tracker is handled
+    rows = {
+        words[0]: words[1:]
+        for words in map(str.split, done.stdout.splitlines())
+        if words and words[0] in ("shm", "unix") and words[1] != "/"
+    }
+    assert float(rows["shm"][0].replace(",", "")) > 0
+    assert float(rows["unix"][1].replace(",", "")) > 0
+    assert "shm / unix: ask" in done.stdout

@@ -216,6 +216,11 @@ class NetworkNode:
             raise TransportError(f"{url} answered the tree query with {type(tree).__name__}")
         return tree
 
+    def inbound(self) -> list[Peer]:
+        """The connections other nodes opened to this one that are up, oldest
+        first (a worker process's node has one: its parent's)."""
+        return [peer for peer in self._inbound.values() if peer.up]
+
     def local_ref(self, slot: Any) -> ActorRef[Any] | None:
         return _SerializingRef(slot, self.codec) if self.options.serialize_local else None
 

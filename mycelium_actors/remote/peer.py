@@ -392,6 +392,31 @@ class Peer:
             if deadline is not None:
                 deadline.cancel()
 
+    def ask_nowait(self, path: str, tail: bytes, message: Any, reply: Any) -> None:
+        """Send an ask now without waiting for its reply: `reply` (a future-like
+        object: `done`, `set_result`, `set_exception`) gets it, or the loss of
+        the connection. `MailboxFull` when the window to `path` is full (then
+        `await room(path)`), `TransportError` when not connected,
+        `SerializationError` (nothing sent) for a message that cannot cross."""
+        frame_body = self._encode(message)
+        if not self.up:
+            raise TransportError(f"not connected to {self.label}")
+        if not self._room(path):
+            raise MailboxFull(f"{WINDOW} messages to {self._url(path)} are already in flight")
+        request = (self._next_request + 1) & 0xFFFFFFFF
+        frame = wire.ask_head(request) + tail + frame_body
+        if len(frame) > self.max_frame:
+            self.node.too_large(frame, message, self.max_frame)
+        self._next_request = request
+        self.send(frame)
+        self._asks[request] = reply
+        self._inflight_to(path).append(None)
+
+    async def room(self, path: str) -> None:
+        """Until one more message to `path` fits in the window."""
+        if not self._room(path):
+            await self._take_room(path)
+
     async def request(self, kind: type[wire.Stop | wire.Query], *args: Any, timeout: float) -> Any:
         """A control request answered by a REPLY (stop, queries)."""
         await self.ensure_up()

@@ -73,6 +73,16 @@ class RemoteActorRef(ActorRef[Any]):
             check_timeout(timeout)
         return await self._peer.ask(self.path, self._ask_tail, self._what, message, timeout)
 
+    def ask_nowait(self, message: Any, reply: Any) -> None:
+        """Send an ask and return at once: `reply` (a future-like object) gets
+        the answer, or `TransportError` if the connection is lost first.
+        `MailboxFull` when the window is full (then `await room()`)."""
+        self._peer.ask_nowait(self.path, self._ask_tail, message, reply)
+
+    async def room(self) -> None:
+        """Until one more message to this actor fits in the window in flight."""
+        await self._peer.room(self.path)
+
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
         check_timeout(timeout)
         return self._peer.node.run_blocking(self.ask(message, timeout), timeout)

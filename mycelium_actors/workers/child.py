@@ -31,22 +31,28 @@ from typing import Any
 import msgspec
 
 from .. import logs
+from ..errors import SerializationError
 from ..kernel.actor import Actor, handler
 from ..kernel.executor import DEFAULT_EXECUTOR
 from ..kernel.exits import Exit
 from ..kernel.mailbox import STOP_DRAIN, STOP_NOW
+from ..kernel.ref import ActorRef
 from ..kernel.slot import Slot
 from ..kernel.system import ActorSystem
+from ..remote.node import NetworkNode
+from ..remote.refs import RemoteActorRef
 from ..wire import exceptions
-from ..wire.codec import Codec
+from ..wire.codec import Codec, RefHook
 from .protocol import (
+    CLOSING,
     EXITS,
     HOST,
     LOG_MARK,
     NO_HEARTBEAT,
+    PARENT_REF,
     READY,
+    STOP,
     NextExit,
-    Shutdown,
     Start,
     Stop,
     read_bootstrap,
@@ -66,6 +72,7 @@ class _Worker:
         self.directives: dict[str, str] = {}
         self.started_once = False
         self.finished = asyncio.Event()
+        self.stopped = asyncio.Event()  # the parent stopped the actor for good
 
     # -- the slot's Owner (kernel.slot.Owner) ---------------------------------------
 
@@ -86,9 +93,11 @@ class _Worker:
         return None
 
     async def terminate(self, slot: Slot) -> None:
-        """`ref.stop()` inside the worker: the incarnation ends, the parent decides."""
-        exit = await slot.stop_incarnation(STOP_DRAIN, slot.shutdown)
-        self.child_exited(slot, Exit("normal") if exit.kind == "shutdown" else exit)
+        """`ref.stop()` inside the worker: a stop for good of the parent's slot.
+        The parent stops it as any stop for good (what is queued on both sides
+        is served, then `on_stop` here); this waits until that is done."""
+        self.exits.put_nowait([STOP, b"", False])
+        await self.stopped.wait()
 
     async def restart_stopped(self, slot: Slot) -> None:
         raise RuntimeError("a worker's actor is restarted by its parent")
@@ -112,6 +121,7 @@ class _Host(Actor):
         }
         if slot.mailbox.closed or slot.status == "stopped":
             slot.revive()
+        worker.stopped.clear()
         if worker.started_once:
             slot.status = "restarting"
         worker.started_once = True
@@ -127,11 +137,9 @@ class _Host(Actor):
         if msg.drain:
             slot.mailbox.close()
         exit = await slot.stop_incarnation(STOP_DRAIN if msg.drain else STOP_NOW, None)
+        if msg.drain:
+            self.worker.stopped.set()
         return exit.kind
-
-    @handler
-    def shutdown(self, msg: Shutdown) -> None:
-        self.worker.finished.set()
 
 
 class _Exits(Actor):
@@ -176,6 +184,31 @@ class _LogForwarder(logging.Handler):
     @staticmethod
     def formatter_exception(record: logging.LogRecord) -> str:
         return logging.Formatter().formatException(record.exc_info)  # type: ignore[arg-type]
+
+
+class _ChildRefs:
+    """How refs cross the link on the worker's side: `PARENT_REF` + a path is an
+    actor of the parent, reached over the connection the parent opened (the
+    only one this node accepts); a ref over that connection goes back in that
+    form. Anything else is the node protocol's (this node's actors have an
+    address: the worker's socket)."""
+
+    def __init__(self, node: NetworkNode) -> None:
+        self.node = node
+        self.fallback = node.codec.refs
+
+    def encode(self, ref: ActorRef[Any]) -> str:
+        if isinstance(ref, RemoteActorRef) and ref.address is None:
+            return PARENT_REF + ref.path  # over an inbound connection: the parent's
+        return self.fallback.encode(ref)
+
+    def decode(self, address: str) -> ActorRef[Any]:
+        if not address.startswith(PARENT_REF):
+            return self.fallback.decode(address)
+        parents = self.node.inbound()
+        if not parents:
+            raise SerializationError(f"cannot receive the ref {address!r}: the parent is gone")
+        return parents[0].ref(address[len(PARENT_REF) :])
 
 
 def _watch_parent(loop: asyncio.AbstractEventLoop, done: asyncio.Event) -> None:
@@ -248,6 +281,10 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
             mailbox_capacity=boot["mailbox"],
             mailbox_overflow="block",
         )
+        node = system._node  # noqa: SLF001 (the worker's own node: its refs cross the link)
+        assert isinstance(node, NetworkNode)
+        refs = _ChildRefs(node)
+        node.codec.refs = RefHook(refs.encode, refs.decode)
         worker = _Worker(system, slot)
         slot.owner = worker
         system.register(slot)
@@ -260,6 +297,9 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
         sys.stdout.buffer.write(READY)
         sys.stdout.buffer.flush()
         await worker.finished.wait()
+        # End the parent's long poll now: the system's stop would otherwise wait
+        # for that handler until the shutdown time (the parent would kill us first).
+        worker.exits.put_nowait([CLOSING, b"", False])
 
 
 def _loop_factory(name: object) -> Callable[[], asyncio.AbstractEventLoop]:

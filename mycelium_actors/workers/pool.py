@@ -32,12 +32,14 @@ from ..kernel.ref import LocalActorRef, serving
 from ..kernel.replies import settle
 from ..supervision.spec import Child, Spec, Supervisor, _check_shutdown, _is_count, _is_number
 from ..supervision.supervisor import SupervisorSlot, start_root
+from .subprocess import Subprocess, _Relay, sender_codec
 
 if TYPE_CHECKING:
     from ..kernel.clock import Clock
     from ..kernel.ref import ActorRef
     from ..kernel.slot import Slot
     from ..kernel.system import ActorSystem
+    from ..wire.codec import Codec
 
 ROUTES = ("round_robin", "least_busy")
 
@@ -139,6 +141,10 @@ class Pool(Spec):
         )
         assert isinstance(slot.mailbox, _RouterMailbox)
         slot.mailbox.route_by(self.route)
+        if isinstance(self.executor, Subprocess) and type(slot.ref) is _PoolRef:
+            # Worker processes: what cannot cross to them is refused at the sender,
+            # as by a worker's own ref (the router hands messages on unencoded).
+            slot.ref = _CheckedPoolRef(slot, sender_codec(system, slot.path))
         return slot
 
     async def start_root(self, system: ActorSystem) -> ActorRef[Any]:
@@ -229,6 +235,33 @@ class _PoolRef(LocalActorRef[Any]):
             await mb.put(item, self._clock)
 
 
+class _CheckedPoolRef(_PoolRef):
+    """The local ref of a pool of worker processes: each message is checked with
+    the link's codec first (`SerializationError` here, nothing routed)."""
+
+    __slots__ = ("_codec",)
+
+    def __init__(self, slot: Slot, codec: Codec) -> None:
+        super().__init__(slot)
+        self._codec = codec
+
+    async def tell(self, message: Any) -> None:
+        self._codec.encode(message)
+        await super().tell(message)
+
+    def tell_nowait(self, message: Any) -> None:
+        self._codec.encode(message)
+        super().tell_nowait(message)
+
+    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+        self._codec.encode(message)
+        return await super().ask(message, timeout)
+
+    def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
+        self._codec.encode(message)
+        return super().ask_blocking(message, timeout)
+
+
 class _RouterMailbox(Mailbox):
     """A mailbox that keeps no message: each put goes to a worker's mailbox.
 
@@ -267,7 +300,7 @@ class _RouterMailbox(Mailbox):
             for worker in workers:
                 if worker.status != "running" or worker is asker:
                     continue
-                load = len(worker.mailbox.queue) + (worker.handling is not None)
+                load = _load(worker)
                 if best is None or load < low:
                     best, low = worker, load
                     if not load:
@@ -337,7 +370,7 @@ class _RouterMailbox(Mailbox):
             ]
             if found:
                 if self._least_busy:
-                    pick = min(found, key=lambda w: len(w.mailbox.queue) + (w.handling is not None))
+                    pick = min(found, key=_load)
                 else:
                     pick = found[self._next % len(found)]
                     self._next = workers.index(pick) + 1
@@ -355,6 +388,15 @@ class _RouterMailbox(Mailbox):
         else:
             self.sink.dead_letter(self.path, message, "stopped")
         return None
+
+
+def _load(worker: Slot) -> int:
+    """What `least_busy` counts: the messages queued for `worker`, and the one
+    it handles, or for a worker process the asks it has in flight there."""
+    server: Any = worker.server  # a worker process's is its relay (kernel.executor's seam)
+    if type(server) is _Relay:
+        return len(worker.mailbox.queue) + server.asks
+    return len(worker.mailbox.queue) + (worker.handling is not None)
 
 
 def _serving_worker() -> Any:

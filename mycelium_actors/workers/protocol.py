@@ -19,7 +19,7 @@ from ..wire.registry import message
 
 #: The version of what parent and worker say to each other (the bootstrap and the
 #: control messages): an interpreter given as `python=` must have the same.
-PROTOCOL = 1
+PROTOCOL = 2
 #: The first of the wire ids the library keeps for itself.
 FIRST_ID = 0x7FFFFF00
 #: The worker's host actor (starts and stops the incarnation) and the actor that
@@ -30,6 +30,11 @@ EXITS = "/_mycelium_exits"
 READY = b"mycelium-worker-ready\n"
 #: Marks a forwarded log record on the child's stderr (other lines are plain stderr).
 LOG_MARK = "\x1emycelium-log "
+
+#: How a ref to an actor of the parent crosses the worker link (the parent does
+#: not listen, so it has no address): this prefix and the actor's path. The
+#: worker resolves it to a ref over the same link; the parent, to its own actor.
+PARENT_REF = "mycelium-parent:"
 
 #: The node's heartbeat is off on the worker link (a long handler must not look
 #: like a dead peer): a closed socket or stdin is how either side learns of a death.
@@ -60,16 +65,18 @@ class Stop:
     drain: bool
 
 
-@message(id=FIRST_ID + 3)
-@attrs.frozen
-class Shutdown:
-    """Stop the worker's system and exit the process."""
-
-
 @message(id=FIRST_ID + 4)
 @attrs.frozen
 class NextExit:
-    """Answered when an incarnation ends on its own: [kind, error, escalate]."""
+    """Answered when an incarnation ends on its own: [kind, error, escalate];
+    the kind `CLOSING` ends the long poll when the worker shuts down."""
+
+
+#: The last answer to `NextExit`: the worker is shutting down (no incarnation ended).
+CLOSING = "closing"
+#: An answer to `NextExit`: `ref.stop()` was called on the served actor inside the
+#: worker; the parent stops its slot for good (the incarnation runs until then).
+STOP = "stop"
 
 
 def write_bootstrap(stream: IO[bytes], boot: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from asyncio import _get_running_loop as _running_loop
 from pathlib import Path
 from typing import Any
 
@@ -46,25 +47,28 @@ from ..kernel.dispatcher import DONE
 from ..kernel.executor import Executor, Runner, _valid_cpus
 from ..kernel.exits import NORMAL, SHUTDOWN, Exit
 from ..kernel.mailbox import STOP_DRAIN, STOP_NOW, STOP_SELF
-from ..kernel.ref import LocalActorRef
-from ..kernel.replies import settle
+from ..kernel.ref import ActorRef, LocalActorRef, check_timeout
+from ..kernel.replies import resume, settle
 from ..kernel.seams import DEFAULT_MAX_FRAME, NodeOptions
 from ..kernel.slot import Slot
 from ..kernel.system import ActorSystem
 from ..remote.node import NetworkNode
+from ..remote.refs import HereRef
 from ..supervision.spec import Child
 from ..wire import exceptions
-from ..wire.codec import Codec
+from ..wire.codec import Codec, RefHook
 from ..wire.registry import contract_modules
 from .protocol import (
+    CLOSING,
     EXITS,
     HOST,
     LOG_MARK,
     NO_HEARTBEAT,
+    PARENT_REF,
     PROTOCOL,
     READY,
+    STOP,
     NextExit,
-    Shutdown,
     Start,
     Stop,
     write_bootstrap,
@@ -72,7 +76,7 @@ from .protocol import (
 
 #: The relay's state while it serves (compared by identity, like the dispatcher's).
 RELAYING = "relaying"
-#: Seconds a worker gets to exit after `Shutdown`, then after SIGTERM, before SIGKILL.
+#: Seconds a worker gets to exit after its stdin closes, then after SIGTERM, before SIGKILL.
 EXIT_GRACE = 1.0
 #: The capacity of the actor's mailbox inside the worker: above the protocol's window,
 #: so a relayed message never waits for room there.
@@ -152,7 +156,7 @@ class Subprocess(Executor):
     def make_ref(self, slot: Slot) -> LocalActorRef[Any]:
         _class_name(slot.actor_class)  # ValueError at spawn, naming the class
         self.encode_args(slot)  # SerializationError at spawn
-        return _WorkerRef(slot, self.codec)
+        return _WorkerRef(slot, sender_codec(slot.system, slot.path))
 
     def encode_args(self, slot: Slot) -> tuple[list[bytes], dict[str, bytes]]:
         try:
@@ -224,9 +228,65 @@ def _child_env(extra: dict[str, str] | None) -> dict[str, str]:
     return env
 
 
+def sender_codec(system: ActorSystem, path: str) -> Codec:
+    """The codec that checks, at the sender, a message for the worker process(es)
+    at `path`: what cannot cross the link is a `SerializationError` there."""
+    refs = _ParentRefs(system, None, path)
+    return Codec(refs=RefHook(refs.encode, refs.decode))
+
+
+class _ParentRefs:
+    """How refs cross a worker link on the parent's side (the parent does not
+    listen: its actors have no address). A ref to an actor of the parent's
+    system goes as `PARENT_REF` + its path, which the worker turns into a ref
+    over the same link; that form coming back is the parent's own ref again.
+    The address of the served actor in the worker is the parent's ordinary ref
+    of the slot; any other address is the node protocol's (a ref over the link
+    for another actor in the worker). `url` is None for the sender-side check,
+    which only encodes."""
+
+    def __init__(self, system: ActorSystem, url: str | None, path: str) -> None:
+        self.system = system
+        self.served = None if url is None else url + path
+        self.path = path
+        self.fallback: RefHook | None = None  # the node's own hook, once the link is up
+
+    def encode(self, ref: ActorRef[Any]) -> str:
+        if isinstance(ref, LocalActorRef) and self.system.lookup(ref.path) is ref:
+            return PARENT_REF + ref.path
+        address = ref.address
+        if address is None:
+            raise SerializationError(
+                f"cannot send {ref!r} to the worker process of {self.path}: it is not an "
+                "actor of this system, and its own system does not listen"
+            )
+        return address if self.fallback is None else self.fallback.encode(ref)
+
+    def decode(self, address: str) -> ActorRef[Any]:
+        if address.startswith(PARENT_REF):
+            path = address[len(PARENT_REF) :]
+            found = self.system.lookup(path)
+            # Gone meanwhile: a ref that looks again at each use (ActorStopped then).
+            return found if found is not None else HereRef(self.system, PARENT_REF, path)
+        if address == self.served:
+            found = self.system.lookup(self.path)
+            if found is not None:
+                return found
+        if self.fallback is None:
+            raise SerializationError(f"cannot receive the ref {address!r} here")
+        return self.fallback.decode(address)
+
+
 class _WorkerRef(LocalActorRef[Any]):
     """The ref of an actor in a worker process: a message that cannot cross to
-    it is a `SerializationError` here, at the sender."""
+    it is a `SerializationError` here, at the sender.
+
+    While the relay is idle (parked, nothing queued, no stop pending) and the
+    caller runs on its loop, a tell or ask goes straight onto the link from
+    here, in the caller's own call: encoded once (the link's own encode is the
+    sender-side check), with no hop through the mailbox and the relay's task,
+    and in order (nothing is ahead of it). Otherwise the message is checked
+    here and goes through the mailbox (then it is encoded again by the relay)."""
 
     __slots__ = ("_codec",)
 
@@ -234,17 +294,49 @@ class _WorkerRef(LocalActorRef[Any]):
         super().__init__(slot)
         self._codec = codec
 
+    def _idle_relay(self) -> _Relay | None:
+        """The relay, if a message may bypass the mailbox now (see the class doc)."""
+        relay: Any = self._slot.server
+        if type(relay) is not _Relay or relay.state is not RELAYING:
+            return None
+        parked = relay._parked  # noqa: SLF001 (the relay's own module)
+        mb = self.mailbox
+        if parked is None or parked.done() or mb.queue or mb.system or mb.closed:
+            return None
+        return relay if _running_loop() is relay.loop else None
+
     async def tell(self, message: Any) -> None:
-        self._codec.encode(message)
+        relay = self._idle_relay()
+        if relay is None:
+            self._codec.encode(message)
+        elif relay.send_tell(message):
+            return
         await super().tell(message)
 
     def tell_nowait(self, message: Any) -> None:
-        self._codec.encode(message)
+        relay = self._idle_relay()
+        if relay is None:
+            self._codec.encode(message)
+        elif relay.send_tell(message):
+            return
         super().tell_nowait(message)
 
     async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
-        self._codec.encode(message)
-        return await super().ask(message, timeout)
+        relay = self._idle_relay()
+        if relay is None:
+            self._codec.encode(message)
+            return await super().ask(message, timeout)
+        if timeout is not None:
+            check_timeout(timeout)
+        fut = relay.loop.create_future()
+        if not relay.send_ask(message, fut):
+            return await super().ask(message, timeout)
+        deadline = self._clock.expire(fut, timeout, "ask to ", self.path) if timeout else None
+        try:
+            return await fut
+        finally:
+            if deadline is not None:
+                deadline.cancel()
 
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
         self._codec.encode(message)
@@ -331,6 +423,9 @@ class _Process:
                 serialize_local=False,
             ),
         )
+        refs = _ParentRefs(self.system, self.url, slot.path)
+        refs.fallback = self.node.codec.refs
+        self.node.codec.refs = RefHook(refs.encode, refs.decode)
         self.actor = await self.node.remote(self.url, slot.path)
         self.host = await self.node.remote(self.url, HOST)
         exits = await self.node.remote(self.url, EXITS)
@@ -345,6 +440,11 @@ class _Process:
                 kind, error, escalate = await exits.ask(NextExit(), timeout=None)
             except (TransportError, ActorStopped):
                 break
+            if kind == CLOSING:
+                return  # an orderly shutdown: close() reaps the process
+            if kind == STOP:
+                self.runner.stop_requested(self)
+                continue
             exc = exceptions.decode_error(error) if error else None
             self.runner.worker_exited(self, Exit(kind, exc, escalate=bool(escalate)))
         self.dead = True
@@ -367,29 +467,31 @@ class _Process:
             except ProcessLookupError:
                 pass
 
-    async def close(self, graceful: bool) -> None:
-        """End the process: `Shutdown` (if `graceful`), then SIGTERM, then SIGKILL,
-        each after `EXIT_GRACE`; reap it, close the link, remove its directory."""
+    async def close(self) -> None:
+        """End the process: close the link and its stdin (the worker then closes
+        its system and exits), then SIGTERM, then SIGKILL, each after
+        `EXIT_GRACE`; reap it and remove its directory."""
         if self._closed is not None:
             await asyncio.shield(self._closed)
             return
         self._closed = asyncio.get_running_loop().create_future()
         try:
-            await self._close(graceful)
+            await self._close()
         finally:
             self._closed.set_result(None)
 
-    async def _close(self, graceful: bool) -> None:
+    async def _close(self) -> None:
         proc = self.proc
+        if self._watch is not None:
+            self._watch.cancel()  # how the process ends is ours to see from here
         if proc is not None:
-            if graceful and not self.dead and self.host is not None:
-                try:
-                    await asyncio.wait_for(self.host.ask(Shutdown(), timeout=None), EXIT_GRACE)
-                except (TransportError, ActorStopped, TimeoutError):
-                    pass
+            # An orderly end: our side of the link closes first (so its closing is
+            # no news to log), then stdin: at its EOF the worker closes its system
+            # and exits. Past the grace, SIGTERM, then SIGKILL.
+            await self._close_link()
             if proc.stdin is not None:
                 try:
-                    proc.stdin.close()  # EOF: the worker's watchdog ends it
+                    proc.stdin.close()
                 except OSError:
                     pass
             if not await _exited(proc, EXIT_GRACE):
@@ -401,11 +503,13 @@ class _Process:
             if proc.stdout is not None:
                 proc.stdout.close()
         self.dead = True
-        if self._watch is not None:
-            self._watch.cancel()
-        if self.node is not None:
-            await self.node.aclose()
+        await self._close_link()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    async def _close_link(self) -> None:
+        node, self.node = self.node, None
+        if node is not None:
+            await node.aclose()
 
     def stats(self) -> tuple[float, int] | None:
         """(CPU seconds, RSS bytes) of the process, from psutil."""
@@ -520,7 +624,7 @@ class _WorkerRunner(Runner):
             async with asyncio.timeout(limit):
                 if process is None or process.dead:
                     if process is not None:
-                        self._close_in_background(process, graceful=False)
+                        self._close_in_background(process)
                     process = self.process = _Process(self, slot)
                     await process.start(slot)
                 spec = slot.spec
@@ -551,7 +655,7 @@ class _WorkerRunner(Runner):
             return  # it died meanwhile
         except asyncio.CancelledError:
             process.kill()  # past the shutdown time: the worker's state is unknown
-            self._close_in_background(process, graceful=False)
+            self._close_in_background(process)
             raise
 
     def worker_exited(self, process: _Process, exit: Exit) -> None:
@@ -559,20 +663,28 @@ class _WorkerRunner(Runner):
         if relay is not None and relay.process is process:
             relay.ended_there(exit)
 
+    def stop_requested(self, process: _Process) -> None:
+        """`ref.stop()` on the actor inside the worker: stop the slot for good,
+        as a `ref.stop()` here would (through its supervisor, if any)."""
+        relay = self.relaying
+        if relay is not None and relay.process is process and relay.state is RELAYING:
+            system = relay.slot.system
+            system.run_in_background(system.stop_slot(relay.slot))
+
     def process_died(self, process: _Process) -> None:
         process.kill()  # reaped by close()
         relay = self.relaying
         if relay is not None and relay.process is process:
             relay.killed()
-        self._close_in_background(process, graceful=False)
+        self._close_in_background(process)
 
     def kill_process(self) -> None:
         process = self.process
         if process is not None:
             process.kill()
 
-    def _close_in_background(self, process: _Process, graceful: bool) -> None:
-        task = self.loop.create_task(process.close(graceful))
+    def _close_in_background(self, process: _Process) -> None:
+        task = self.loop.create_task(process.close())
         self._closing.append(task)
         task.add_done_callback(self._closing.remove)
 
@@ -580,7 +692,7 @@ class _WorkerRunner(Runner):
         """The actor stopped for good: no process is left behind."""
         process, self.process = self.process, None
         if process is not None:
-            await process.close(graceful=True)
+            await process.close()
         if self._closing:
             await asyncio.wait(list(self._closing), timeout=4 * EXIT_GRACE)
 
@@ -606,10 +718,56 @@ class _StandIn(Actor):
             await self.runner.stop_incarnation(drain=self.slot.mailbox.closed)
 
 
+def _died(path: str) -> ActorStopped:
+    return ActorStopped(f"{path}: the worker process died while handling it")
+
+
+class _Pending:
+    """An ask the relay sent: where the peer puts its reply (or the link's
+    loss, which is `ActorStopped` for the asker). Counts the relay's asks in
+    flight."""
+
+    __slots__ = ("relay", "reply")
+
+    def __init__(self, relay: _Relay, reply: asyncio.Future[Any]) -> None:
+        self.relay = relay
+        self.reply = reply
+
+    def done(self) -> bool:
+        return self.reply is None
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, value: Any) -> None:
+        reply = self._answered()
+        if type(reply) is asyncio.Future and reply.get_loop() is self.relay.loop:
+            if reply.done():
+                return  # the asker gave up
+            resume(reply, value)  # from the peer's read: the asker's step runs now
+        else:
+            settle(reply, value)
+
+    def set_exception(self, exc: BaseException) -> None:
+        reply = self._answered()
+        if isinstance(exc, TransportError):
+            exc = _died(self.relay.slot.path)
+        settle(reply, exc=exc)
+
+    def _answered(self) -> asyncio.Future[Any]:
+        reply, self.reply = self.reply, None  # type: ignore[assignment]
+        relay = self.relay
+        relay.asks -= 1
+        if not relay.asks and relay.slot.handling is relay:
+            relay.slot.handling = None
+        return reply
+
+
 class _Relay:
     """The mailbox's consumer while an incarnation runs in the worker: a task
-    that sends the messages in order (tells within the window, one ask awaited
-    at a time) and ends like a `Server` ends, through `slot.serving_ended`."""
+    that sends the messages in order, tells and asks pipelined within the
+    protocol's window (an ask's reply settles its asker when it comes, by
+    request id), and ends like a `Server` ends, through `slot.serving_ended`."""
 
     def __init__(
         self,
@@ -630,8 +788,29 @@ class _Relay:
         self.loop = loop
         self.mailbox = slot.mailbox
         self.state: str = RELAYING
+        self.asks = 0  # asks sent and not answered yet
         self._parked: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def send_tell(self, message: Any) -> bool:
+        """Write a tell now (the mailbox bypassed); False if it must go through
+        the mailbox after all (the window is full, the link is down).
+        `SerializationError` for a message that cannot cross."""
+        try:
+            self.process.actor.tell_nowait(message)
+        except (MailboxFull, TransportError):
+            return False
+        return True
+
+    def send_ask(self, message: Any, reply: asyncio.Future[Any]) -> bool:
+        """Write an ask now; its reply settles `reply`. As `send_tell`."""
+        try:
+            self.process.actor.ask_nowait(message, _Pending(self, reply))
+        except (MailboxFull, TransportError):
+            return False
+        self.asks += 1
+        self.slot.handling = self
+        return True
 
     def begin(self) -> None:
         if self.process.dead:
@@ -660,33 +839,32 @@ class _Relay:
                 continue
             if mb.queue:
                 message, reply = mb.take()
-                if reply is None:
-                    try:
+                try:
+                    if reply is None:
                         try:
                             target.tell_nowait(message)
                         except MailboxFull:  # the window is full: wait for credit
                             await target.tell(message)
-                    except SerializationError as exc:
+                    elif not reply.done():  # else the asker gave up meanwhile
+                        pending = _Pending(self, reply)
+                        try:
+                            target.ask_nowait(message, pending)
+                        except MailboxFull:
+                            await target.room()
+                            target.ask_nowait(message, pending)
+                        self.asks += 1
+                        slot.handling = self  # asks in flight there (what least_busy counts)
+                except SerializationError as exc:
+                    if reply is not None:
+                        settle(reply, exc=exc)
+                    else:
                         system.dead_letter(slot.path, message, "unserializable")
                         system.log_event("worker.refused", slot.path, error=str(exc))
-                    except TransportError:
-                        system.dead_letter(slot.path, message, "connection_lost")
-                    continue
-                if reply.done():
-                    continue  # the asker gave up meanwhile
-                try:
-                    result = await target.ask(message, timeout=None)
                 except TransportError:
-                    settle(
-                        reply,
-                        exc=ActorStopped(f"{slot.path}: the worker process died while handling it"),
-                    )
-                except BaseException as exc:
-                    settle(reply, exc=exc)
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                else:
-                    settle(reply, result)
+                    if reply is not None:
+                        settle(reply, exc=_died(slot.path))
+                    else:
+                        system.dead_letter(slot.path, message, "connection_lost")
                 continue
             if draining:
                 exit = SHUTDOWN
@@ -698,7 +876,17 @@ class _Relay:
                 self._parked = None
         if self.state is RELAYING:
             self.state = DONE
-            slot.serving_ended(self, exit)  # type: ignore[arg-type]
+            self._serving_ended(exit)
+
+    def _serving_ended(self, exit: Exit | None) -> None:
+        """`slot.serving_ended`, from a plain loop callback as the kernel expects
+        (no task running: it may start the end of the incarnation as an eager
+        task in the incarnation's context, which fails inside a running task on
+        3.12 and later: the pump's own, or the long poll's)."""
+        if asyncio.current_task(self.loop) is None:
+            self.slot.serving_ended(self, exit)  # type: ignore[arg-type]
+        else:
+            self.loop.call_soon(self.slot.serving_ended, self, exit)  # type: ignore[arg-type]
 
     def _stop_pump(self) -> None:
         """The incarnation ended from outside the pump: wake it if it is parked
@@ -715,7 +903,7 @@ class _Relay:
         self._stop_pump()
         assert isinstance(self.instance, _StandIn)
         self.instance.ended = True
-        self.slot.serving_ended(self, exit)  # type: ignore[arg-type]
+        self._serving_ended(exit)
 
     def killed(self) -> None:
         """The process is gone: the incarnation was killed."""
@@ -724,7 +912,7 @@ class _Relay:
         self._stop_pump()
         assert isinstance(self.instance, _StandIn)
         self.instance.ended = True
-        self.slot.serving_ended(self, None)  # type: ignore[arg-type]
+        self._serving_ended(None)
 
     def kill(self) -> None:
         """The slot kills the incarnation (past its shutdown time): the process goes."""

@@ -118,3 +118,24 @@ async def test_a_blocked_worker_loop_logs_loop_stalled_in_the_parent_with_the_pi
     assert record.levelno == logging.WARNING
     assert record.pid == pid  # type: ignore[attr-defined]
     assert "path=/c" in record.getMessage() and "message_type=Block" in record.getMessage()
+
+
+#: An orderly stop of an idle worker takes a few ms here, tens under load: this
+#: bound is 5x the upper end of that (it was 1.4 s while the worker's system
+#: waited for the parent's long poll to end before it exited).
+IDLE_STOP_BOUND = 0.5
+
+
+@pytest.mark.parametrize("how", ["stop", "system"])
+async def test_an_orderly_stop_of_an_idle_worker_is_fast(how: str) -> None:
+    async with ActorSystem("fast-stop") as system:
+        ref = await system.spawn(Counter, name="c", executor=Subprocess())
+        pid = await ref.ask(Pid())
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        if how == "stop":
+            await ref.stop()
+            await eventually(lambda: _gone(pid), timeout=5.0)
+    if how == "system":
+        await eventually(lambda: _gone(pid), timeout=5.0)
+    assert loop.time() - start < IDLE_STOP_BOUND

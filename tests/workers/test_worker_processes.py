@@ -13,6 +13,7 @@ import pytest
 from procs import workers
 from wactors import (
     Add,
+    Block,
     Counter,
     Crash,
     DieHard,
@@ -20,15 +21,18 @@ from wactors import (
     Get,
     LoopKind,
     Pid,
+    Queued,
     Sleep,
     SlowStart,
     Spawned,
+    StopMe,
 )
 
 from mycelium_actors import (
     Actor,
     ActorStopped,
     ActorSystem,
+    AskTimeout,
     Child,
     SerializationError,
     StartFailed,
@@ -37,6 +41,7 @@ from mycelium_actors import (
     handler,
 )
 from mycelium_actors.testing import eventually
+from mycelium_actors.wire.codec import Codec
 
 
 async def test_tell_and_ask_are_served_in_another_process(system: ActorSystem) -> None:
@@ -118,11 +123,12 @@ async def test_kill_9_mid_ask_fails_the_ask_and_restarts_in_a_new_process(
     loop = asyncio.get_running_loop()
     killed_at = loop.time()
     os.kill(pid, signal.SIGKILL)
-    with pytest.raises(ActorStopped):
-        await asyncio.wait_for(asking, 5.0)
+    # Both were sent to the process (asks are pipelined): both died with it.
+    for ask in (asking, queued):
+        with pytest.raises(ActorStopped):
+            await asyncio.wait_for(ask, 5.0)
     assert loop.time() - killed_at < 1.0
-    # The ask still queued in the parent is served by the new process.
-    assert await asyncio.wait_for(queued, 10.0) == 0
+    assert await ref.ask(Get(), timeout=10.0) == 0
     new_pid = await ref.ask(Pid())
     assert new_pid != pid
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -282,3 +288,78 @@ async def test_a_resume_directive_applies_in_the_worker(system: ActorSystem) -> 
         await ref.ask(Crash("resumed"))
     assert await ref.ask(Get()) == 3  # the same instance, its state kept
     assert _node(system, "/root/counter").restarts == 0
+
+
+async def test_asks_are_pipelined_to_the_worker(system: ActorSystem) -> None:
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    first = asyncio.ensure_future(ref.ask(Queued(0.5)))
+    others = [asyncio.ensure_future(ref.ask(Get())) for _ in range(5)]
+    # While the first is handled there, the five asks sent after it wait in the
+    # worker's own mailbox: they did not wait for its reply to be sent.
+    assert await first == 5
+    assert await asyncio.gather(*others) == [0] * 5
+
+
+async def test_pipelined_asks_keep_their_order_with_tells(system: ActorSystem) -> None:
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    replies = []
+    for _ in range(50):
+        ref.tell_nowait(Add(1))
+        replies.append(asyncio.ensure_future(ref.ask(Get())))
+        await asyncio.sleep(0)  # the ask's first step puts it in the mailbox, in turn
+    assert await asyncio.gather(*replies) == list(range(1, 51))
+
+
+async def test_an_asker_that_gave_up_leaves_the_others_answered(system: ActorSystem) -> None:
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    slow = asyncio.ensure_future(ref.ask(Sleep(0.5), timeout=0.1))
+    after = asyncio.ensure_future(ref.ask(Get(), timeout=5.0))
+    with pytest.raises(AskTimeout):
+        await slow
+    assert await after == 0  # the late reply to the first was dropped, nothing else
+
+
+async def test_ref_stop_inside_the_worker_stops_a_permanent_child_for_good(
+    system: ActorSystem, tmp_path: Path
+) -> None:
+    note = tmp_path / "note"
+    child = Child(Counter, 0, str(note), name="c", executor=Subprocess())
+    await system.start(Supervisor("root", children=[child]))
+    ref = system.lookup("/root/c")
+    assert ref is not None
+    pid = await ref.ask(Pid())
+    await ref.tell(StopMe())
+    await ref.tell(Add(1))  # queued behind it: served before the stop, not a restart
+    await eventually(lambda: _node(system, "/root/c").status == "stopped", timeout=5.0)
+    assert _node(system, "/root/c").restarts == 0
+    assert note.read_text().split("\n")[:2] == [f"start {pid}", f"stop {pid}"]
+    await eventually(lambda: not workers(), timeout=5.0)
+    with pytest.raises(ActorStopped):
+        await ref.ask(Get())
+
+
+async def test_a_message_to_an_idle_worker_is_encoded_once(
+    system: ActorSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[object] = []
+    encode = Codec.encode
+
+    def counting(codec: Codec, message: object) -> bytes:
+        encoded.append(message)
+        return encode(codec, message)
+
+    monkeypatch.setattr(Codec, "encode", counting)  # before the link binds its encoder
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    await ref.ask(Get())
+    encoded.clear()
+    await ref.tell(Add(1))
+    assert await ref.ask(Get()) == 1
+    assert encoded == [Add(1), Get()]  # the sender's check is the link's own encode
+
+
+async def test_tells_past_the_window_wait_in_the_mailbox_in_order(system: ActorSystem) -> None:
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    await ref.tell(Block(0.5))  # the worker's loop is held: no credit comes back
+    for n in range(1, 1001):
+        await ref.tell(Add(n))
+    assert await ref.ask(Get(), timeout=10.0) == sum(range(1, 1001))

@@ -9,10 +9,11 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 
-from mycelium_actors import Actor, handler, message
+from mycelium_actors import Actor, ActorRef, handler, message
 
 
 @message(id=2101)
@@ -81,6 +82,62 @@ class Shout:
 
 @message(id=2111)
 @attrs.frozen
+class Queued:
+    """After `seconds`, answers how many messages wait in the actor's mailbox there."""
+
+    seconds: float
+
+
+@message(id=2112)
+@attrs.frozen
+class StopMe:
+    """The actor stops itself through its own ref (`ref.stop()`), inside the worker."""
+
+
+@message(id=2113)
+@attrs.frozen
+class Greet:
+    """Tells `to` a `Note`, then asks it `Get()`: answers what it answered."""
+
+    to: ActorRef[Any]
+
+
+@message(id=2114)
+@attrs.frozen
+class Note:
+    text: str
+
+
+@message(id=2115)
+@attrs.frozen
+class Introduce:
+    """Tells `to` a `Here` holding the worker's own ref."""
+
+    to: ActorRef[Any]
+
+
+@message(id=2116)
+@attrs.frozen
+class Here:
+    ref: ActorRef[Any]
+
+
+@message(id=2117)
+@attrs.frozen
+class Me:
+    """Answered with `Here(own ref)`."""
+
+
+@message(id=2118)
+@attrs.frozen
+class Back:
+    """Answered with `Here(ref)`: the ref it got, sent back."""
+
+    ref: ActorRef[Any]
+
+
+@message(id=2119)
+@attrs.frozen
 class LoopKind:
     """Answers which event loop serves the actor: "asyncio" or "uvloop"."""
 
@@ -137,6 +194,34 @@ class Counter(Actor):
     @handler
     def block(self, msg: Block) -> None:
         time.sleep(msg.seconds)
+
+    @handler
+    async def queued(self, msg: Queued) -> int:
+        await asyncio.sleep(msg.seconds)
+        ref: Any = self.context.self_ref
+        return int(ref.mailbox.depth)
+
+    @handler
+    async def stop_me(self, msg: StopMe) -> None:
+        await self.context.self_ref.stop()
+
+    @handler
+    async def greet(self, msg: Greet) -> int:
+        await msg.to.tell(Note(f"hello from {os.getpid()}"))
+        answer: int = await msg.to.ask(Get())
+        return answer
+
+    @handler
+    async def introduce(self, msg: Introduce) -> None:
+        await msg.to.tell(Here(self.context.self_ref))
+
+    @handler
+    def me(self, msg: Me) -> Here:
+        return Here(self.context.self_ref)
+
+    @handler
+    def back(self, msg: Back) -> Here:
+        return Here(msg.ref)
 
     @handler
     def shout(self, msg: Shout) -> None:
