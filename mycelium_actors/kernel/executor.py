@@ -61,7 +61,7 @@ class Runner(abc.ABC):
     def stand_in(self, slot: Slot) -> Actor:
         """The local instance of an incarnation served elsewhere: its hooks start
         and stop the real one."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} serves its actors here: it has no stand-in")
 
     def relay(
         self,
@@ -73,7 +73,7 @@ class Runner(abc.ABC):
     ) -> Server:
         """The mailbox's consumer for an incarnation served elsewhere; it behaves
         as a `Server` towards the slot (`begin`, `state`, `kill`, `done`, ...)."""
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} serves its actors here: the dispatcher does")
 
     def pid(self) -> int | None:
         """The id of the OS process the actor runs in, when that is not this one."""

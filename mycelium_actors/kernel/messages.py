@@ -19,8 +19,9 @@ class Envelope:
 
     @classmethod
     def entry_for(cls, actor_class: Any) -> tuple[Any, int]:
-        """The dispatch entry `(fn, kind)` for this envelope type in `actor_class`."""
-        raise NotImplementedError
+        """The dispatch entry `(fn, kind)` for this envelope type in `actor_class`;
+        the layer that wraps messages subclasses this and says (tracing.py)."""
+        raise TypeError(f"{cls.__qualname__} is not a kind of envelope a layer registered")
 
 
 @attrs.frozen
