@@ -5,12 +5,16 @@ interval, and the parent cumulates them across worker processes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from test_cli import invoke
 from test_metrics_prometheus import scrape, series
 from wactors import Add, Counter, Crash, Get, Hold, Pid
 
@@ -25,8 +29,9 @@ from mycelium_actors import (
     Subprocess,
     Supervisor,
 )
-from mycelium_actors.kernel.stats import ActorMetrics
+from mycelium_actors.kernel.stats import BOUNDS, ActorMetrics, ReportedStats, bucket_of
 from mycelium_actors.workers import protocol
+from mycelium_actors.workers.subprocess import _Process
 
 #: A report comes within one report interval (0.5 s) of a change: a wide margin.
 WAIT = 10.0
@@ -154,13 +159,48 @@ async def test_with_metrics_off_the_worker_reports_nothing() -> None:
             await reporter.ask(protocol.NextFigures(), timeout=WAIT)
 
 
-async def test_prometheus_serves_a_worker_actors_figures(system: ActorSystem) -> None:
-    ref = await system.spawn(Counter, name="c", executor=Subprocess())
-    for n in range(3):
-        await ref.ask(Add(n))
-    await reaches(system, "/c", handled=3)
-    host, port = await mycelium_actors.metrics.serve(system, port=0)
-    samples = await scrape(host, port)
-    labels = {"path": "/c", "actor_class": "wactors:Counter"}
-    assert series(samples, "mycelium_messages_handled_total", **labels) == 3
-    assert series(samples, "mycelium_handler_seconds_count", **labels) == 3
+def report(handled: int, failed: int = 0, mailbox: int = 0) -> protocol.Figures:
+    """A worker's report: `handled` runs of 1 ms each."""
+    counts = [0] * (len(BOUNDS) + 1)
+    counts[bucket_of(0.001)] = handled
+    return protocol.Figures(counts, handled * 0.001, failed, mailbox, mailbox)
+
+
+def test_reports_cumulate_across_processes_and_one_that_goes_back_is_refused(
+    tmp_path: Path, captured_events: list[dict[str, Any]]
+) -> None:
+    slot = SimpleNamespace(system=None, path="/w", stats=None)
+    runner = SimpleNamespace(process=None)
+    first, second = (_Process(runner, slot) for _ in range(2))  # type: ignore[arg-type]
+    for process in (first, second):
+        shutil.rmtree(process.dir)  # made for a socket: not needed here
+    runner.process = first
+    for figures in (report(3, 1, mailbox=4), report(5, 1, mailbox=2), report(4, 1)):
+        first._reported(figures)
+    assert [e["event"] for e in captured_events] == ["worker.figures_refused"]
+    first._messages_died()  # killed: its last report stays, its queue died with it
+    stats = slot.stats
+    assert isinstance(stats, ReportedStats)
+    assert (stats.seconds().count, stats.failed, stats.mailbox, stats.high) == (5, 1, 0, 4)
+    runner.process = second  # the restart's process counts from 0 there
+    second._reported(report(2, 1, mailbox=1))
+    assert (stats.seconds().count, stats.failed, stats.mailbox, stats.high) == (7, 2, 1, 4)
+    assert stats.sum == pytest.approx(0.007)
+
+
+async def test_prometheus_and_status_show_a_worker_actors_figures(tmp_path: Path) -> None:
+    url = f"unix://{tmp_path}/node.sock"
+    async with ActorSystem("shown", listen=url, kill_grace=0.5) as system:
+        ref = await system.spawn(Counter, name="c", executor=Subprocess())
+        for n in range(3):
+            await ref.ask(Add(n))
+        await reaches(system, "/c", handled=3)
+        host, port = await mycelium_actors.metrics.serve(system, port=0)
+        samples = await scrape(host, port)
+        labels = {"path": "/c", "actor_class": "wactors:Counter"}
+        assert series(samples, "mycelium_messages_handled_total", **labels) == 3
+        assert series(samples, "mycelium_handler_seconds_count", **labels) == 3
+        status = await asyncio.to_thread(invoke, "status", url, "--json")
+        assert status.returncode == 0, status.stderr
+        (shown,) = json.loads(status.stdout)
+        assert (shown["path"], shown["handled"], shown["pid"]) == ("/c", 3, await ref.ask(Pid()))
