@@ -13,8 +13,8 @@ through the host actor (`protocol.HOST`).
 
 Unless the parent runs with `metrics=False`, a reporter actor
 (`protocol.FIGURES`) answers the parent's long poll with the served actor's
-figures when they changed, at most once per report interval (docs/executors.md,
-"Metrics").
+figures when they changed, at most once per report interval
+(docs/observability.md, "Actors in worker processes").
 
 The parent holds the other end of stdin: when it goes away (even killed -9)
 the read returns EOF and the worker exits, from a watchdog thread that does

@@ -13,9 +13,8 @@ restart starts the actor again in the same process. The process dying ends the
 relay as killed: the ask in flight fails with `ActorStopped` at once and the
 next start makes a new process. Unless metrics are off, a second long poll
 (`NextFigures`) brings the actor's figures from the worker into the slot's
-`ReportedStats`, cumulated across processes (docs/executors.md, "Metrics").
-docs/design.md ("Worker processes") has the
-whole design.
+`ReportedStats`, cumulated across processes (docs/observability.md, "Actors in
+worker processes"). docs/design.md ("Worker processes") has the whole design.
 """
 
 from __future__ import annotations
