@@ -40,6 +40,7 @@ import psutil
 from .. import logs
 from ..errors import (
     ActorStopped,
+    AskTimeout,
     MailboxFull,
     SerializationError,
     TransportError,
@@ -338,9 +339,15 @@ class _WorkerRef(LocalActorRef[Any]):
         fut = relay.loop.create_future()
         if not relay.send_ask(message, fut):
             return await super().ask(message, timeout)
+        counters = self._slot.system.counters  # as `super().ask` counts (metrics().asks)
+        counters.asks += 1
         deadline = self._clock.expire(fut, timeout, "ask to ", self.path) if timeout else None
         try:
             return await fut
+        except AskTimeout:
+            if deadline is not None and deadline.fut is None:  # ours fired
+                counters.ask_timeouts += 1
+            raise
         finally:
             if deadline is not None:
                 deadline.cancel()
@@ -454,7 +461,7 @@ class _Process:
         lost connection is the process gone."""
         while True:
             try:
-                kind, error, escalate = await exits.ask(NextExit(), timeout=None)
+                kind, error, escalate = await _control_ask(exits, NextExit())
             except (TransportError, ActorStopped):
                 break
             if kind == CLOSING:
@@ -469,16 +476,12 @@ class _Process:
         self.runner.process_died(self)
 
     async def _watch_figures(self, figures: Any) -> None:
-        """The other long poll: each answer is the actor's figures in the worker
-        (through `ask_nowait`: these asks are not the system's to count). It
-        ends with the link (the exits poll sees the death) or the worker's
+        """The other long poll: each answer is the actor's figures in the worker.
+        It ends with the link (the exits poll sees the death) or the worker's
         shutdown (None)."""
-        loop = asyncio.get_running_loop()
         while True:
-            answer: asyncio.Future[Any] = loop.create_future()
             try:
-                figures.ask_nowait(NextFigures(), answer)
-                report = await answer
+                report = await _control_ask(figures, NextFigures())
             except (TransportError, ActorStopped):
                 return
             except Exception as exc:  # a report that does not decode: no more are read
@@ -527,7 +530,7 @@ class _Process:
     async def control(self, message: Any) -> Any:
         """Ask the worker's host; the process dying meanwhile is `ActorStopped`."""
         try:
-            return await self.host.ask(message, timeout=None)
+            return await _control_ask(self.host, message)
         except TransportError as exc:
             raise ActorStopped(f"{self.path}: the worker process died ({exc})") from None
 
@@ -599,6 +602,15 @@ class _Process:
                 return float(times.user + times.system), int(p.memory_info().rss)
         except psutil.Error:
             return None
+
+
+async def _control_ask(ref: Any, message: Any) -> Any:
+    """Ask one of the worker's control actors (no deadline: a death ends it).
+    Sent with `ask_nowait`: the link's own asks are not the system's to count
+    (`metrics().asks` counts its callers' asks)."""
+    answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    ref.ask_nowait(message, answer)
+    return await answer
 
 
 async def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:

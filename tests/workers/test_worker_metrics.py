@@ -23,6 +23,7 @@ from mycelium_actors import (
     ActorRef,
     ActorStopped,
     ActorSystem,
+    AskTimeout,
     Child,
     MyceliumError,
     Pool,
@@ -157,6 +158,23 @@ async def test_with_metrics_off_the_worker_reports_nothing() -> None:
         reporter = await process.node.remote(process.url, protocol.FIGURES)
         with pytest.raises(ActorStopped):
             await reporter.ask(protocol.NextFigures(), timeout=WAIT)
+
+
+async def test_asks_counts_the_callers_asks_not_the_links_own(
+    system: ActorSystem, tmp_path: Path
+) -> None:
+    ref = await system.spawn(Counter, name="c", executor=Subprocess())
+    assert system.metrics().asks == 0  # starting the worker asked it things: not counted
+    for _ in range(3):
+        await ref.ask(Get())  # to an idle worker: straight onto the link
+    await asyncio.gather(*(ref.ask(Get()) for _ in range(3)))  # some through the mailbox
+    gate = tmp_path / "open"
+    with pytest.raises(AskTimeout):
+        await ref.ask(Hold(str(gate)), timeout=0.05)
+    gate.touch()
+    assert await ref.ask(Get()) == 0
+    m = system.metrics()
+    assert (m.asks, m.ask_timeouts) == (8, 1)
 
 
 def report(handled: int, failed: int = 0, mailbox: int = 0) -> protocol.Figures:
