@@ -68,7 +68,9 @@ def cores() -> int:
 
 
 async def ours_ask(n: int, meter: Meter) -> None:
-    async with ActorSystem("perf") as system:
+    from .ours import SYSTEM_OPTIONS  # metrics off for `perf.ours_off` (ours imports us)
+
+    async with ActorSystem("perf", **SYSTEM_OPTIONS) as system:
         ref = await system.spawn(EchoActor, executor=Subprocess())
         msg = Echo("x" * 16)
         await ref.ask(msg)

@@ -11,6 +11,11 @@ message and timing it are the same two operations: a `bisect` and an add.
 
 The per-system counters (asks, timeouts) live in `Counters`, shared by every
 local ref of the system; dead letters were always counted by the system.
+
+An actor served elsewhere (a worker process, workers/subprocess.py) runs no
+dispatcher here: its slot's stats are a `ReportedStats`, which the executor
+fills from what the worker reports, and which adds the depth of the mailbox
+there to the one here.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = [
     "HandlerStats",
     "Metrics",
     "NodeMetrics",
+    "ReportedStats",
 ]
 
 #: Upper bounds (seconds) of the handler-time buckets: 1 us to 10 s, four per
@@ -57,6 +63,17 @@ class HandlerStats:
     def seconds(self) -> HandlerSeconds:
         """The histogram, frozen now."""
         return HandlerSeconds(tuple(self.counts), self.sum)
+
+
+class ReportedStats(HandlerStats):
+    """The figures of an actor served elsewhere (a worker process), as reported
+    from there: `HandlerStats`, plus `mailbox`, the depth of its mailbox there."""
+
+    __slots__ = ("mailbox",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mailbox = 0
 
 
 class Counters:
@@ -142,10 +159,18 @@ def bucket_of(seconds: float) -> int:
     return bisect_left(BOUNDS, seconds)
 
 
+def depth_of(slot: Slot) -> int:
+    """What waits in a slot's mailbox: here, and for an actor served elsewhere,
+    there too (as last reported)."""
+    stats = slot.stats
+    depth: int = slot.mailbox.depth
+    return depth + stats.mailbox if type(stats) is ReportedStats else depth
+
+
 def actor_metrics(slot: Slot) -> ActorMetrics:
     """The figures of one slot, now."""
     stats = slot.stats
-    depth = slot.mailbox.depth
+    depth = depth_of(slot)
     cls = slot.actor_class
     if stats is None:
         seconds = HandlerSeconds()

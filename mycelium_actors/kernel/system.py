@@ -37,7 +37,7 @@ from .seams import (
     tls_contexts,
 )
 from .slot import Slot
-from .stats import Counters, HandlerSeconds, Metrics, NodeMetrics, actor_metrics
+from .stats import Counters, HandlerSeconds, Metrics, NodeMetrics, actor_metrics, depth_of
 from .watchdog import Watchdog, check_threshold
 
 if TYPE_CHECKING:
@@ -792,7 +792,7 @@ def _node(slot: Slot) -> TreeNode:
         kind=slot.kind,
         status=slot.status,
         restarts=slot.restarts,
-        mailbox=slot.mailbox.depth,
+        mailbox=depth_of(slot),
         thread=thread,
         thread_id=thread_id,
         cpus=cpus,

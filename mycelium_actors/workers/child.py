@@ -11,6 +11,11 @@ with an owner that reports how each incarnation ends to the parent and lets
 the parent's supervisor decide; the parent's stand-in starts and stops it
 through the host actor (`protocol.HOST`).
 
+Unless the parent runs with `metrics=False`, a reporter actor
+(`protocol.FIGURES`) answers the parent's long poll with the served actor's
+figures when they changed, at most once per report interval
+(docs/observability.md, "Actors in worker processes").
+
 The parent holds the other end of stdin: when it goes away (even killed -9)
 the read returns EOF and the worker exits, from a watchdog thread that does
 not need the event loop (a handler may be busy for a long time).
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import math
 import os
 import signal
 import sys
@@ -38,6 +44,7 @@ from ..kernel.exits import Exit
 from ..kernel.mailbox import STOP_DRAIN, STOP_NOW
 from ..kernel.ref import ActorRef
 from ..kernel.slot import Slot
+from ..kernel.stats import BOUNDS
 from ..kernel.system import ActorSystem
 from ..remote.node import NetworkNode
 from ..remote.refs import RemoteActorRef
@@ -46,13 +53,17 @@ from ..wire.codec import Codec, RefHook
 from .protocol import (
     CLOSING,
     EXITS,
+    FIGURES,
     HOST,
     LOG_MARK,
     NO_HEARTBEAT,
     PARENT_REF,
     READY,
+    REPORT_INTERVAL,
     STOP,
+    Figures,
     NextExit,
+    NextFigures,
     Start,
     Stop,
     read_bootstrap,
@@ -73,11 +84,18 @@ class _Worker:
         self.started_once = False
         self.finished = asyncio.Event()
         self.stopped = asyncio.Event()  # the parent stopped the actor for good
+        self.reporter: _Reporter | None = None  # None: the parent runs without metrics
+
+    def report_now(self) -> None:
+        """An incarnation ended: the figures go to the parent without waiting."""
+        if self.reporter is not None:
+            self.reporter.now.set()
 
     # -- the slot's Owner (kernel.slot.Owner) ---------------------------------------
 
     def child_exited(self, slot: Slot, exit: Exit) -> None:
         error = b"" if exit.exc is None else exceptions.encode_error(exit.exc, True)
+        self.report_now()
         self.exits.put_nowait([exit.kind, error, exit.escalate])
 
     def start_timeout(self, slot: Slot) -> float | None:
@@ -139,6 +157,7 @@ class _Host(Actor):
         exit = await slot.stop_incarnation(STOP_DRAIN if msg.drain else STOP_NOW, None)
         if msg.drain:
             self.worker.stopped.set()
+        self.worker.report_now()
         return exit.kind
 
 
@@ -152,6 +171,64 @@ class _Exits(Actor):
     @handler
     async def next_exit(self, msg: NextExit) -> list[Any]:
         return await self.worker.exits.get()
+
+
+class _Reporter:
+    """The served actor's figures for the parent's `system.metrics()`: answers
+    one `NextFigures` at a time, once the figures differ from the last answer,
+    no sooner than `interval` seconds after it unless an incarnation ended. Idle,
+    it looks at the figures once per interval (here, with no traffic)."""
+
+    def __init__(self, slot: Slot, interval: float) -> None:
+        self.slot = slot
+        self.interval = interval
+        self.last: Figures | None = None
+        self.sent_at = -math.inf
+        self.now = asyncio.Event()  # report without waiting for the interval
+        self.closing = False
+
+    def figures(self) -> Figures:
+        slot = self.slot
+        stats = slot.stats
+        depth = slot.mailbox.depth
+        if stats is None:  # no handler ran yet
+            return Figures([0] * (len(BOUNDS) + 1), 0.0, 0, depth, depth)
+        return Figures(list(stats.counts), stats.sum, stats.failed, depth, max(stats.high, depth))
+
+    async def next(self) -> Figures | None:
+        loop = asyncio.get_running_loop()
+        while not self.closing:
+            urgent = self.now.is_set()
+            self.now.clear()
+            figures = self.figures()
+            changed = figures != self.last
+            wait = self.sent_at + self.interval - loop.time() if changed else self.interval
+            if changed and (urgent or wait <= 0):
+                self.last, self.sent_at = figures, loop.time()
+                return figures
+            try:
+                async with asyncio.timeout(wait):
+                    await self.now.wait()
+            except TimeoutError:
+                pass
+        return None
+
+    def close(self) -> None:
+        """The worker shuts down: the waiting poll is answered None."""
+        self.closing = True
+        self.now.set()
+
+
+class _Figures(Actor):
+    """Answers the parent's `NextFigures` (see `_Reporter`)."""
+
+    def __init__(self, reporter: _Reporter) -> None:
+        super().__init__()
+        self.reporter = reporter
+
+    @handler
+    async def next_figures(self, msg: NextFigures) -> Figures | None:
+        return await self.reporter.next()
 
 
 class _LogForwarder(logging.Handler):
@@ -268,6 +345,7 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
         heartbeat_timeout=NO_HEARTBEAT,
         stall_warning=boot.get("stall_warning", 1.0),
         slow_handler=boot.get("slow_handler", 1.0),
+        metrics=boot.get("metrics", True),
     ) as system:
         slot = Slot(
             system,
@@ -290,6 +368,9 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
         system.register(slot)
         await system.spawn(_Host, worker, name=HOST[1:])
         await system.spawn(_Exits, worker, name=EXITS[1:])
+        if system.metrics_on:
+            worker.reporter = _Reporter(slot, boot.get("report_interval", REPORT_INTERVAL))
+            await system.spawn(_Figures, worker.reporter, name=FIGURES[1:])
         loop = asyncio.get_running_loop()
         threading.Thread(
             target=_watch_parent, args=(loop, worker.finished), name="parent-watch", daemon=True
@@ -300,6 +381,8 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
         # End the parent's long poll now: the system's stop would otherwise wait
         # for that handler until the shutdown time (the parent would kill us first).
         worker.exits.put_nowait([CLOSING, b"", False])
+        if worker.reporter is not None:
+            worker.reporter.close()
 
 
 def _loop_factory(name: object) -> Callable[[], asyncio.AbstractEventLoop]:

@@ -19,7 +19,7 @@ from ..wire.registry import message
 
 #: The version of what parent and worker say to each other (the bootstrap and the
 #: control messages): an interpreter given as `python=` must have the same.
-PROTOCOL = 2
+PROTOCOL = 3
 #: The first of the wire ids the library keeps for itself.
 FIRST_ID = 0x7FFFFF00
 #: The worker's host actor (starts and stops the incarnation) and the actor that
@@ -77,6 +77,37 @@ CLOSING = "closing"
 #: An answer to `NextExit`: `ref.stop()` was called on the served actor inside the
 #: worker; the parent stops its slot for good (the incarnation runs until then).
 STOP = "stop"
+
+
+#: The actor that reports the served actor's figures to the parent, for its
+#: `system.metrics()` (a long poll: one `NextFigures` waits at a time).
+FIGURES = "/_mycelium_figures"
+#: Seconds between two reports of the figures: one at most per interval, and only
+#: when they changed (sooner when an incarnation ends). The parent sends its value
+#: in the bootstrap.
+REPORT_INTERVAL = 0.5
+
+
+@message(id=FIRST_ID + 5)
+@attrs.frozen
+class NextFigures:
+    """Answered with the served actor's `Figures` once they differ from the last
+    answer (at most one answer per report interval, sooner when an incarnation
+    ends); with None when the worker shuts down."""
+
+
+@message(id=FIRST_ID + 6)
+@attrs.frozen
+class Figures:
+    """The served actor's figures in this process, since it started: the
+    handler-time histogram (`kernel.stats.BOUNDS`), failed runs, the mailbox's
+    depth now and highest depth."""
+
+    counts: list[int]
+    sum: float
+    failed: int
+    mailbox: int
+    high: int
 
 
 def write_bootstrap(stream: IO[bytes], boot: dict[str, Any]) -> None:

@@ -11,8 +11,10 @@ incarnation ended on its own (`NextExit`); a crash there ends the relay with
 that crash, so the parent's supervisor decides as for any child, and its
 restart starts the actor again in the same process. The process dying ends the
 relay as killed: the ask in flight fails with `ActorStopped` at once and the
-next start makes a new process. docs/design.md ("Worker processes") has the
-whole design.
+next start makes a new process. Unless metrics are off, a second long poll
+(`NextFigures`) brings the actor's figures from the worker into the slot's
+`ReportedStats`, cumulated across processes (docs/observability.md, "Actors in
+worker processes"). docs/design.md ("Worker processes") has the whole design.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import psutil
 from .. import logs
 from ..errors import (
     ActorStopped,
+    AskTimeout,
     MailboxFull,
     SerializationError,
     TransportError,
@@ -51,6 +54,7 @@ from ..kernel.ref import ActorRef, LocalActorRef, check_timeout
 from ..kernel.replies import resume, settle
 from ..kernel.seams import DEFAULT_MAX_FRAME, NodeOptions
 from ..kernel.slot import Slot
+from ..kernel.stats import BOUNDS, ReportedStats
 from ..kernel.system import ActorSystem
 from ..remote.node import NetworkNode
 from ..remote.refs import HereRef
@@ -58,9 +62,11 @@ from ..supervision.spec import Child
 from ..wire import exceptions
 from ..wire.codec import Codec, RefHook
 from ..wire.registry import contract_modules
+from . import protocol
 from .protocol import (
     CLOSING,
     EXITS,
+    FIGURES,
     HOST,
     LOG_MARK,
     NO_HEARTBEAT,
@@ -68,7 +74,9 @@ from .protocol import (
     PROTOCOL,
     READY,
     STOP,
+    Figures,
     NextExit,
+    NextFigures,
     Start,
     Stop,
     write_bootstrap,
@@ -331,9 +339,15 @@ class _WorkerRef(LocalActorRef[Any]):
         fut = relay.loop.create_future()
         if not relay.send_ask(message, fut):
             return await super().ask(message, timeout)
+        counters = self._slot.system.counters  # as `super().ask` counts (metrics().asks)
+        counters.asks += 1
         deadline = self._clock.expire(fut, timeout, "ask to ", self.path) if timeout else None
         try:
             return await fut
+        except AskTimeout:
+            if deadline is not None and deadline.fut is None:  # ours fired
+                counters.ask_timeouts += 1
+            raise
         finally:
             if deadline is not None:
                 deadline.cancel()
@@ -349,6 +363,7 @@ class _Process:
     def __init__(self, runner: _WorkerRunner, slot: Slot) -> None:
         self.runner = runner
         self.system: ActorSystem = slot.system
+        self.slot = slot
         self.path = slot.path
         self.dir = tempfile.mkdtemp(prefix="mycelium-")  # mode 0700: only this user enters
         self.socket = os.path.join(self.dir, "w.sock")
@@ -361,6 +376,9 @@ class _Process:
         self.dead = False
         self.log = logs.get_logger(path=slot.path)
         self._watch: asyncio.Task[None] | None = None
+        self._reports: asyncio.Task[None] | None = None
+        self.figures: Figures | None = None  # the last report of this process
+        self.reported = 0  # reports received
         self._closed: asyncio.Future[None] | None = None
 
     @property
@@ -387,6 +405,9 @@ class _Process:
             "slow_handler": self.system.slow_handler_setting,
             # The worker runs the same kind of loop as this one (uvloop under uvloop).
             "loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
+            # Without metrics here, the worker keeps and reports none.
+            "metrics": self.system.metrics_on,
+            "report_interval": protocol.REPORT_INTERVAL,
         }
         self.proc = proc = subprocess.Popen(
             [self.runner.python, "-m", "mycelium_actors.workers.child"],
@@ -430,6 +451,9 @@ class _Process:
         self.host = await self.node.remote(self.url, HOST)
         exits = await self.node.remote(self.url, EXITS)
         self._watch = asyncio.get_running_loop().create_task(self._watch_exits(exits))
+        if self.system.metrics_on:
+            figures = await self.node.remote(self.url, FIGURES)
+            self._reports = asyncio.get_running_loop().create_task(self._watch_figures(figures))
         self.log.info("worker.started")
 
     async def _watch_exits(self, exits: Any) -> None:
@@ -437,7 +461,7 @@ class _Process:
         lost connection is the process gone."""
         while True:
             try:
-                kind, error, escalate = await exits.ask(NextExit(), timeout=None)
+                kind, error, escalate = await _control_ask(exits, NextExit())
             except (TransportError, ActorStopped):
                 break
             if kind == CLOSING:
@@ -448,12 +472,65 @@ class _Process:
             exc = exceptions.decode_error(error) if error else None
             self.runner.worker_exited(self, Exit(kind, exc, escalate=bool(escalate)))
         self.dead = True
+        self._messages_died()
         self.runner.process_died(self)
+
+    async def _watch_figures(self, figures: Any) -> None:
+        """The other long poll: each answer is the actor's figures in the worker.
+        It ends with the link (the exits poll sees the death) or the worker's
+        shutdown (None)."""
+        while True:
+            try:
+                report = await _control_ask(figures, NextFigures())
+            except (TransportError, ActorStopped):
+                return
+            except Exception as exc:  # a report that does not decode: no more are read
+                self.log.warning("worker.figures_refused", error=repr(exc))
+                return
+            if not isinstance(report, Figures):
+                return  # None: the worker shuts down
+            self._reported(report)
+
+    def _reported(self, report: Figures) -> None:
+        """Add what changed since this process's last report to the slot's
+        figures (so they cumulate across processes, API.md 11: since the slot
+        was created); the depth there is the latest."""
+        last = self.figures
+        before = last.counts if last is not None else [0] * (len(BOUNDS) + 1)
+        failed = last.failed if last is not None else 0
+        total = last.sum if last is not None else 0.0
+        if (
+            len(report.counts) != len(before)
+            or report.failed < failed
+            or any(now < then for now, then in zip(report.counts, before, strict=True))
+        ):
+            self.log.warning("worker.figures_refused", reason="not a later report of this worker")
+            return
+        stats = self.slot.stats
+        if type(stats) is not ReportedStats:
+            stats = self.slot.stats = ReportedStats()
+        counts = stats.counts
+        for index, (now, then) in enumerate(zip(report.counts, before, strict=True)):
+            counts[index] += now - then
+        stats.sum += report.sum - total
+        stats.failed += report.failed - failed
+        stats.high = max(stats.high, report.high)
+        stats.mailbox = report.mailbox
+        self.figures = report
+        self.reported += 1
+
+    def _messages_died(self) -> None:
+        """The process is gone, and what waited in its mailbox with it (unless a
+        later process of the slot reports its own depth already)."""
+        stats = self.slot.stats
+        current = self.runner.process
+        if type(stats) is ReportedStats and (current is self or current is None):
+            stats.mailbox = 0
 
     async def control(self, message: Any) -> Any:
         """Ask the worker's host; the process dying meanwhile is `ActorStopped`."""
         try:
-            return await self.host.ask(message, timeout=None)
+            return await _control_ask(self.host, message)
         except TransportError as exc:
             raise ActorStopped(f"{self.path}: the worker process died ({exc})") from None
 
@@ -484,6 +561,8 @@ class _Process:
         proc = self.proc
         if self._watch is not None:
             self._watch.cancel()  # how the process ends is ours to see from here
+        if self._reports is not None:
+            self._reports.cancel()
         if proc is not None:
             # An orderly end: our side of the link closes first (so its closing is
             # no news to log), then stdin: at its EOF the worker closes its system
@@ -503,6 +582,7 @@ class _Process:
             if proc.stdout is not None:
                 proc.stdout.close()
         self.dead = True
+        self._messages_died()
         await self._close_link()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -522,6 +602,15 @@ class _Process:
                 return float(times.user + times.system), int(p.memory_info().rss)
         except psutil.Error:
             return None
+
+
+async def _control_ask(ref: Any, message: Any) -> Any:
+    """Ask one of the worker's control actors (no deadline: a death ends it).
+    Sent with `ask_nowait`: the link's own asks are not the system's to count
+    (`metrics().asks` counts its callers' asks)."""
+    answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    ref.ask_nowait(message, answer)
+    return await answer
 
 
 async def _exited(proc: subprocess.Popen[bytes], timeout: float) -> bool:

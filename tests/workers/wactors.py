@@ -142,6 +142,14 @@ class LoopKind:
     """Answers which event loop serves the actor: "asyncio" or "uvloop"."""
 
 
+@message(id=2120)
+@attrs.frozen
+class Hold:
+    """Holds the actor (an async handler) until the file `path` exists."""
+
+    path: str
+
+
 class Counter(Actor):
     """Counts `Add`s; `note` (a file path) records its lifecycle, one line per hook."""
 
@@ -200,6 +208,11 @@ class Counter(Actor):
         await asyncio.sleep(msg.seconds)
         ref: Any = self.context.self_ref
         return int(ref.mailbox.depth)
+
+    @handler
+    async def hold(self, msg: Hold) -> None:
+        while not Path(msg.path).exists():
+            await asyncio.sleep(0.01)
 
     @handler
     async def stop_me(self, msg: StopMe) -> None:
