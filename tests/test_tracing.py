@@ -4,16 +4,14 @@ message in a span `handle <MessageType>` whose parent is the sender's span."""
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from spans import TRACER, named, parent_of
 
 from mycelium_actors import (
     Actor,
@@ -27,12 +25,6 @@ from mycelium_actors import (
 )
 from mycelium_actors.kernel.ref import LocalActorRef
 from mycelium_actors.testing import Probe, capture_events, events_named
-
-_EXPORTER = InMemorySpanExporter()
-_PROVIDER = TracerProvider()
-_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-trace.set_tracer_provider(_PROVIDER)  # once per process: OpenTelemetry allows no other
-TRACER = trace.get_tracer("tests")
 
 
 @attrs.frozen
@@ -88,25 +80,9 @@ class Echo(Actor):
 
 
 @pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
-
-
-@pytest.fixture
 async def traced() -> AsyncIterator[ActorSystem]:
     async with ActorSystem("traced", tracing=True, kill_grace=0.5) as system:
         yield system
-
-
-def named(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
-    [span] = [s for s in exporter.get_finished_spans() if s.name == name]
-    return span
-
-
-def parent_of(span: ReadableSpan) -> int | None:
-    return span.parent.span_id if span.parent is not None else None
 
 
 @pytest.mark.parametrize(("message", "answer"), [(Ping(1), 2), (Slow(1), 3)], ids=["sync", "async"])

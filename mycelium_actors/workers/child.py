@@ -268,6 +268,7 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
         heartbeat_timeout=NO_HEARTBEAT,
         stall_warning=boot.get("stall_warning", 1.0),
         slow_handler=boot.get("slow_handler", 1.0),
+        tracing=boot.get("tracing", False),  # spans go to this process's tracer provider
     ) as system:
         slot = Slot(
             system,

@@ -19,7 +19,8 @@ from ..wire.registry import message
 
 #: The version of what parent and worker say to each other (the bootstrap and the
 #: control messages): an interpreter given as `python=` must have the same.
-PROTOCOL = 2
+#: 3: the bootstrap's `tracing`, and the node protocol's version 3 (TRACED frames).
+PROTOCOL = 3
 #: The first of the wire ids the library keeps for itself.
 FIRST_ID = 0x7FFFFF00
 #: The worker's host actor (starts and stops the incarnation) and the actor that
