@@ -17,9 +17,11 @@ from spans import SPANS_FILE, TRACER, hex_id, named, parent_of, reported
 
 from contracts.probe import Add, Echo, GetTotal, Greet
 from mycelium_actors import ActorRef, ActorSystem, Subprocess
+from mycelium_actors.remote.peer import Peer
 from mycelium_actors.testing import capture_events, events_named, eventually
 from mycelium_actors.wire import frames as wire
 from mycelium_actors.wire.codec import Codec
+from mycelium_actors.wire.frames import untraced
 
 from . import raw
 from .nodeapp import Counter, tree
@@ -108,7 +110,8 @@ async def test_a_message_to_another_node_is_handled_in_a_child_of_the_senders_sp
         assert parent_of(span) == sender.get_span_context().span_id
         assert span.context.trace_id == sender.get_span_context().trace_id
         assert span.parent is not None and span.parent.is_remote
-        assert span.attributes is not None and span.attributes["actor.path"].startswith("/root/")
+        assert span.attributes is not None
+        assert span.attributes["actor.path"] in ("/root/counter", "/root/slow")
 
 
 async def test_an_ask_blocking_from_a_thread_carries_that_threads_span(
@@ -119,7 +122,7 @@ async def test_an_ask_blocking_from_a_thread_carries_that_threads_span(
     def ask_in_a_span() -> int:
         with TRACER.start_as_current_span("thread") as thread:
             assert counter.ask_blocking(Add(1)) == 1
-            return thread.get_span_context().span_id  # type: ignore[no-any-return]
+            return thread.get_span_context().span_id
 
     thread_span = await asyncio.to_thread(ask_in_a_span)
     assert parent_of(named(spans, "handle Add")) == thread_span
@@ -160,6 +163,53 @@ async def test_a_node_that_does_not_trace_handles_traced_messages_plainly(
             assert await near.publish_cluster(Add(1)) == 2
         assert await counter.ask(GetTotal()) == 4
     assert [s.name for s in spans.get_finished_spans()] == ["sender"]
+
+
+@pytest.mark.parametrize("tracing", [False, True], ids=["off", "on-outside-any-span"])
+async def test_an_untraced_message_is_the_version_2_frame_byte_for_byte(
+    far: ActorSystem,
+    url_for: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+    tracing: bool,
+) -> None:
+    frames: list[bytes] = []
+    receive = Peer.frame_received
+
+    def record(peer: Peer, frame: bytes) -> None:
+        frames.append(bytes(frame))
+        receive(peer, frame)
+
+    monkeypatch.setattr(Peer, "frame_received", record)
+    async with ActorSystem("sender", listen=url_for("sender"), tracing=tracing) as sender:
+        counter = await _counter(sender, far)
+        await counter.tell(Add(1))
+        assert await counter.ask(Add(1)) == 2
+    tail = b"\x00\x0d/root/counter" + CODEC.encode(Add(1))  # u16 path length, path, body
+    data = [frame for frame in frames if frame[:1] in (b"T", b"A", b"t")]
+    assert data == [b"T" + tail, b"A" + data[1][1:5] + tail]
+
+
+async def test_a_traced_message_is_its_frame_behind_the_trace_context(
+    near: ActorSystem, far: ActorSystem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frames: list[bytes] = []
+
+    def record(frame: bytes) -> tuple[bytes, bytes]:
+        frames.append(frame)
+        return untraced(frame)
+
+    monkeypatch.setattr(wire, "untraced", record)
+    counter = await _counter(near, far)
+    with TRACER.start_as_current_span("sender") as sender:
+        await counter.tell(Add(1))
+        context = sender.get_span_context()
+    await eventually(lambda: frames)
+    size = int.from_bytes(frames[0][1:3], "big")
+    assert CODEC.decode_value(b"\0\0\0\0" + frames[0][3 : 3 + size]) == {
+        "traceparent": f"00-{hex_id(context.trace_id, 32)}-{hex_id(context.span_id)}"
+        f"-{context.trace_flags:02x}"
+    }
+    assert frames[0][3 + size :] == b"T\x00\x0d/root/counter" + CODEC.encode(Add(1))
 
 
 # -- raw TRACED frames from a peer ----------------------------------------------------------
@@ -261,7 +311,7 @@ async def _echo_then_add(ref: ActorRef[Any]) -> tuple[SpanContext, int]:
     def add_in_a_span() -> int:
         with TRACER.start_as_current_span("thread") as thread:
             ref.ask_blocking(Add(1))
-            return thread.get_span_context().span_id  # type: ignore[no-any-return]
+            return thread.get_span_context().span_id
 
     thread = await asyncio.to_thread(add_in_a_span)
     return sender.get_span_context(), thread
