@@ -9,8 +9,17 @@ parent is the sender's span, with the attribute `actor.path`. Log events
 emitted through `mycelium_actors.logs` inside the span carry `trace_id` (32
 hex digits).
 
+Across nodes and worker processes the context travels as W3C Trace Context
+(`traceparent`, `tracestate`) through the kernel's `Tracing` seam: the remote
+layer's `TracedRemoteRef` asks `outgoing` for the map to put in a TRACED
+frame (docs/wire.md), and a tracing node's peer wraps what arrives with
+`incoming`, so the far handler's span is a child of the sender's.
+`pipe_to_self` results are wrapped with the context of the handler that
+piped them (the piping task runs in it).
+
 With tracing off (the default) none of this is in the path: the refs are
-plain `LocalActorRef`s and the dispatcher does not know envelopes exist.
+plain `LocalActorRef`s and `RemoteActorRef`s, untraced frames are the
+protocol's plain TELL and ASK, and the dispatcher does not know envelopes exist.
 OpenTelemetry is imported only when a system turns tracing on; without it
 that is a `MyceliumError` naming the `otel` extra.
 """

@@ -16,7 +16,7 @@ from opentelemetry.trace import SpanContext
 from spans import SPANS_FILE, TRACER, hex_id, named, parent_of, reported
 
 from contracts.probe import Add, Echo, GetTotal, Greet
-from mycelium_actors import ActorRef, ActorSystem, Subprocess
+from mycelium_actors import ActorRef, ActorSystem, Pool, Subprocess
 from mycelium_actors.remote.peer import Peer
 from mycelium_actors.testing import capture_events, events_named, eventually
 from mycelium_actors.wire import frames as wire
@@ -341,11 +341,21 @@ async def test_a_node_in_another_process_continues_the_senders_trace(
     _check_parents(handled, counter.path, sender, thread, spans)
 
 
+async def _worker(system: ActorSystem) -> tuple[ActorRef[Any], str]:
+    return await system.spawn(Counter, name="counter", executor=Subprocess()), "/counter"
+
+
+async def _pool(system: ActorSystem) -> tuple[ActorRef[Any], str]:
+    pool = Pool(Counter, size=1, name="counter", executor=Subprocess())
+    return await system.start(pool), "/counter/0"
+
+
+@pytest.mark.parametrize("start", [_worker, _pool], ids=["subprocess", "pool"])
 async def test_a_worker_process_continues_the_senders_trace(
-    span_file: Path, spans: InMemorySpanExporter
+    span_file: Path, spans: InMemorySpanExporter, start: Any
 ) -> None:
     async with ActorSystem("parent", tracing=True) as parent:
-        counter = await parent.spawn(Counter, name="counter", executor=Subprocess())
+        counter, path = await start(parent)
         sender, thread = await _echo_then_add(counter)
         handled = await eventually(lambda: _handled_there(span_file, "handle Echo", "handle Add"))
-    _check_parents(handled, counter.path, sender, thread, spans)
+    _check_parents(handled, path, sender, thread, spans)
