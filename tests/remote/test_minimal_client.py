@@ -415,12 +415,15 @@ def test_handshake_with_a_secret(
     assert refused.value.reason == refusal
 
 
+@pytest.mark.parametrize("version", [1, 2])
 def test_a_node_of_another_version_is_refused_with_goodbye(
-    node: Callable[..., str], client: Callable[..., Client]
+    node: Callable[..., str], client: Callable[..., Client], version: int
 ) -> None:
     with pytest.raises(Refused) as refused:
-        client(node(), version=1)
-    assert refused.value.reason == "protocol version 1 is not supported: this node speaks version 3"
+        client(node(), version=version)
+    assert refused.value.reason == (
+        f"protocol version {version} is not supported: this node speaks version 3"
+    )
 
 
 @pytest.mark.parametrize("scheme", ["unix", "tcp"])
