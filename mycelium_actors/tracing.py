@@ -37,6 +37,7 @@ from .kernel.actor import Actor
 from .kernel.messages import Envelope
 from .kernel.ref import LocalActorRef
 from .kernel.seams import set_tracing_factory
+from .wire.registry import LIBRARY_IDS, wire_id
 
 __all__ = ["Traced", "TracedRef", "trace_fields"]
 
@@ -161,10 +162,18 @@ def outgoing(message: Any) -> tuple[Any, dict[str, str] | None]:
     return message, carrier or None
 
 
-def incoming(message: Any, carrier: dict[str, str] | None) -> Traced:
+def incoming(message: Any, carrier: dict[str, str] | None) -> Any:
     """`message` from a frame, in an envelope whose span's parent is the remote
-    sender's span in `carrier` (none, or an invalid one: the span starts a trace)."""
-    return traced_type(type(message))(message, _extracted(carrier))
+    sender's span in `carrier` (none, or an invalid one: the span starts a trace).
+    The library's own messages (the worker link's control messages) are handled
+    without a span, as the framework's other messages are: returned as they are."""
+    mtype = type(message)
+    traced = _TYPES.get(mtype)
+    if traced is None:
+        if (wire_id(mtype) or 0) >= LIBRARY_IDS:
+            return message
+        traced = traced_type(mtype)
+    return traced(message, _extracted(carrier))
 
 
 def _extracted(carrier: dict[str, str] | None) -> Any:

@@ -166,7 +166,8 @@ class Tracing(Protocol):
 
     def incoming(self, message: Any, carrier: dict[str, str] | None) -> Any:
         """`message` from a frame, in an envelope whose span's parent is the
-        remote sender's span in `carrier` (None: the span starts a trace)."""
+        remote sender's span in `carrier` (None: the span starts a trace); the
+        library's own messages (wire ids from `LIBRARY_IDS` up) as they are."""
 
     def adopted(self, carrier: dict[str, str] | None) -> AbstractContextManager[None]:
         """While it is entered, the trace context in `carrier` is the current one."""

@@ -359,3 +359,5 @@ async def test_a_worker_process_continues_the_senders_trace(
         sender, thread = await _echo_then_add(counter)
         handled = await eventually(lambda: _handled_there(span_file, "handle Echo", "handle Add"))
     _check_parents(handled, path, sender, thread, spans)
+    # The worker link's own messages (start, stop, the exit poll) are handled without a span.
+    assert {span[3] for span in reported(span_file)} == {path}
