@@ -1,6 +1,8 @@
 """Trace context across nodes (API.md 11): a message sent to another node is
 handled there in a span whose parent is the sender's span. Two nodes in this
-process (they share its tracer provider, so every span is in one exporter)."""
+process over every adapter (`url_for`, tests/remote/conftest.py; they share
+this process's tracer provider, so every span is in one exporter), then nodes
+and workers in other processes."""
 
 from __future__ import annotations
 
@@ -27,13 +29,6 @@ from . import raw
 from .nodeapp import Counter, tree
 
 CODEC = Codec()
-
-
-@pytest.fixture(params=["memory", "unix"])
-def url_for(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
-    if request.param == "memory":
-        return lambda name: f"memory://{name}-{tmp_path.name}"
-    return lambda name: f"unix://{tmp_path}/{name}.sock"
 
 
 @pytest.fixture
