@@ -1,7 +1,8 @@
 """Node-to-node frames: their kinds and layouts, and the handshake's proofs.
 
 A transport carries frames; the first byte of each names its kind. Data
-frames (TELL, ASK, REPLY) are binary with the message body from the codec;
+frames (TELL, ASK, REPLY) are binary with the message body from the codec (a
+TRACED frame is a TELL or ASK behind its sender's W3C trace context);
 control frames carry a small MessagePack array, one `msgspec.Struct`
 (`array_like=True`) per kind below, decoded by one typed decoder per kind:
 a malformed control frame is one `ProtocolError` naming the frame and the
