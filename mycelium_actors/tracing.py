@@ -9,8 +9,17 @@ parent is the sender's span, with the attribute `actor.path`. Log events
 emitted through `mycelium_actors.logs` inside the span carry `trace_id` (32
 hex digits).
 
+Across nodes and worker processes the context travels as W3C Trace Context
+(`traceparent`, `tracestate`) through the kernel's `Tracing` seam: the remote
+layer's `TracedRemoteRef` asks `outgoing` for the map to put in a TRACED
+frame (docs/wire.md), and a tracing node's peer wraps what arrives with
+`incoming`, so the far handler's span is a child of the sender's.
+`pipe_to_self` results are wrapped with the context of the handler that
+piped them (the piping task runs in it).
+
 With tracing off (the default) none of this is in the path: the refs are
-plain `LocalActorRef`s and the dispatcher does not know envelopes exist.
+plain `LocalActorRef`s and `RemoteActorRef`s, untraced frames are the
+protocol's plain TELL and ASK, and the dispatcher does not know envelopes exist.
 OpenTelemetry is imported only when a system turns tracing on; without it
 that is a `MyceliumError` naming the `otel` extra.
 """
@@ -18,7 +27,8 @@ that is a `MyceliumError` naming the `otel` extra.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from . import logs
@@ -27,13 +37,15 @@ from .kernel.actor import Actor
 from .kernel.messages import Envelope
 from .kernel.ref import LocalActorRef
 from .kernel.seams import set_tracing_factory
+from .wire.registry import LIBRARY_IDS, wire_id
 
 __all__ = ["Traced", "TracedRef", "trace_fields"]
 
 #: The instrumentation scope of our spans.
 SCOPE = "mycelium_actors"
 
-_otel: Any = None  # (opentelemetry.context, opentelemetry.trace, tracer) once loaded
+# (opentelemetry.context, opentelemetry.trace, tracer, W3C propagator) once loaded
+_otel: Any = None
 _loading = threading.Lock()
 
 
@@ -45,13 +57,21 @@ def _load() -> Any:
             if _otel is None:
                 try:
                     from opentelemetry import context, trace
+                    from opentelemetry.trace.propagation.tracecontext import (
+                        TraceContextTextMapPropagator,
+                    )
                 except ImportError as exc:
                     raise MyceliumError(
                         "tracing=True needs OpenTelemetry: "
                         "pip install 'mycelium-actors[otel]' (opentelemetry-api)"
                     ) from exc
                 # A proxy tracer: it follows a provider set after this call too.
-                _otel = (context, trace, trace.get_tracer(SCOPE))
+                _otel = (
+                    context,
+                    trace,
+                    trace.get_tracer(SCOPE),
+                    TraceContextTextMapPropagator(),
+                )
                 logs.add_context_source(trace_fields)
     return _otel
 
@@ -129,6 +149,49 @@ def wrap(message: Any) -> Traced:
     return traced_type(type(message))(message, _otel[0].get_current())
 
 
+def outgoing(message: Any) -> tuple[Any, dict[str, str] | None]:
+    """For a frame: `message` out of its envelope, and the W3C trace context
+    (`traceparent`, maybe `tracestate`) of the envelope's context, else of the
+    current one; None when that holds no valid span."""
+    context = None  # the current one
+    if isinstance(message, Traced):
+        context = message.context
+        message = message.message
+    carrier: dict[str, str] = {}
+    _otel[3].inject(carrier, context)
+    return message, carrier or None
+
+
+def incoming(message: Any, carrier: dict[str, str] | None) -> Any:
+    """`message` from a frame, in an envelope whose span's parent is the remote
+    sender's span in `carrier` (none, or an invalid one: the span starts a trace).
+    The library's own messages (the worker link's control messages) are handled
+    without a span, as the framework's other messages are: returned as they are."""
+    mtype = type(message)
+    traced = _TYPES.get(mtype)
+    if traced is None:
+        if (wire_id(mtype) or 0) >= LIBRARY_IDS:
+            return message
+        traced = traced_type(mtype)
+    return traced(message, _extracted(carrier))
+
+
+def _extracted(carrier: dict[str, str] | None) -> Any:
+    empty = _otel[0].Context()
+    return empty if not carrier else _otel[3].extract(carrier, empty)
+
+
+@contextmanager
+def adopted(carrier: dict[str, str] | None) -> Iterator[None]:
+    """While entered, the trace context in `carrier` is the current one (a
+    publish from another node: `system.publish` wraps the current context)."""
+    token = _otel[0].attach(_extracted(carrier))
+    try:
+        yield
+    finally:
+        _otel[0].detach(token)
+
+
 class TracedRef(LocalActorRef[Any]):
     """A local ref of a tracing system: what it sends carries the trace context."""
 
@@ -149,10 +212,10 @@ class TracedRef(LocalActorRef[Any]):
 
 class _Tracing:
     ref_class = TracedRef
-
-    @staticmethod
-    def wrap(message: Any) -> Any:
-        return wrap(message)
+    wrap = staticmethod(wrap)
+    outgoing = staticmethod(outgoing)
+    incoming = staticmethod(incoming)
+    adopted = staticmethod(adopted)
 
 
 def _factory() -> _Tracing:

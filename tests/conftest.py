@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any
 
 import pytest
 from actors import FakePerfClock, Gate
@@ -90,6 +91,17 @@ def gate() -> Iterator[Gate]:
     gate = Gate()
     yield gate
     gate.open()
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """The in-memory exporter of this process's spans (tests/spans.py), cleared
+    before and after the test (imported here only by the tests that trace)."""
+    from spans import EXPORTER
+
+    EXPORTER.clear()  # type: ignore[attr-defined]
+    yield EXPORTER
+    EXPORTER.clear()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,36 +3,30 @@ message in a span `handle <MessageType>` whose parent is the sender's span."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 import pytest
-from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
+from spans import TRACER, named, parent_of
 
 from mycelium_actors import (
     Actor,
     ActorRef,
     ActorSystem,
     MyceliumError,
+    PinnedThread,
     UnhandledMessage,
     handler,
     logs,
     tracing,
 )
 from mycelium_actors.kernel.ref import LocalActorRef
-from mycelium_actors.testing import Probe, capture_events, events_named
-
-_EXPORTER = InMemorySpanExporter()
-_PROVIDER = TracerProvider()
-_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-trace.set_tracer_provider(_PROVIDER)  # once per process: OpenTelemetry allows no other
-TRACER = trace.get_tracer("tests")
+from mycelium_actors.testing import Probe, capture_events, events_named, eventually
 
 
 @attrs.frozen
@@ -65,6 +59,16 @@ class Boom:
     pass
 
 
+@attrs.frozen
+class Later:
+    n: int
+
+
+@attrs.frozen
+class Done:
+    n: int
+
+
 class Echo(Actor):
     @handler
     def ping(self, msg: Ping) -> int:
@@ -86,27 +90,19 @@ class Echo(Actor):
     def log(self, msg: Log) -> None:
         logs.get_logger(path=self.context.path).info("test.inside")
 
+    @handler
+    def later(self, msg: Later) -> None:
+        self.context.pipe_to_self(asyncio.sleep(0, msg.n), wrap=Done)
 
-@pytest.fixture
-def spans() -> Iterator[InMemorySpanExporter]:
-    _EXPORTER.clear()
-    yield _EXPORTER
-    _EXPORTER.clear()
+    @handler
+    def done(self, msg: Done) -> None:
+        self.done_with = msg.n
 
 
 @pytest.fixture
 async def traced() -> AsyncIterator[ActorSystem]:
     async with ActorSystem("traced", tracing=True, kill_grace=0.5) as system:
         yield system
-
-
-def named(exporter: InMemorySpanExporter, name: str) -> ReadableSpan:
-    [span] = [s for s in exporter.get_finished_spans() if s.name == name]
-    return span
-
-
-def parent_of(span: ReadableSpan) -> int | None:
-    return span.parent.span_id if span.parent is not None else None
 
 
 @pytest.mark.parametrize(("message", "answer"), [(Ping(1), 2), (Slow(1), 3)], ids=["sync", "async"])
@@ -214,3 +210,38 @@ def test_tracing_without_opentelemetry_is_an_error_naming_the_extra(
     monkeypatch.setattr(tracing, "_otel", None)
     with pytest.raises(MyceliumError, match=r"mycelium-actors\[otel\]"):
         ActorSystem("no-otel", tracing=True)
+
+
+async def test_a_piped_result_is_handled_in_a_child_of_the_piping_handlers_span(
+    traced: ActorSystem, spans: InMemorySpanExporter
+) -> None:
+    echo = await traced.spawn(Echo)
+    await echo.tell(Later(3))
+    await eventually(lambda: any(s.name == "handle Done" for s in spans.get_finished_spans()))
+    assert parent_of(named(spans, "handle Done")) == named(spans, "handle Later").context.span_id
+
+
+@pytest.mark.parametrize("executor", [None, PinnedThread()], ids=["system_loop", "pinned"])
+async def test_an_ask_blocking_from_a_thread_is_handled_in_a_child_of_that_threads_span(
+    traced: ActorSystem, spans: InMemorySpanExporter, executor: PinnedThread | None
+) -> None:
+    echo = await traced.spawn(Echo, executor=executor)
+
+    def ask_in_a_span() -> int:
+        with TRACER.start_as_current_span("thread") as thread:
+            assert echo.ask_blocking(Ping(1)) == 2
+            return thread.get_span_context().span_id
+
+    thread = await asyncio.to_thread(ask_in_a_span)
+    assert parent_of(named(spans, "handle Ping")) == thread
+
+
+async def test_a_pinned_actors_tell_is_a_child_of_its_handlers_span(
+    traced: ActorSystem, spans: InMemorySpanExporter
+) -> None:
+    pinned = await traced.spawn(Echo, executor=PinnedThread())
+    probe = await Probe.spawn(traced)
+    with TRACER.start_as_current_span("root"):
+        await pinned.ask(Relay(probe.ref))
+    await probe.expect(Ping)
+    assert parent_of(named(spans, "handle Ping")) == named(spans, "handle Relay").context.span_id

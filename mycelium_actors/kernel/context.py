@@ -195,7 +195,10 @@ class ActorContext:
                 outcome: Any = await awaitable
             except Exception as exc:
                 outcome = exc
-            slot.deliver(wrap(outcome) if wrap is not None else outcome)
+            message = wrap(outcome) if wrap is not None else outcome
+            tracing = slot.system.tracing
+            # This task's context is the caller's: its span is the handling span's parent.
+            slot.deliver(message if tracing is None else tracing.wrap(message))
 
         # Not a task the handler awaits: its asks to this actor are allowed.
         context = contextvars.copy_context()

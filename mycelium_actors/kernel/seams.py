@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl as _ssl
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -157,6 +158,19 @@ class Tracing(Protocol):
 
     def wrap(self, message: Any) -> Any:
         """`message` in an envelope carrying the current trace context (publish)."""
+
+    def outgoing(self, message: Any) -> tuple[Any, dict[str, str] | None]:
+        """For a frame: `message` out of its envelope, and the W3C trace context
+        (header name -> value) of its envelope, else of the current span; None
+        when that is no valid span (the frame then goes untraced)."""
+
+    def incoming(self, message: Any, carrier: dict[str, str] | None) -> Any:
+        """`message` from a frame, in an envelope whose span's parent is the
+        remote sender's span in `carrier` (None: the span starts a trace); the
+        library's own messages (wire ids from `LIBRARY_IDS` up) as they are."""
+
+    def adopted(self, carrier: dict[str, str] | None) -> AbstractContextManager[None]:
+        """While it is entered, the trace context in `carrier` is the current one."""
 
 
 _TRACING: list[Callable[[], Tracing]] = []

@@ -31,6 +31,7 @@ from .seams import (
     NodeInfo,
     NodeOptions,
     SslArgument,
+    Tracing,
     Tree,
     new_node,
     new_tracing,
@@ -253,6 +254,12 @@ class ActorSystem:
         check_timeout(timeout)
         self._ensure_running()
         return [_from_dict(node) for node in await self._network().remote_tree(url, timeout)]
+
+    @property
+    def tracing(self) -> Tracing | None:
+        """The tracing layer while the system traces (`tracing=True`), else None:
+        the remote layer asks it to carry trace contexts across frames."""
+        return self._tracing
 
     def make_ref(self, slot: Slot) -> LocalActorRef[Any]:
         """The ref for a new slot (its executor, or the remote layer, may give one

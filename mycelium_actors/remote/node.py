@@ -205,7 +205,13 @@ class NetworkNode:
 
     async def publish_cluster(self, message: Any, timeout: float) -> int:
         body = self.encode(message)  # not a contract type: SerializationError, nothing sent
-        answers = await self._ask_all("publish", body, timeout)
+        argument: Any = body
+        tracing = self.system.tracing
+        if tracing is not None:
+            carrier = tracing.outgoing(message)[1]
+            if carrier is not None:  # the publisher's span: [body, trace context]
+                argument = [body, carrier]
+        answers = await self._ask_all("publish", argument, timeout)
         return sum(n for _, n in answers if isinstance(n, int))
 
     async def remote_tree(self, url: str, timeout: float) -> list[dict[str, Any]]:
@@ -411,11 +417,18 @@ class NetworkNode:
         if op == "discover" and isinstance(argument, list) and len(argument) == 2:
             peer.reply_value(request, discover_here(self.system, *argument))
         elif op == "publish" and isinstance(argument, bytes):
-            self.system.run_in_background(self._publish_here(peer, request, argument))
+            self.system.run_in_background(self._publish_here(peer, request, argument, None))
+        elif op == "publish" and _traced_publish(argument):
+            body, carrier = argument
+            self.system.run_in_background(self._publish_here(peer, request, body, carrier))
         elif op == "tree":
             peer.reply_value(request, [tree_dict(node) for node in self.system.tree()])
         elif op in ("discover", "publish"):
-            wanted = "a [class, wire id] array" if op == "discover" else "a message body (bin)"
+            wanted = (
+                "a [class, wire id] array"
+                if op == "discover"
+                else "a message body (bin) or [body, trace context]"
+            )
             raise wire.ProtocolError(f"a malformed QUERY frame: argument: {op} takes {wanted}")
         else:
             raise wire.ProtocolError(f"a malformed QUERY frame: op: unknown query {op!r}")
@@ -426,14 +439,22 @@ class NetworkNode:
             await ref.stop()
         peer.reply_value(request, None)
 
-    async def _publish_here(self, peer: Peer, request: int, body: bytes) -> None:
+    async def _publish_here(self, peer: Peer, request: int, body: bytes, carrier: Any) -> None:
         try:
             message = self.decode(body)
         except SerializationError as exc:
             peer.reply_value(request, 0)
             self._log("node.refused", peer.address or peer.name, reason=f"publish: {exc}")
             return
-        peer.reply_value(request, await self.system.publish(message))
+        tracing = self.system.tracing
+        if tracing is None:
+            peer.reply_value(request, await self.system.publish(message))
+            return
+        if not _is_trace_context(carrier):
+            carrier = None  # absent, or not a map of str to str: a new trace
+        with tracing.adopted(carrier):  # the publisher's span is the parent
+            accepted = await self.system.publish(message)
+        peer.reply_value(request, accepted)
 
     async def _ask_all(self, op: str, argument: Any, timeout: float) -> list[tuple[Peer, Any]]:
         """Query every connected node, and every node the listener's cluster
@@ -540,6 +561,17 @@ class NetworkNode:
 
 
 _PING = wire.Ping().frame()
+
+
+def _traced_publish(argument: Any) -> bool:
+    """A publish query's `[body, trace context]` (protocol version 3)."""
+    return isinstance(argument, list) and len(argument) == 2 and isinstance(argument[0], bytes)
+
+
+def _is_trace_context(carrier: Any) -> bool:
+    return isinstance(carrier, dict) and all(
+        isinstance(key, str) and isinstance(value, str) for key, value in carrier.items()
+    )
 
 
 class _SerializingRef(LocalActorRef[Any]):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from ..errors import (
@@ -31,7 +31,7 @@ from ..wire import exceptions
 from ..wire import frames as wire
 from ..wire.codec import Codec, body_wire_id
 from .flow import CREDIT_BATCH, MAX_OPEN_ASKS, MAX_UNREAD, WINDOW
-from .refs import RemoteActorRef
+from .refs import RemoteActorRef, TracedRemoteRef
 
 
 class PeerHost(Protocol):
@@ -108,11 +108,13 @@ class Peer:
         # path -> (the mailbox's offer, the ref, whether its wake-up waits for the read's end)
         self._targets: dict[str, tuple[Any, LocalActorRef[Any], bool]] = {}
         self._decode = node.codec.decode
+        self._tracing = node.system.tracing  # None unless the system traces (tracing.py)
         self._encode = node.codec.encode
         self._wake: list[LocalActorRef[Any]] = []  # to serve at the end of this read
         self._refs: dict[str, RemoteActorRef] = {}
         self._settled: asyncio.Future[None] | None = None  # while closing: no tell in flight
         self._asked = False  # asks arrived in this read: check what it leaves unread
+        self._ignored_context = False  # a trace context that did not parse was logged
         # Traffic since the handshake, for `system.metrics().nodes` (handshake frames aside).
         self.frames_in = self.frames_out = self.bytes_in = self.bytes_out = 0
 
@@ -135,7 +137,13 @@ class Peer:
         """The one ref object for `path` on this peer."""
         ref = self._refs.get(path)
         if ref is None:
-            ref = self._refs[path] = RemoteActorRef(self, path)
+            tracing = self._tracing
+            ref = (
+                RemoteActorRef(self, path)
+                if tracing is None
+                else TracedRemoteRef(self, path, tracing)
+            )
+            self._refs[path] = ref
         return ref
 
     # -- the connection -----------------------------------------------------------
@@ -353,9 +361,16 @@ class Peer:
         self._inflight_to(path).append(message)
 
     async def ask(
-        self, path: str, tail: bytes, what: str, message: Any, timeout: float | None
+        self,
+        path: str,
+        tail: bytes,
+        what: str,
+        message: Any,
+        timeout: float | None,
+        head: Callable[[int], bytes] = wire.ask_head,
     ) -> Any:
-        """The hot path of a remote ask; `tail` is the frame's path part."""
+        """The hot path of a remote ask; `tail` is the frame's path part, `head`
+        makes the frame's start from its request id (a traced ask's differs)."""
         self.node.system.counters.asks += 1
         body = self.node.codec.encode(message)
         conn = self.conn
@@ -365,7 +380,7 @@ class Peer:
             assert conn is not None
         fut = self.node.loop.create_future()
         self._next_request = request = (self._next_request + 1) & 0xFFFFFFFF
-        frame = wire.ask_head(request) + tail + body
+        frame = head(request) + tail + body
         if len(frame) > self.max_frame:
             self.node.too_large(frame, message, self.max_frame)
         # One deadline from here: waiting for room in the window spends it too.
@@ -392,7 +407,14 @@ class Peer:
             if deadline is not None:
                 deadline.cancel()
 
-    def ask_nowait(self, path: str, tail: bytes, message: Any, reply: Any) -> None:
+    def ask_nowait(
+        self,
+        path: str,
+        tail: bytes,
+        message: Any,
+        reply: Any,
+        head: Callable[[int], bytes] = wire.ask_head,
+    ) -> None:
         """Send an ask now without waiting for its reply: `reply` (a future-like
         object: `done`, `set_result`, `set_exception`) gets it, or the loss of
         the connection. `MailboxFull` when the window to `path` is full (then
@@ -404,7 +426,7 @@ class Peer:
         if not self._room(path):
             raise MailboxFull(f"{WINDOW} messages to {self._url(path)} are already in flight")
         request = (self._next_request + 1) & 0xFFFFFFFF
-        frame = wire.ask_head(request) + tail + frame_body
+        frame = head(request) + tail + frame_body
         if len(frame) > self.max_frame:
             self.node.too_large(frame, message, self.max_frame)
         self._next_request = request
@@ -468,6 +490,8 @@ class Peer:
             elif kind == wire.GOODBYE:
                 reason = wire.decode(wire.Goodbye, frame).reason
                 self.lost(f"the peer said goodbye ({reason})", close=True)
+            elif kind == wire.TRACED:
+                self._on_traced(frame)
             else:
                 raise wire.ProtocolError(f"unknown frame kind 0x{kind:02x}")
         except Exception as exc:  # whatever a peer sends, it never reaches this node's loop
@@ -521,7 +545,33 @@ class Peer:
     def _owe(self, path: str) -> None:
         self._owed[path] = self._owed.get(path, 0) + 1
 
-    def _on_tell(self, frame: bytes) -> None:
+    def _on_traced(self, frame: bytes) -> None:
+        """A TELL or ASK with its sender's trace context: its span's parent when
+        this system traces; ignored (not even decoded) when it does not."""
+        context, inner = wire.untraced(frame)
+        carrier = None
+        if self._tracing is not None:
+            carrier = wire.trace_context(context)
+            if carrier is None:
+                self._context_ignored(context)
+        if inner[0] == wire.TELL:
+            self._on_tell(inner, carrier)
+        else:
+            self._on_ask(inner, carrier)
+
+    def _context_ignored(self, context: bytes) -> None:
+        """A trace context that is not a map of str: the message is handled in a
+        span that starts a trace (W3C's rule for a context that does not parse);
+        logged once per connection."""
+        if not self._ignored_context:
+            self._ignored_context = True
+            self.node.log(
+                "node.trace_context_ignored",
+                self,
+                reason=f"not a MessagePack map of str to str: {context[:64]!r}",
+            )
+
+    def _on_tell(self, frame: bytes, carrier: dict[str, str] | None = None) -> None:
         size = int.from_bytes(frame[1:3], "big")
         path = self._paths.get(frame[3 : 3 + size])
         if path is None:
@@ -535,6 +585,8 @@ class Peer:
             self._owe(path)
             self._undecodable(path, body, exc, tell=True)
             return
+        if self._tracing is not None:
+            message = self._tracing.incoming(message, carrier)
         self._deliver(path, message, None)
 
     def _undecodable(self, path: str, body: bytes, exc: SerializationError, tell: bool) -> None:
@@ -553,7 +605,7 @@ class Peer:
         if tell:
             system.dead_letter(path, body, "undecodable", message_type=f"wire id {wire}")
 
-    def _on_ask(self, frame: bytes) -> None:
+    def _on_ask(self, frame: bytes, carrier: dict[str, str] | None = None) -> None:
         size = int.from_bytes(frame[5:7], "big")
         path = self._paths.get(frame[7 : 7 + size])
         if path is None:
@@ -575,6 +627,8 @@ class Peer:
             self._reply_error(request, MailboxFull(f"{MAX_OPEN_ASKS} asks are already open"))
             return
         self._open_asks += 1
+        if self._tracing is not None:
+            message = self._tracing.incoming(message, carrier)
         self._deliver(path, message, _RemoteReply(self, request))  # type: ignore[arg-type]
 
     def _deliver(self, path: str, message: Any, reply: asyncio.Future[Any] | None) -> None:

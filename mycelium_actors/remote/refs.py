@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ActorStopped, MyceliumError
@@ -12,6 +12,7 @@ from ..kernel.ref import ActorRef, Watcher, check_timeout
 from ..wire import frames as wire
 
 if TYPE_CHECKING:
+    from ..kernel.seams import Tracing
     from .peer import Peer
 
 _INF = float("inf")
@@ -96,6 +97,57 @@ class RemoteActorRef(ActorRef[Any]):
 
     def proxy(self, timeout: float | None = 5.0) -> Any:
         raise MyceliumError(f"{self.address}: proxies work on local refs only")
+
+
+class TracedRemoteRef(RemoteActorRef):
+    """A remote ref of a tracing system: a message sent while a span is current
+    (or in an envelope carrying one, as the relay of a worker process sends)
+    goes in a TRACED frame carrying that span's W3C trace context; without one
+    it goes as a plain TELL or ASK."""
+
+    __slots__ = ("_tracing",)
+
+    def __init__(self, peer: Peer, path: str, tracing: Tracing) -> None:
+        super().__init__(peer, path)
+        self._tracing = tracing
+
+    def _traced(self, message: Any) -> tuple[Any, bytes]:
+        """(the message out of its envelope, the TRACED frame's start or b"")."""
+        message, carrier = self._tracing.outgoing(message)
+        return message, b"" if carrier is None else wire.traced(carrier)
+
+    def tell(self, message: Any) -> Coroutine[Any, Any, None]:
+        message, prefix = self._traced(message)
+        return self._peer.tell(self.path, prefix + self._tell_head, message)
+
+    def tell_nowait(self, message: Any) -> None:
+        message, prefix = self._traced(message)
+        self._peer.tell_nowait(self.path, prefix + self._tell_head, message)
+
+    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+        if timeout is not None and (type(timeout) is not float or not 0.0 < timeout < _INF):
+            check_timeout(timeout)
+        message, prefix = self._traced(message)
+        head = wire.ask_head if not prefix else _prefixed(prefix)
+        return await self._peer.ask(self.path, self._ask_tail, self._what, message, timeout, head)
+
+    def ask_nowait(self, message: Any, reply: Any) -> None:
+        message, prefix = self._traced(message)
+        head = wire.ask_head if not prefix else _prefixed(prefix)
+        self._peer.ask_nowait(self.path, self._ask_tail, message, reply, head)
+
+    def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
+        # The context is this thread's: it goes in an envelope to the node's loop.
+        return super().ask_blocking(self._tracing.wrap(message), timeout)
+
+
+def _prefixed(prefix: bytes) -> Callable[[int], bytes]:
+    """An ASK frame's head behind `prefix` (a TRACED frame's start)."""
+
+    def head(request: int) -> bytes:
+        return prefix + wire.ask_head(request)
+
+    return head
 
 
 class HereRef(ActorRef[Any]):

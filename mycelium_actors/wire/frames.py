@@ -1,7 +1,8 @@
 """Node-to-node frames: their kinds and layouts, and the handshake's proofs.
 
 A transport carries frames; the first byte of each names its kind. Data
-frames (TELL, ASK, REPLY) are binary with the message body from the codec;
+frames (TELL, ASK, REPLY) are binary with the message body from the codec (a
+TRACED frame is a TELL or ASK behind its sender's W3C trace context);
 control frames carry a small MessagePack array, one `msgspec.Struct`
 (`array_like=True`) per kind below, decoded by one typed decoder per kind:
 a malformed control frame is one `ProtocolError` naming the frame and the
@@ -23,8 +24,9 @@ import msgspec
 from ..errors import MyceliumError
 
 MAGIC = "mycelium"
-#: The node protocol's version. 2: HELLO carries the sender's max_frame.
-VERSION = 2
+#: The node protocol's version. 2: HELLO carries the sender's max_frame. 3: TRACED
+#: frames carry the sender's W3C trace context ahead of a TELL or ASK.
+VERSION = 3
 
 # Frame kinds (the first byte).
 HELLO = 0x48  # H: Hello
@@ -40,6 +42,7 @@ WATCH = 0x57  # W: Watch
 TERMINATED = 0x58  # X: Terminated
 QUERY = 0x51  # Q: Query
 PING = 0x50  # P: Ping
+TRACED = 0x74  # t: u16 context length, context (a MessagePack map), then a whole TELL or ASK
 
 OK, FAILED = 0, 1
 
@@ -50,10 +53,12 @@ HANDSHAKE_FRAME = 4096
 _ASK_HEAD = struct.Struct(">BIH")
 _TELL_HEAD = struct.Struct(">BH")
 _REPLY_HEAD = struct.Struct(">BIB")
+_TRACED_HEAD = struct.Struct(">BH")
 #: Bytes of a REPLY frame before its payload.
 REPLY_HEAD = _REPLY_HEAD.size
 
 _encoder = msgspec.msgpack.Encoder()
+_decode_context = msgspec.msgpack.Decoder(dict[str, str]).decode
 
 Nonce = Annotated[bytes, msgspec.Meta(min_length=16, max_length=16)]
 # 256 characters: a HELLO fits in HANDSHAKE_FRAME whatever the characters.
@@ -158,6 +163,7 @@ _NAMES = {
     TELL: "TELL",
     ASK: "ASK",
     REPLY: "REPLY",
+    TRACED: "TRACED",
 }
 _DECODERS: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {}
 _AT = re.compile(r" - at `\$\[(\d+)\]`")
@@ -232,6 +238,39 @@ def ask_head(request: int) -> bytes:
 
 def path_part(path: bytes) -> bytes:
     return _PATH_SIZE.pack(len(path)) + path
+
+
+def traced(carrier: dict[str, str]) -> bytes:
+    """The start of a TRACED frame carrying the W3C trace context `carrier`
+    (header name -> value); a whole TELL or ASK frame follows. `b""` (send the
+    frame untraced) if the context would not fit its u16 length."""
+    context = _encoder.encode(carrier)
+    if len(context) > 0xFFFF:
+        return b""
+    return _TRACED_HEAD.pack(TRACED, len(context)) + context
+
+
+def untraced(frame: bytes) -> tuple[bytes, bytes]:
+    """(context bytes, the TELL or ASK frame inside) of a TRACED frame."""
+    try:
+        _, size = _TRACED_HEAD.unpack_from(frame)
+    except struct.error:
+        raise ProtocolError("truncated TRACED frame") from None
+    start = _TRACED_HEAD.size + size
+    if len(frame) <= start:
+        raise ProtocolError("truncated TRACED frame")
+    if frame[start] != TELL and frame[start] != ASK:
+        raise ProtocolError(f"a TRACED frame around a {kind_name(frame[start])} frame")
+    return frame[_TRACED_HEAD.size : start], frame[start:]
+
+
+def trace_context(context: bytes) -> dict[str, str] | None:
+    """The W3C trace context of a TRACED frame (header name -> value); None if
+    it is not a MessagePack map of str to str (the context is then ignored)."""
+    try:
+        return _decode_context(context)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
 
 
 def reply(request: int, status: int, payload: bytes) -> bytes:

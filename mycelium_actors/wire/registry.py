@@ -16,6 +16,8 @@ from .schema import fields_of, require_frozen
 T = TypeVar("T", bound=type)
 
 MAX_WIRE_ID = 2**31 - 1  # ids are positive and fit a signed 32-bit int
+#: Wire ids from here up are the library's own (the worker link's control messages).
+LIBRARY_IDS = 0x7FFFFF00
 _by_id: dict[int, type] = {}
 _ID_ATTR = "__mycelium_wire_id__"
 

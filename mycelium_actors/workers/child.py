@@ -346,6 +346,7 @@ async def _serve(boot: dict[str, Any], cls: type[Actor]) -> None:
         stall_warning=boot.get("stall_warning", 1.0),
         slow_handler=boot.get("slow_handler", 1.0),
         metrics=boot.get("metrics", True),
+        tracing=boot.get("tracing", False),  # spans go to this process's tracer provider
     ) as system:
         slot = Slot(
             system,

@@ -15,13 +15,15 @@ from typing import IO, Any
 import attrs
 import msgspec
 
-from ..wire.registry import message
+from ..wire.registry import LIBRARY_IDS, message
 
 #: The version of what parent and worker say to each other (the bootstrap and the
 #: control messages): an interpreter given as `python=` must have the same.
+#: 3: the bootstrap's `tracing`, `metrics` and `report_interval`, the `NextFigures`
+#: long poll, and the node protocol's version 3 (TRACED frames).
 PROTOCOL = 3
 #: The first of the wire ids the library keeps for itself.
-FIRST_ID = 0x7FFFFF00
+FIRST_ID = LIBRARY_IDS
 #: The worker's host actor (starts and stops the incarnation) and the actor that
 #: reports how incarnations ended (a long poll: one `NextExit` waits at a time).
 HOST = "/_mycelium_worker"

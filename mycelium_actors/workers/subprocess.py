@@ -296,11 +296,15 @@ class _WorkerRef(LocalActorRef[Any]):
     and in order (nothing is ahead of it). Otherwise the message is checked
     here and goes through the mailbox (then it is encoded again by the relay)."""
 
-    __slots__ = ("_codec",)
+    __slots__ = ("_codec", "_wrap")
 
     def __init__(self, slot: Slot, codec: Codec) -> None:
         super().__init__(slot)
         self._codec = codec
+        # A tracing system's message waits in the mailbox with its sender's trace
+        # context (the relay sends it on in a TRACED frame); else as it is.
+        tracing = slot.system.tracing
+        self._wrap: Any = _as_is if tracing is None else tracing.wrap
 
     def _idle_relay(self) -> _Relay | None:
         """The relay, if a message may bypass the mailbox now (see the class doc)."""
@@ -319,7 +323,7 @@ class _WorkerRef(LocalActorRef[Any]):
             self._codec.encode(message)
         elif relay.send_tell(message):
             return
-        await super().tell(message)
+        await super().tell(self._wrap(message))
 
     def tell_nowait(self, message: Any) -> None:
         relay = self._idle_relay()
@@ -327,18 +331,18 @@ class _WorkerRef(LocalActorRef[Any]):
             self._codec.encode(message)
         elif relay.send_tell(message):
             return
-        super().tell_nowait(message)
+        super().tell_nowait(self._wrap(message))
 
     async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
         relay = self._idle_relay()
         if relay is None:
             self._codec.encode(message)
-            return await super().ask(message, timeout)
+            return await super().ask(self._wrap(message), timeout)
         if timeout is not None:
             check_timeout(timeout)
         fut = relay.loop.create_future()
         if not relay.send_ask(message, fut):
-            return await super().ask(message, timeout)
+            return await super().ask(self._wrap(message), timeout)
         counters = self._slot.system.counters  # as `super().ask` counts (metrics().asks)
         counters.asks += 1
         deadline = self._clock.expire(fut, timeout, "ask to ", self.path) if timeout else None
@@ -354,7 +358,11 @@ class _WorkerRef(LocalActorRef[Any]):
 
     def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
         self._codec.encode(message)
-        return super().ask_blocking(message, timeout)
+        return super().ask_blocking(self._wrap(message), timeout)
+
+
+def _as_is(message: Any) -> Any:
+    return message
 
 
 class _Process:
@@ -403,6 +411,8 @@ class _Process:
             # the worker's own system watches its loop as the parent's does
             "stall_warning": self.system.stall_warning,
             "slow_handler": self.system.slow_handler_setting,
+            # a tracing parent's worker traces too: its handlers' spans continue the sender's
+            "tracing": self.system.tracing is not None,
             # The worker runs the same kind of loop as this one (uvloop under uvloop).
             "loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
             # Without metrics here, the worker keeps and reports none.

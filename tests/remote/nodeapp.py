@@ -1,8 +1,10 @@
 """The actors the cross-process tests talk to, and a node process to run them.
 
-`python -m tests.remote.nodeapp NAME URL [--secret S] [--heartbeat T]` starts a
-node listening at URL with the tree below, prints its bound address on
-stdout, and runs until stdin closes or a signal arrives.
+`python -m tests.remote.nodeapp NAME URL [--secret S] [--heartbeat T] [--tracing]`
+starts a node listening at URL with the tree below, prints its bound address
+on stdout, and runs until stdin closes or a signal arrives. With
+`$MYCELIUM_TEST_SPANS` set, this process (a node, or a worker running these
+actors) records its finished spans in that file (tests/spans.py).
 """
 
 from __future__ import annotations
@@ -10,14 +12,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import builtins
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import mycelium_actors
 from contracts.probe import Blob, Crash, Echo, Fail, Greet, Hold
 from mycelium_actors import Actor, ActorRef, ActorSystem, Child, Supervisor, Terminated, handler
 from supervisors.probe import Counter as ProbeCounter
+
+if os.environ.get("MYCELIUM_TEST_SPANS"):  # a tracing test's other process
+    sys.path.append(str(Path(__file__).resolve().parents[1]))
+    import spans  # noqa: F401  (its tracer provider: spans go to that file)
 
 
 class Oops(ValueError):
@@ -76,13 +84,17 @@ class Slow(Counter):
 tree = Supervisor("root", children=[Child(Counter, name="counter"), Child(Slow, name="slow")])
 
 
-async def serve(name: str, url: str, secret: str | None, heartbeat: float) -> None:
+async def serve(
+    name: str, url: str, secret: str | None, heartbeat: float, tracing: bool = False
+) -> None:
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, done.set)
     loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.read(1) or done.set())
-    async with ActorSystem(name, listen=url, secret=secret, heartbeat_timeout=heartbeat) as system:
+    async with ActorSystem(
+        name, listen=url, secret=secret, heartbeat_timeout=heartbeat, tracing=tracing
+    ) as system:
         await system.start(tree)
         print(system.address, flush=True)
         await done.wait()
@@ -94,8 +106,9 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("--secret")
     parser.add_argument("--heartbeat", type=float, default=5.0)
+    parser.add_argument("--tracing", action="store_true")
     args = parser.parse_args()
-    asyncio.run(serve(args.name, args.url, args.secret, args.heartbeat))
+    asyncio.run(serve(args.name, args.url, args.secret, args.heartbeat, args.tracing))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import socket
 import struct
@@ -62,13 +63,22 @@ def body(wire_id: int, fields: dict[str, Any]) -> bytes:
     return struct.pack(">I", wire_id) + msgspec.msgpack.encode(fields)
 
 
-def data(path: str, message: bytes, request: int | None = None) -> bytes:
+def data(
+    path: str, message: bytes, request: int | None = None, trace: dict[str, str] | None = None
+) -> bytes:
     """A TELL frame (no request id) or an ASK frame: [u32 request id,] u16 path
-    length, the UTF-8 path, the message body."""
+    length, the UTF-8 path, the message body. With a W3C trace context
+    (`traceparent`, maybe `tracestate`), inside a TRACED frame: `t`, u16 length
+    of the context, the context as a MessagePack map, then that frame."""
     raw = path.encode()
     if request is None:
-        return b"T" + struct.pack(">H", len(raw)) + raw + message
-    return b"A" + struct.pack(">IH", request, len(raw)) + raw + message
+        frame = b"T" + struct.pack(">H", len(raw)) + raw + message
+    else:
+        frame = b"A" + struct.pack(">IH", request, len(raw)) + raw + message
+    if trace is None:
+        return frame
+    context = msgspec.msgpack.encode(trace)
+    return b"t" + struct.pack(">H", len(context)) + context + frame
 
 
 def value(payload: bytes) -> Any:
@@ -98,7 +108,7 @@ class Client:
         address: str,
         *,
         secret: bytes | None = None,
-        version: int = 2,
+        version: int = 3,
         max_frame: int = 1 << 24,
         check_server: bool = True,
         answer_pings: bool = True,
@@ -173,9 +183,9 @@ class Client:
         names = ("magic", "version", "name", "incarnation", "address", "nonce", "proof")
         server = dict(zip((*names, "max_frame"), items, strict=False))
         assert server["magic"] == "mycelium", server
-        if server["version"] != 2:
+        if server["version"] != 3:
             theirs = server["version"]
-            self.control(b"G", f"protocol version {theirs!r} is not supported: we speak 2")
+            self.control(b"G", f"protocol version {theirs!r} is not supported: we speak 3")
             raise Refused(f"the node speaks version {theirs!r}")
         mine = b""
         if secret is not None:
@@ -234,19 +244,23 @@ class Client:
         self.inflight[path] = self.inflight.get(path, 0) + 1
         self.most_inflight = max(self.most_inflight, self.inflight[path])
 
-    def tell(self, path: str, wire_id: int, **fields: Any) -> None:
+    def tell(
+        self, path: str, wire_id: int, trace: dict[str, str] | None = None, **fields: Any
+    ) -> None:
         self._room(path)
-        self.send(data(path, body(wire_id, fields)))
+        self.send(data(path, body(wire_id, fields), trace=trace))
 
-    def ask_raw(self, path: str, message: bytes) -> Any:
+    def ask_raw(self, path: str, message: bytes, trace: dict[str, str] | None = None) -> Any:
         """Send an ASK with the body `message`; the reply's value, or `Failed`."""
         self._room(path)
         request = self._request_id()
-        self.send(data(path, message, request))
+        self.send(data(path, message, request, trace))
         return self._reply(request)
 
-    def ask(self, path: str, wire_id: int, **fields: Any) -> Any:
-        return self.ask_raw(path, body(wire_id, fields))
+    def ask(
+        self, path: str, wire_id: int, trace: dict[str, str] | None = None, **fields: Any
+    ) -> Any:
+        return self.ask_raw(path, body(wire_id, fields), trace)
 
     def request(self, kind: bytes, *items: Any) -> Any:
         """STOP or QUERY: [request id, ...items], answered by a REPLY."""
@@ -315,9 +329,10 @@ class Node:
         self.proc.stdout.close()
 
 
-def start_node(folder: Path, scheme: str, secret: bool) -> Node:
+def start_node(folder: Path, scheme: str, secret: bool, *extra: str) -> Node:
     url = f"unix://{folder}/b-{secret}.sock" if scheme == "unix" else "tcp://127.0.0.1:0"
-    extra = ["--secret", SECRET.decode()] if secret else []
+    if secret:
+        extra = ("--secret", SECRET.decode(), *extra)
     return Node(url, "--heartbeat", str(HEARTBEAT), *extra)
 
 
@@ -400,12 +415,15 @@ def test_handshake_with_a_secret(
     assert refused.value.reason == refusal
 
 
+@pytest.mark.parametrize("version", [1, 2])
 def test_a_node_of_another_version_is_refused_with_goodbye(
-    node: Callable[..., str], client: Callable[..., Client]
+    node: Callable[..., str], client: Callable[..., Client], version: int
 ) -> None:
     with pytest.raises(Refused) as refused:
-        client(node(), version=1)
-    assert refused.value.reason == "protocol version 1 is not supported: this node speaks version 2"
+        client(node(), version=version)
+    assert refused.value.reason == (
+        f"protocol version {version} is not supported: this node speaks version 3"
+    )
 
 
 @pytest.mark.parametrize("scheme", ["unix", "tcp"])
@@ -552,3 +570,27 @@ def test_a_relative_path_closes_the_connection(
     else:
         with pytest.raises(Closed):  # a protocol error: closed, no GOODBYE
             c.ask(COUNTER, ECHO, text="after")
+
+
+# W3C Trace Context's own example: trace id, then the caller's span id.
+TRACE_ID, CALLER_SPAN = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+TRACE = {"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01", "tracestate": "congo=t61rcWkgMzE"}
+
+
+@pytest.mark.parametrize("tracing", [True, False], ids=["node-traces", "node-does-not"])
+def test_traced_tells_and_asks_are_handled_in_children_of_the_callers_span(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: Callable[..., Client], tracing: bool
+) -> None:
+    # The node's process writes its finished spans to this file, one JSON array per
+    # line: [name, trace id, parent span id, actor path] (tests/spans.py).
+    spans = tmp_path / "spans.jsonl"
+    monkeypatch.setenv("MYCELIUM_TEST_SPANS", str(spans))
+    node = start_node(tmp_path, "unix", False, *(["--tracing"] if tracing else []))
+    try:
+        c = client(node.address)
+        c.tell(COUNTER, ADD, trace=TRACE, n=2)
+        assert c.ask(COUNTER, ADD, trace={"traceparent": TRACE["traceparent"]}, n=1) == 3
+    finally:
+        node.stop()
+    reported = [json.loads(line) for line in spans.read_text().splitlines()] if tracing else []
+    assert reported == [["handle Add", TRACE_ID, CALLER_SPAN, COUNTER]] * (2 if tracing else 0)
