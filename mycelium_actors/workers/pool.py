@@ -32,7 +32,7 @@ from ..kernel.ref import LocalActorRef, serving
 from ..kernel.replies import settle
 from ..supervision.spec import Child, Spec, Supervisor, _check_shutdown, _is_count, _is_number
 from ..supervision.supervisor import SupervisorSlot, start_root
-from .subprocess import Subprocess, _Relay, sender_codec
+from .subprocess import Subprocess, _as_is, _Relay, sender_codec
 
 if TYPE_CHECKING:
     from ..kernel.clock import Clock
@@ -204,10 +204,13 @@ class PoolSlot(SupervisorSlot):
         super().__init__(*args, **kwargs)
         # The mailbox the ref writes to must be the router's: replace it, then
         # make the ref again (the system's kind of ref, which holds the mailbox;
-        # the plain local kind gets a `tell` that goes straight to the router).
+        # the plain local kind, traced or not, gets a `tell` that goes straight
+        # to the router).
         self.mailbox = _RouterMailbox(self)
         ref = self.system.make_ref(self)
-        self.ref = _PoolRef(self) if type(ref) is LocalActorRef else ref
+        tracing = self.system.tracing
+        local = LocalActorRef if tracing is None else tracing.ref_class
+        self.ref = _PoolRef(self) if type(ref) is local else ref
 
     @property
     def kind(self) -> str:
@@ -224,15 +227,31 @@ class PoolSlot(SupervisorSlot):
 
 class _PoolRef(LocalActorRef[Any]):
     """A pool's local ref: `tell` routes at once (the inherited one would first try
-    the router's own queue, which never has room, then take the slow way round)."""
+    the router's own queue, which never has room, then take the slow way round).
+    In a tracing system what it sends carries the sender's trace context, as
+    the system's own refs' messages do."""
 
-    __slots__ = ()
+    __slots__ = ("_wrap",)
+
+    def __init__(self, slot: Slot) -> None:
+        super().__init__(slot)
+        tracing = slot.system.tracing
+        self._wrap: Any = _as_is if tracing is None else tracing.wrap
 
     async def tell(self, message: Any) -> None:
-        item = (message, None)
+        item = (self._wrap(message), None)
         mb = self.mailbox
         if not mb.offer(item):
             await mb.put(item, self._clock)
+
+    def tell_nowait(self, message: Any) -> None:
+        super().tell_nowait(self._wrap(message))
+
+    async def ask(self, message: Any, timeout: float | None = 5.0) -> Any:
+        return await super().ask(self._wrap(message), timeout)
+
+    def ask_blocking(self, message: Any, timeout: float | None = 5.0) -> Any:
+        return super().ask_blocking(self._wrap(message), timeout)
 
 
 class _CheckedPoolRef(_PoolRef):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psutil
@@ -106,9 +107,22 @@ async def test_stopping_a_pool_of_worker_processes_leaves_no_process(
     assert not workers()
 
 
+@pytest.fixture(params=[False, True], ids=["untraced", "traced"])
+async def any_system(
+    request: pytest.FixtureRequest, system: ActorSystem
+) -> AsyncIterator[ActorSystem]:
+    """The `system` fixture, and a tracing one (whose refs wrap what they send)."""
+    if not request.param:
+        yield system
+        return
+    async with ActorSystem("workers-traced", kill_grace=0.5, tracing=True) as traced:
+        yield traced
+
+
 async def test_a_message_that_cannot_cross_is_refused_at_the_pools_sender(
-    system: ActorSystem,
+    any_system: ActorSystem,
 ) -> None:
+    system = any_system
     ref = await _pool(system)
     with pytest.raises(SerializationError, match="not a contract type"):
         await ref.tell(object())
