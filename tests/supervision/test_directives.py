@@ -77,7 +77,7 @@ class A(Actor):
 
 async def main():
     async with ActorSystem("k") as system:
-        await system.start(Supervisor("root", children=[Child(A, name="a", resume_on=Exception)]))
+        await system.start(Supervisor("root", children=[Child(A, name="a", resume_on=Exception, shutdown=0.2)]))
         await system.lookup("/root/a").tell(Interrupt())
         await asyncio.sleep(10)
         print("still running")
