@@ -35,10 +35,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="the event loop of ours and raw (both: each workload on asyncio and on uvloop, "
         "alternating; rows on uvloop are named WORKLOAD@uvloop)",
     )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="measurements of a workload run at once (a smoke run's shortcut: "
+        "its figures are not comparable)",
+    )
     p.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     args = p.parse_args(argv)
-    if args.repeats < 1 or args.scale <= 0:
-        p.error("--repeats must be >= 1 and --scale > 0")
+    if args.repeats < 1 or args.scale <= 0 or args.jobs < 1:
+        p.error("--repeats and --jobs must be >= 1 and --scale > 0")
     args.loops = loops.LOOPS if args.loop == "both" else (args.loop,)
     if "uvloop" in args.loops:
         try:
@@ -67,12 +74,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     workloads = [w for w in WORKLOADS if not args.only or w.name in args.only]
     started = time.monotonic()
-    results = runner.run(workloads, args.repeats, args.scale, args.pin, args.loops)
+    results = runner.run(workloads, args.repeats, args.scale, args.pin, args.loops, args.jobs)
     meta = {
         "repeats": args.repeats,
         "scale": args.scale,
         "pinned": args.pin,
         "loops": list(args.loops),
+        "jobs": args.jobs,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),

@@ -114,6 +114,8 @@ def table(doc: dict[str, Any]) -> str:
         f"{meta['cpus']} CPUs, Python {meta['python']}, "
         f"event loop {' and '.join(meta.get('loops', ['asyncio']))}, commit {meta['commit']}"
     )
+    if meta.get("jobs", 1) > 1:
+        notes.append(f"{meta['jobs']} measurements ran at once: a smoke run, not a result")
     if busy:
         notes.append(
             "other processes took this share of the CPUs meanwhile, so these figures "

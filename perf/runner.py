@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,14 @@ def run(
     scale: float,
     pin: bool,
     loop_names: tuple[str, ...] = ("asyncio",),
+    jobs: int = 1,
 ) -> dict[str, Any]:
     """Measure everything: per workload and loop (`key()`), each implementation's
     size, figures and median (and the median of each extra), and `foreign_cpu`,
-    the share of all CPUs that other processes took meanwhile."""
+    the share of all CPUs that other processes took meanwhile.
+
+    `jobs` > 1 runs that many of a workload's measurements at once: a smoke
+    run's shortcut (the test suite's), whose figures are not comparable."""
     results: dict[str, Any] = {}
     for workload in workloads:
         sizes = {
@@ -76,11 +81,19 @@ def run(
             if n == 0 or impl not in LOOPLESS
         }
         records: dict[tuple[str, str], list[dict[str, Any]]] = {at: [] for at in sizes}
+        order = [
+            (f"{workload.name} {round_}/{repeats}", impl, workload, size, pin, loop)
+            for round_ in range(1, repeats + 1)
+            for (loop, impl), size in sizes.items()
+        ]
         with meter.stopwatch() as wall, meter.foreign_cpu() as foreign:
-            for round_ in range(1, repeats + 1):
-                for (loop, impl), size in sizes.items():
-                    _progress(f"{workload.name} {round_}/{repeats} {impl} on {loop} n={size}")
-                    records[loop, impl].append(run_worker(impl, workload, size, pin, loop))
+            if jobs > 1:
+                with ThreadPoolExecutor(jobs) as pool:
+                    measured = list(pool.map(lambda call: _measure(*call), order))
+            else:
+                measured = [_measure(*call) for call in order]
+        for (_, impl, _, _, _, loop), record in zip(order, measured, strict=True):
+            records[loop, impl].append(record)
         assert wall.delta is not None and foreign.delta is not None
         foreign_cpu = max(0.0, foreign.delta / (wall.delta * (os.cpu_count() or 1)))
         for loop in loop_names:
@@ -95,6 +108,13 @@ def run(
             }
     _progress("")
     return results
+
+
+def _measure(
+    label: str, impl: str, workload: Workload, size: int, pin: bool, loop: str
+) -> dict[str, Any]:
+    _progress(f"{label} {impl} on {loop} n={size}")
+    return run_worker(impl, workload, size, pin, loop)
 
 
 def _summary(workload: Workload, size: int, records: list[dict[str, Any]]) -> dict[str, Any]:

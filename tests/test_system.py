@@ -22,6 +22,7 @@ from actors import (
 )
 
 from mycelium_actors import Actor, ActorSystem, MyceliumError, TreeNode
+from mycelium_actors.kernel import system as system_module
 from mycelium_actors.testing import eventually
 
 
@@ -180,3 +181,42 @@ async def test_a_bad_actor_name_is_refused_with_a_value_error(system, name) -> N
     with pytest.raises(ValueError, match="actor name"):
         await system.spawn(Worker, name=name)
     assert system.tree() == []
+
+
+async def test_a_stop_returns_once_its_background_tasks_have_ended() -> None:
+    """The metrics server's task was cancelled but not awaited: on uvloop its
+    `finally` (closing the listening socket) ran a loop pass after the stop."""
+    ended: list[str] = []
+    entered = asyncio.Event()
+
+    async def until_cancelled() -> None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ended.append("cleaned up")
+
+    async with ActorSystem("background") as system:
+        task = system.run_in_background(until_cancelled())
+        await entered.wait()
+    assert task.cancelled() and ended == ["cleaned up"]
+
+
+async def test_a_background_task_that_ignores_its_cancellation_does_not_hold_a_stop_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(system_module, "BACKGROUND_CANCEL_WAIT", 0.05)
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await release.wait()
+
+    async with ActorSystem("stubborn") as system:
+        task = system.run_in_background(stubborn())
+        await asyncio.sleep(0)
+    assert not task.done() and not system.running
+    release.set()
+    await task

@@ -60,6 +60,8 @@ EVENT_LEVELS = {
     "handler.slow": "warning",
 }
 T = TypeVar("T")
+#: How long a shutdown waits for its cancelled background tasks to end.
+BACKGROUND_CANCEL_WAIT = 1.0
 
 
 @attrs.frozen
@@ -697,9 +699,14 @@ class ActorSystem:
             closing = [t for t in self._background if t is not me and t.get_name() == "close"]
             if closing:  # let executor threads finish (each bounded by its own join timeout)
                 await asyncio.wait(closing, timeout=5.0)
-            for task in list(self._background):
-                if task is not me:
-                    task.cancel()
+            # Cancelled and awaited, so a stop is complete when it returns (the metrics
+            # server's close ran a loop pass later on uvloop); bounded: a task that
+            # ignores its cancellation does not hold the stop up.
+            rest = [task for task in self._background if task is not me]
+            for task in rest:
+                task.cancel()
+            if rest:
+                await asyncio.wait(rest, timeout=BACKGROUND_CANCEL_WAIT)
             if self._node is not None:
                 await self._node.aclose()
         finally:

@@ -524,7 +524,8 @@ class Peer:
         if conn is not None and conn.backlog > max(MAX_UNREAD, 2 * self.max_frame):
             reason = f"it leaves over {max(MAX_UNREAD, 2 * self.max_frame)} bytes of replies unread"
             self.node.log("node.refused", self, reason=reason)
-            self.lost(reason, close=True)
+            self.lost(reason)
+            conn.abort(reason)  # a close would first write out what it never reads
 
     def flush_credit(self) -> None:
         """Return all credit owed (the heartbeat does, so none is held back long)."""

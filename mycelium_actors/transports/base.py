@@ -89,6 +89,12 @@ class Connection(ABC):
     def close(self, reason: str | None = None) -> None:
         """Close now; what is queued is flushed first where the adapter can."""
 
+    def abort(self, reason: str | None = None) -> None:
+        """Close now and drop what is not written yet: for a peer that does not
+        read, to which a flush would never end. `close()` where the adapter has
+        nothing of its own to drop."""
+        self.close(reason)
+
     @property
     @abstractmethod
     def closed(self) -> bool:

@@ -143,6 +143,14 @@ class StreamConnection(asyncio.Protocol, Connection):
     def close(self, reason: str | None = None) -> None:
         self._shut((None,))
 
+    def abort(self, reason: str | None = None) -> None:
+        self._urgent.clear()
+        self._normal.clear()
+        self._queued = 0
+        self._shut((None,))
+        if self._transport is not None:
+            self._transport.abort()  # what the transport buffered goes too
+
     def limit_incoming(self, max_frame: int) -> None:
         self._max_in = min(max_frame, self._max_frame)
 

@@ -55,16 +55,19 @@ class Strict(Counter):
 async def test_a_full_fail_mailbox_refuses_a_remote_ask_as_the_framework(client, server) -> None:
     """A refusal is the framework's word: MailboxFull with no remote traceback (it
     went out as a handler's error, with the node's own traceback)."""
-    await server.spawn(Strict, name="strict")
+    await server.spawn(Strict, name="strict", shutdown=0.2)  # the hold is cancelled at the end
     ref = await client.remote(f"{server.address}/strict")
-    held = asyncio.ensure_future(ref.ask(Hold(2.0), timeout=10.0))
+    held = asyncio.ensure_future(ref.ask(Hold(30.0), timeout=None))
     # Behind the Hold, at most one of these fits the mailbox: the rest are refused.
-    echoes = [ref.ask(Echo(str(i)), timeout=10.0) for i in range(5)]
-    outcomes = await asyncio.gather(*echoes, return_exceptions=True)
+    echoes = [asyncio.ensure_future(ref.ask(Echo(str(i)), timeout=10.0)) for i in range(5)]
+    await eventually(lambda: sum(echo.done() for echo in echoes) >= 4, timeout=10.0)
+    outcomes = [echo.exception() for echo in echoes if echo.done()]
     refused = [o for o in outcomes if isinstance(o, MailboxFull)]
     assert len(refused) >= 4, outcomes
     assert not any(getattr(exc, "__notes__", None) for exc in refused)
-    await held
+    assert not held.done()
+    for waiting in (held, *echoes):
+        waiting.cancel()
 
 
 async def test_ask_blocking_from_a_plain_thread(client, server) -> None:

@@ -77,7 +77,8 @@ class A(Actor):
 
 async def main():
     async with ActorSystem("k") as system:
-        await system.start(Supervisor("root", children=[Child(A, name="a", resume_on=Exception)]))
+        a = Child(A, name="a", resume_on=Exception, shutdown=0.2)
+        await system.start(Supervisor("root", children=[a]))
         await system.lookup("/root/a").tell(Interrupt())
         await asyncio.sleep(10)
         print("still running")
