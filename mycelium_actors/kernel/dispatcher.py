@@ -272,26 +272,20 @@ class Server:
         from `left` and their total time from the turn's first and last reads,
         once per turn (see stats.py).
         """
-        slot = self.slot
         mb = self.mailbox
         queue = mb.queue
         popleft = queue.popleft
         instance = self.instance
         lookup = self.dispatch.get
-        loop = self.loop
-        now = clock_now
         limit = self.limit
-        slow = slot.system.slow_handler
         stats = self.stats
         if stats is None:
             stats = self._first_stats()
-        counts = stats.counts
         if len(queue) > stats.high:
             stats.high = len(queue)
         left = BATCH
-        mtype: type = type(None)  # (the watchdog reads it from this frame)
         over = _OVER
-        t = first = now()  # the first handler's start; `t`: the latest read
+        t = first = clock_now()  # the first handler's start; `t`: the latest read
         while True:
             if mb.system:
                 exit = self._signal()
@@ -321,7 +315,7 @@ class Server:
             # `mb.take()`, inlined while no sender waits for room (checked each time)
             item = mb.take() if mb._putters else popleft()  # noqa: SLF001 (the hot path)
             message, reply = item
-            mtype = type(message)
+            mtype = type(message)  # (the watchdog reads it from this frame)
             fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
             if kind:
                 if mtype is not Tick:
@@ -344,9 +338,9 @@ class Server:
             try:
                 result = fn(instance, message)
             except Unhandled:
-                slot.unhandled(message, reply)
+                self.slot.unhandled(message, reply)
                 left += 1  # no handler ran: not counted, and not timed
-                t = now()
+                t = clock_now()
                 first += t - began
                 continue
             except BaseException as exc:
@@ -354,30 +348,26 @@ class Server:
                     raise
                 exit = self._crashed(reply, exc)
                 if exit is not None:
-                    t = now()
+                    t = clock_now()
                     if t - began > limit:
-                        self._long(t - began, mtype, True)  # (as below)
+                        self._long(t - began, mtype, True)
                     self.first = exit
                     over = _ENDED
                     break
             else:
                 if reply is not None:
                     # `self._reply(reply, result)`, inlined: the sync ask's hot path
-                    if reply.get_loop() is loop:
+                    if reply.get_loop() is self.loop:
                         if not reply.done():
                             reply.set_result(result)
                     else:
                         self._answer_foreign(reply, result)
             # The one clock read per message: it ends this handler's run and is
-            # the budget's check before the next one. A run longer than `limit`:
-            # its bucket (with metrics off, counts go to `_UNMETERED`), and
-            # `handler.slow` past `slow_handler`. (`self._long`, inlined.)
-            t = now()
-            run = t - began
-            if run > limit:
-                counts[bisect_left(BOUNDS, run)] += 1
-                if run > slow:
-                    self._slow(run, mtype)
+            # the budget's check before the next one. A run longer than `limit`
+            # goes to `_long`: its bucket, and `handler.slow` past `slow_handler`.
+            t = clock_now()
+            if t - began > limit:
+                self._long(t - began, mtype, True)
         stats.handled += BATCH - left
         stats.sum += t - first
         return over
@@ -393,9 +383,9 @@ class Server:
         return stats
 
     def _long(self, run: float, mtype: type, timed: bool) -> None:
-        """A handler ran `run` seconds, longer than `limit`, and serving ends:
-        its bucket, and `handler.slow` past `slow_handler` if it is `timed` (one
-        that awaits is not). The loops inline the same."""
+        """A handler ran `run` seconds, longer than `limit`: its bucket (with
+        metrics off, counted into `_UNMETERED`), and `handler.slow` past
+        `slow_handler` if it is `timed` (one that awaits is not)."""
         stats = self.stats
         if stats is not None:
             stats.counts[bisect_left(BOUNDS, run)] += 1
@@ -440,17 +430,14 @@ class Server:
         instance = self.instance
         lookup = self.dispatch.get
         limit = self.limit
-        slow = slot.system.slow_handler
         stats = self.stats
         if stats is None:
             stats = self._first_stats()
-        counts = stats.counts
         if len(queue) > stats.high:
             stats.high = len(queue)
         left = BATCH
         base = BATCH if item is None else BATCH + 1  # `item` was taken by the turn
         kind = AWAITS
-        mtype: type = type(None)  # (the watchdog reads it from this frame)
         exit: Exit | None = None
         try:
             while True:
@@ -494,7 +481,7 @@ class Server:
                     left -= 1
                     item = mb.take() if mb._putters else queue.popleft()  # noqa: SLF001 (inlined)
                 message, reply = item
-                mtype = type(message)
+                mtype = type(message)  # (the watchdog reads it from this frame)
                 fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
                 began = t
                 try:
@@ -551,11 +538,8 @@ class Server:
                 # The one clock read per message, as in `_sync` (a handler that
                 # awaits is timed until it returns, but never `handler.slow`).
                 t = clock_now()
-                run = t - began
-                if run > limit:
-                    counts[bisect_left(BOUNDS, run)] += 1
-                    if run > slow and kind != AWAITS:
-                        self._slow(run, mtype)
+                if t - began > limit:
+                    self._long(t - began, mtype, kind != AWAITS)
         except asyncio.CancelledError:
             exit = None  # killed (a CancelledError raised by a handler was a crash above)
         stats.handled += base - left
