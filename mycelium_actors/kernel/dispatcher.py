@@ -226,7 +226,12 @@ class Server:
                 self._start_spell(0.0)  # 3.11: the spell's task is the next step anyway
             else:
                 self.state = READY
-                self.dispatcher.schedule(self)
+                # `self.dispatcher.schedule(self)`, inlined: an ask's hot path
+                dispatcher = self.dispatcher
+                dispatcher.ready.append(self)
+                if not dispatcher._scheduled:  # noqa: SLF001 (this module's own)
+                    dispatcher._scheduled = True  # noqa: SLF001
+                    dispatcher._loop.call_soon(dispatcher._pass, context=dispatcher._context)  # noqa: SLF001
 
     def wake_now(self) -> None:
         if self.state is IDLE:
