@@ -234,8 +234,12 @@ async def test_a_backlog_longer_than_a_batch_is_counted_and_timed_run_by_run(
 def test_the_first_bucket_is_what_the_other_buckets_leave_of_the_runs() -> None:
     stats = HandlerStats()
     stats.handled = 10
+    assert stats.counts is None  # no run over 1 us yet: no histogram kept
+    assert stats.seconds().counts == (10,) + (0,) * len(BOUNDS)
+    stats.counts = [0] * (bucket_of(0.003) + 1)  # (up to the longest run's bucket)
     stats.counts[bucket_of(0.003)] += 2  # runs over 1 us are counted one by one
     assert stats.seconds().counts[0] == 8 and stats.seconds().count == 10
+    stats.counts += [0] * (bucket_of(0.5) + 1 - len(stats.counts))  # a longer run came
     stats.counts[bucket_of(0.5)] += 3  # read mid-turn: counted before `handled` is
     stats.handled = 0
     assert stats.seconds().counts[0] == 0 and stats.seconds().count == 5

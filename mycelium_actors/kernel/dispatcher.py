@@ -393,7 +393,11 @@ class Server:
         `slow_handler` if it is `timed` (one that awaits is not)."""
         stats = self.stats
         if stats is not None:
-            stats.counts[bisect_left(BOUNDS, run)] += 1
+            k = bisect_left(BOUNDS, run)
+            counts = stats.counts
+            if counts is None or k >= len(counts):  # as long as the longest run's bucket
+                counts = stats.counts = [*(counts or ()), *(0,) * (k + 1 - len(counts or ()))]
+            counts[k] += 1
         if timed and run > self.slot.system.slow_handler:
             self._slow(run, mtype)
 

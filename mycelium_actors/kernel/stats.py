@@ -54,9 +54,12 @@ class HandlerStats:
     __slots__ = ("counts", "failed", "handled", "high", "sum")
 
     def __init__(self) -> None:
-        # Runs per bucket, the last one longer than 10 s. The first (up to 1 us)
-        # stays 0 here: it is `handled` minus the others, worked out by `seconds`.
-        self.counts = [0] * (len(BOUNDS) + 1)
+        # Runs per bucket (the last of `BOUNDS`' buckets: longer than 10 s), up
+        # to the longest run's bucket: made by the first run longer than 1 us
+        # and lengthened by a longer one (an actor whose runs are all short
+        # keeps a short list, or none). The first bucket stays 0 here: it is
+        # `handled` minus the others, worked out by `seconds`.
+        self.counts: list[int] | None = None
         self.handled = 0  # finished runs, added per turn
         self.sum = 0.0
         self.failed = 0
@@ -64,7 +67,8 @@ class HandlerStats:
 
     def seconds(self) -> HandlerSeconds:
         """The histogram, frozen now."""
-        counts = list(self.counts)
+        kept = self.counts or ()
+        counts = [*kept, *(0,) * (len(BOUNDS) + 1 - len(kept))]
         # Mid-turn (read from another thread, or by a handler) a long run may
         # be in its bucket before the turn adds it to `handled`: never below 0.
         counts[0] = max(0, self.handled - sum(counts[1:]))
