@@ -93,6 +93,22 @@ class MixedSpender(Spender):
         self.clock.now += msg.seconds / 2
 
 
+@attrs.frozen
+class KillMe:
+    """Spend `seconds`, then cancel the task serving the actor (a kill from its own step)."""
+
+    seconds: float
+
+
+class SelfKiller(MixedSpender):
+    @handler
+    async def kill_me(self, msg: KillMe) -> None:
+        self.clock.now += msg.seconds
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+
+
 def within_one_bucket(estimate: float, exact: float) -> bool:
     return exact <= estimate < exact * STEP * 1.000001
 
@@ -229,6 +245,30 @@ async def test_a_backlog_longer_than_a_batch_is_counted_and_timed_run_by_run(
     for q in (0.0, 0.5, 0.99, 1.0):
         exact = ordered[max(1, math.ceil(q * len(ordered))) - 1]
         assert within_one_bucket(a.handler_seconds.quantile(q), max(exact, BOUNDS[0]))
+
+
+async def test_a_spell_killed_as_it_leaves_its_turn_counts_its_runs_once(
+    system: ActorSystem, perf_clock: FakePerfClock
+) -> None:
+    # The handler spends the pass's budget, then its spell is cancelled: the
+    # spell gives its turn back (budget spent) and ends killed right there.
+    await system.start(
+        Supervisor(
+            "root",
+            max_restarts=5,
+            within=60.0,
+            children=[Child(SelfKiller, perf_clock, name="s")],
+        )
+    )
+    ref = system.lookup("/root/s")
+    assert ref is not None
+    ref.tell_nowait(KillMe(0.01))
+    ref.tell_nowait(Spend(0.0))  # queued behind it: the turn is not over
+    await eventually(lambda: system.metrics().actors["/root/s"].restarts == 1, WAIT)
+    await ref.ask(Spend(0.0), timeout=WAIT)  # after the kept Spend, served by the new one
+    a = system.metrics().actors["/root/s"]
+    assert a.handled == 3  # the KillMe run once, then the two Spends
+    assert a.handler_seconds.sum == pytest.approx(0.01)
 
 
 def test_the_first_bucket_is_what_the_other_buckets_leave_of_the_runs() -> None:

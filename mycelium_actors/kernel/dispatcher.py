@@ -478,6 +478,7 @@ class Server:
                         if self.dispatcher.ready:
                             stats.handled += base
                             stats.sum += t - first
+                            base, first = left, t  # (counted: a kill below adds nothing)
                             self._requeue(task, kind > 0)  # the others' turn
                             return
                         left = BATCH  # nobody else is ready: go on
@@ -485,6 +486,7 @@ class Server:
                     if t > deadline:
                         stats.handled += base - left
                         stats.sum += t - first
+                        base, first = left, t
                         self._requeue(task, kind > 0, spent=True)
                         return
                     left -= 1
