@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from mycelium_actors import (
     handler,
 )
 from mycelium_actors.kernel import dispatcher as dispatcher_module
-from mycelium_actors.kernel.stats import BOUNDS, HandlerSeconds, bucket_of
+from mycelium_actors.kernel.slot import Slot
+from mycelium_actors.kernel.stats import BOUNDS, HandlerSeconds, HandlerStats, bucket_of
 from mycelium_actors.testing import FakeClock, eventually
 from supervisors.probe import Counter
 
@@ -74,6 +76,37 @@ class AsyncSpender(Spender):
         self.clock.now += msg.seconds / 2
         await asyncio.sleep(0)
         self.clock.now += msg.seconds / 2
+
+
+@attrs.frozen
+class SpendAsync:
+    """Take `seconds` in an async handler, across a suspension."""
+
+    seconds: float
+
+
+class MixedSpender(Spender):
+    @handler
+    async def spend_async(self, msg: SpendAsync) -> None:
+        self.clock.now += msg.seconds / 2
+        await asyncio.sleep(0)
+        self.clock.now += msg.seconds / 2
+
+
+@attrs.frozen
+class KillMe:
+    """Spend `seconds`, then cancel the task serving the actor (a kill from its own step)."""
+
+    seconds: float
+
+
+class SelfKiller(MixedSpender):
+    @handler
+    async def kill_me(self, msg: KillMe) -> None:
+        self.clock.now += msg.seconds
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
 
 
 def within_one_bucket(estimate: float, exact: float) -> bool:
@@ -165,6 +198,91 @@ async def test_handler_seconds_quantiles_are_exact_within_one_bucket(
     assert within_one_bucket(h.quantile(0.95), 0.003)
     assert within_one_bucket(h.quantile(1.0), 0.25)
     assert h.quantile(0.0) <= BOUNDS[0]  # the zero-time run
+
+
+UNHANDLED_COST = 1e-5  # what serving an unhandled message takes on the fake clock
+
+
+@pytest.fixture
+def costly_unhandled(monkeypatch: pytest.MonkeyPatch, perf_clock: FakePerfClock) -> None:
+    """An unhandled message takes time to serve: none of it is a handler's."""
+    unhandled = Slot.unhandled
+
+    def slow_unhandled(slot: Slot, message: object, reply: object) -> None:
+        perf_clock.now += UNHANDLED_COST
+        unhandled(slot, message, reply)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Slot, "unhandled", slow_unhandled)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        pytest.param([Spend(2e-6), 3.5], id="sync"),
+        pytest.param([Spend(2e-6), SpendAsync(5e-6), 3.5, Spend(0.0)], id="sync-and-async"),
+    ],
+)
+async def test_a_backlog_longer_than_a_batch_is_counted_and_timed_run_by_run(
+    system: ActorSystem,
+    perf_clock: FakePerfClock,
+    costly_unhandled: None,
+    pattern: list[object],
+) -> None:
+    # Queued at once, served in turns (and spells) of BATCH messages (the
+    # backlog takes less than the pass's budget on the fake clock), whose runs
+    # are counted per turn: unhandled ones (a float) are no run.
+    ref = await system.spawn(MixedSpender, perf_clock, name="s")
+    backlog = pattern * 50
+    for message in backlog:
+        ref.tell_nowait(message)
+    await ref.ask(Spend(0.0), timeout=WAIT)
+    runs = [m.seconds for m in backlog if isinstance(m, Spend | SpendAsync)] + [0.0]
+    a = system.metrics().actors["/s"]
+    assert a.handled == a.handler_seconds.count == len(runs)
+    assert a.handler_seconds.sum == pytest.approx(sum(runs))
+    assert a.mailbox_high >= len(backlog)
+    ordered = sorted(runs)
+    for q in (0.0, 0.5, 0.99, 1.0):
+        exact = ordered[max(1, math.ceil(q * len(ordered))) - 1]
+        assert within_one_bucket(a.handler_seconds.quantile(q), max(exact, BOUNDS[0]))
+
+
+async def test_a_spell_killed_as_it_leaves_its_turn_counts_its_runs_once(
+    system: ActorSystem, perf_clock: FakePerfClock
+) -> None:
+    # The handler spends the pass's budget, then its spell is cancelled: the
+    # spell gives its turn back (budget spent) and ends killed right there.
+    await system.start(
+        Supervisor(
+            "root",
+            max_restarts=5,
+            within=60.0,
+            children=[Child(SelfKiller, perf_clock, name="s")],
+        )
+    )
+    ref = system.lookup("/root/s")
+    assert ref is not None
+    ref.tell_nowait(KillMe(0.01))
+    ref.tell_nowait(Spend(0.0))  # queued behind it: the turn is not over
+    await eventually(lambda: system.metrics().actors["/root/s"].restarts == 1, WAIT)
+    await ref.ask(Spend(0.0), timeout=WAIT)  # after the kept Spend, served by the new one
+    a = system.metrics().actors["/root/s"]
+    assert a.handled == 3  # the KillMe run once, then the two Spends
+    assert a.handler_seconds.sum == pytest.approx(0.01)
+
+
+def test_the_first_bucket_is_what_the_other_buckets_leave_of_the_runs() -> None:
+    stats = HandlerStats()
+    stats.handled = 10
+    assert stats.counts is None  # no run over 1 us yet: no histogram kept
+    assert stats.seconds().counts == (10,) + (0,) * len(BOUNDS)
+    stats.counts = [0] * (bucket_of(0.003) + 1)  # (up to the longest run's bucket)
+    stats.counts[bucket_of(0.003)] += 2  # runs over 1 us are counted one by one
+    assert stats.seconds().counts[0] == 8 and stats.seconds().count == 10
+    stats.counts += [0] * (bucket_of(0.5) + 1 - len(stats.counts))  # a longer run came
+    stats.counts[bucket_of(0.5)] += 3  # read mid-turn: counted before `handled` is
+    stats.handled = 0
+    assert stats.seconds().counts[0] == 0 and stats.seconds().count == 5
 
 
 def test_buckets_span_1us_to_10s_log_spaced() -> None:

@@ -6,8 +6,9 @@ on its loop's `Dispatcher` ready queue; one callback per loop pass (`_pass`)
 runs the ready servers, each for up to `BATCH` messages, until the queue is
 empty or `BUDGET` seconds have passed, so timers and I/O still run and one
 flooded actor cannot starve the others (it goes to the back of the queue).
-The clock is read once per message (`clock_now`), so the budget holds within
-a turn too, whatever a handler costs.
+The clock is read once per message (`clock_now`), after its handler, and once
+as a turn starts, so the budget holds within a turn too, whatever a handler
+costs; the same read times the handler for `handler.slow` and the metrics.
 
 Sync handlers run inline, a run of them inside one `Context.run` of the
 incarnation's `contextvars.Context`. The first async handler starts a *busy
@@ -75,8 +76,8 @@ _OVER = "over"  # the turn is over: idle, or back on the ready queue
 _ENDED = "ended"  # serving ends: the Exit is in `first`
 _PENDING = object()  # in `first` (3.11): a spell whose task has not started, nothing taken
 _STALE = object()  # `_untick`: the tick belongs to an earlier incarnation
-_NEVER = float("inf")  # `began` when no timed handler ran yet in this turn
-_UNMETERED = HandlerStats()  # what a turn times into with metrics off: never read
+_UNMETERED = HandlerStats()  # what a turn counts into with metrics off: never read
+_FIRST_BOUND = BOUNDS[0]  # runs up to this long are not counted one by one (stats.py)
 
 
 class Dispatcher:
@@ -165,12 +166,13 @@ class Server:
         "draining",
         "first",
         "instance",
+        "limit",
         "loop",
         "mailbox",
-        "metered",
         "outbox",
         "slot",
         "state",
+        "stats",
         "tasked",
     )
 
@@ -193,7 +195,12 @@ class Server:
         self.dispatcher = dispatcher_of(loop)
         self.state = RUNNING
         self.draining = False
-        self.metered: bool = slot.system.metrics_on  # handler figures (kernel/stats.py)
+        # The slot's figures (None until its first turn; `_UNMETERED` with
+        # metrics off), and how long a handler may run before `_long` looks at
+        # it: past `BOUNDS[0]` it goes in a bucket, past `slow_handler` it is logged.
+        self.stats: HandlerStats | None = slot.stats if slot.system.metrics_on else _UNMETERED
+        slow = slot.system.slow_handler
+        self.limit = min(_FIRST_BOUND, slow) if slot.system.metrics_on else slow
         # Whether the last message served was async: the next turn starts a
         # spell at once (and on 3.11 a wake-up starts it without a pass).
         self.tasked = False
@@ -219,7 +226,12 @@ class Server:
                 self._start_spell(0.0)  # 3.11: the spell's task is the next step anyway
             else:
                 self.state = READY
-                self.dispatcher.schedule(self)
+                # `self.dispatcher.schedule(self)`, inlined: an ask's hot path
+                dispatcher = self.dispatcher
+                dispatcher.ready.append(self)
+                if not dispatcher._scheduled:  # noqa: SLF001 (this module's own)
+                    dispatcher._scheduled = True  # noqa: SLF001
+                    dispatcher._loop.call_soon(dispatcher._pass, context=dispatcher._context)  # noqa: SLF001
 
     def wake_now(self) -> None:
         if self.state is IDLE:
@@ -257,145 +269,137 @@ class Server:
         Returns `_ASYNC` when the next handler is async (its item in `first`),
         `_OVER` when the turn is over (idle or requeued), `_ENDED` when serving
         ends (the Exit in `first`).
+
+        The clock is read as the turn starts and after each handler: that read
+        checks the budget before the next message and times the handler that
+        just ran (`handler.slow`, the metrics). What metrics add per message is
+        nothing while runs take up to 1 us (`limit`); the runs are counted
+        from `left` and their total time from the turn's first and last reads,
+        once per turn (see stats.py).
         """
-        slot = self.slot
         mb = self.mailbox
         queue = mb.queue
         popleft = queue.popleft
         instance = self.instance
         lookup = self.dispatch.get
-        loop = self.loop
-        now = clock_now
+        limit = self.limit
+        stats = self.stats
+        if stats is None:
+            stats = self._first_stats()
+        if len(queue) > stats.high:
+            stats.high = len(queue)
         left = BATCH
-        slow = slot.system.slow_handler
-        began = _NEVER  # the clock read before the last handler (mtype's)
-        mtype: type = type(None)
-        # Metrics: a handler runs from `start`, the read before it, to the next read.
-        stats = self._stats()
-        metered = stats is not _UNMETERED
-        counts = stats.counts
-        bisect = bisect_left
-        bounds = BOUNDS
-        first_bound = BOUNDS[0]
-        timing = False  # a handler started at `start` has not been timed yet
-        start = 0.0
-        total = 0.0  # run time and runs in the first bucket: locals, flushed per turn
-        fast = 0
+        over = _OVER
+        t = first = clock_now()  # the first handler's start; `t`: the latest read
         while True:
             if mb.system:
-                if timing:
-                    timing = self._timed(start)
                 exit = self._signal()
                 if exit is not None:
                     self.first = exit
-                    return _flushed(_ENDED, stats, total, fast)
+                    over = _ENDED
+                    break
                 continue
             if not queue:
-                if began is not _NEVER or timing:  # the turn's last handler ended: one read
-                    t = now()
-                    if t - began > slow:
-                        self._slow(t - began, mtype)
-                    if timing:
-                        timing = self._timed(start, t)
-                    began = _NEVER
                 if self.draining:
                     self.first = SHUTDOWN
-                    return _flushed(_ENDED, stats, total, fast)
+                    over = _ENDED
+                    break
                 self.state = IDLE
                 if mb.wait(self):
-                    return _flushed(_OVER, stats, total, fast)
+                    break
                 self.state = RUNNING
                 continue
-            # The one clock read per message: the budget is checked within a turn,
-            # and it ends the last handler's time (`handler.slow`, the metrics).
-            t = now()
-            if t - began > slow:
-                self._slow(t - began, mtype)
-            began = t
-            if timing:
-                run = t - start
-                total += run
-                if run <= first_bound:
-                    fast += 1
-                else:
-                    counts[bisect(bounds, run)] += 1
-                timing = False
             if not left or t > deadline:
                 self.state = READY
                 if left:
                     self.dispatcher.defer(self)  # the budget is spent: the pass ends
                 else:
                     self.dispatcher.schedule(self)  # to the back of the queue
-                return _flushed(_OVER, stats, total, fast)
+                break
             left -= 1
             # `mb.take()`, inlined while no sender waits for room (checked each time)
             item = mb.take() if mb._putters else popleft()  # noqa: SLF001 (the hot path)
             message, reply = item
-            mtype = type(message)
+            mtype = type(message)  # (the watchdog reads it from this frame)
             fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
             if kind:
                 if mtype is not Tick:
                     self.first = item
-                    return _flushed(_ASYNC, stats, total, fast)
+                    left += 1  # not served here
+                    over = _ASYNC
+                    break
                 message = _untick(instance, message)  # a timer's message: maybe sync
                 if message is _STALE:
+                    left += 1  # nothing ran
                     continue
                 mtype = type(message)
                 fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
                 if kind:
                     self.first = (message, reply)
-                    return _flushed(_ASYNC, stats, total, fast)
-            start = t
-            timing = metered
+                    left += 1
+                    over = _ASYNC
+                    break
+            began = t
             try:
                 result = fn(instance, message)
             except Unhandled:
-                timing = False  # no handler ran
-                slot.unhandled(message, reply)
+                self.slot.unhandled(message, reply)
+                left += 1  # no handler ran: not counted, and not timed
+                t = clock_now()
+                first += t - began
                 continue
             except BaseException as exc:
                 if not is_crash(exc):
                     raise
                 exit = self._crashed(reply, exc)
                 if exit is not None:
-                    if timing:
-                        self._timed(start)
+                    t = clock_now()
+                    if t - began > limit:
+                        self._long(t - began, mtype, True)
                     self.first = exit
-                    return _flushed(_ENDED, stats, total, fast)
-                continue
-            if reply is not None:
-                # `self._reply(reply, result)`, inlined: the sync ask's hot path
-                if reply.get_loop() is loop:
-                    if not reply.done():
-                        reply.set_result(result)
-                else:
-                    self._answer_foreign(reply, result)
+                    over = _ENDED
+                    break
+            else:
+                if reply is not None:
+                    # `self._reply(reply, result)`, inlined: the sync ask's hot path
+                    if reply.get_loop() is self.loop:
+                        if not reply.done():
+                            reply.set_result(result)
+                    else:
+                        self._answer_foreign(reply, result)
+            # The one clock read per message: it ends this handler's run and is
+            # the budget's check before the next one. A run longer than `limit`
+            # goes to `_long`: its bucket, and `handler.slow` past `slow_handler`.
+            t = clock_now()
+            if t - began > limit:
+                self._long(t - began, mtype, True)
+        stats.handled += BATCH - left
+        stats.sum += t - first
+        return over
 
     # -- metrics ---------------------------------------------------------------
 
-    def _stats(self) -> HandlerStats:
-        """At a turn's start: the slot's figures (made at its first turn), with
-        the mailbox depth seen now; `_UNMETERED` when metrics are off."""
-        if not self.metered:
-            return _UNMETERED
+    def _first_stats(self) -> HandlerStats:
+        """At the first turn of a metered slot: its figures, made now."""
         stats = self.slot.stats
         if stats is None:
             stats = self.slot.stats = HandlerStats()
-        depth = len(self.mailbox.queue)
-        if depth > stats.high:
-            stats.high = depth
+        self.stats = stats
         return stats
 
-    def _timed(self, start: float, now: float | None = None) -> bool:
-        """A turn ends after a handler that started at `start`: one more clock
-        read (or `now`, when the caller has just read it) times it. Returns False
-        (nothing left to time)."""
-        stats = self.slot.stats
+    def _long(self, run: float, mtype: type, timed: bool) -> None:
+        """A handler ran `run` seconds, longer than `limit`: its bucket (with
+        metrics off, counted into `_UNMETERED`), and `handler.slow` past
+        `slow_handler` if it is `timed` (one that awaits is not)."""
+        stats = self.stats
         if stats is not None:
-            run = (clock_now() if now is None else now) - start
-            stats.sum += run
-            stats.counts[bisect_left(BOUNDS, run)] += 1
-        return False
+            k = bisect_left(BOUNDS, run)
+            counts = stats.counts
+            if counts is None or k >= len(counts):  # as long as the longest run's bucket
+                counts = stats.counts = [*(counts or ()), *(0,) * (k + 1 - len(counts or ()))]
+            counts[k] += 1
+        if timed and run > self.slot.system.slow_handler:
+            self._slow(run, mtype)
 
     # -- busy spells: async handlers -------------------------------------------
 
@@ -418,55 +422,50 @@ class Server:
 
         Async handlers are awaited right here: no task per message, and
         `current_task()`, `asyncio.timeout()` and `TaskGroup` see this task,
-        whose cancellation from outside kills the actor.
+        whose cancellation from outside kills the actor. The clock reads and
+        the metrics are as in `_sync`: runs counted from `left` (`base` is what
+        `left` would be with nothing served) and timed by the reads around them.
         """
         slot = self.slot
         task = slot.task = cast("asyncio.Task[Any]", _current_task(self.loop))  # (this one)
         item, self.first = self.first, None
+        t = first = clock_now()  # the first handler's start; `t`: the latest read
         if not EAGER:
             if item is _PENDING:
                 item = None
-            deadline = clock_now() + BUDGET  # started a loop pass after it was asked for
+            deadline = t + BUDGET  # started a loop pass after it was asked for
         mb = self.mailbox
         queue = mb.queue
         instance = self.instance
         lookup = self.dispatch.get
+        limit = self.limit
+        stats = self.stats
+        if stats is None:
+            stats = self._first_stats()
+        if len(queue) > stats.high:
+            stats.high = len(queue)
         left = BATCH
+        base = BATCH if item is None else BATCH + 1  # `item` was taken by the turn
         kind = AWAITS
-        slow = slot.system.slow_handler
-        began = _NEVER  # the clock read before the last handler, if it is timed
-        mtype: type = type(None)
         exit: Exit | None = None
-        stats = self._stats()  # the metrics, as in `_sync`
-        metered = stats is not _UNMETERED
-        counts = stats.counts
-        bisect = bisect_left
-        bounds = BOUNDS
-        timing = False
-        t = start = clock_now() if metered and item is not None else 0.0
         try:
             while True:
                 if item is None:
                     if mb.system:
-                        if timing:
-                            timing = self._timed(start)
                         exit = self._signal()
                         if exit is not None:
                             break
                         continue
                     if not queue:
-                        if (began is not _NEVER and kind != AWAITS) or timing:  # one read
-                            t = clock_now()
-                            if began is not _NEVER and kind != AWAITS and t - began > slow:
-                                self._slow(t - began, mtype)
-                            if timing:
-                                timing = self._timed(start, t)
-                        began = _NEVER
                         if self.draining:
                             exit = SHUTDOWN
                             break
                         if task.cancelling():
                             raise asyncio.CancelledError  # killed from its own step
+                        stats.handled += base - left
+                        stats.sum += t - first
+                        base = left
+                        first = t
                         slot.task = None
                         self.tasked = kind > 0
                         self.state = IDLE  # the spell is over: no task while idle
@@ -475,37 +474,38 @@ class Server:
                         self.state = BUSY
                         slot.task = task
                         continue
-                    t = clock_now()  # the one clock read per message, as in `_sync`
-                    if timing:
-                        run = t - start
-                        stats.sum += run
-                        counts[bisect(bounds, run)] += 1
-                        timing = False
-                    if t - began > slow and kind != AWAITS:  # (one that awaits is not timed)
-                        self._slow(t - began, mtype)
-                    began = t
                     if not left:
                         if self.dispatcher.ready:
+                            stats.handled += base
+                            stats.sum += t - first
+                            base, first = left, t  # (counted: a kill below adds nothing)
                             self._requeue(task, kind > 0)  # the others' turn
                             return
                         left = BATCH  # nobody else is ready: go on
+                        base += BATCH
                     if t > deadline:
+                        stats.handled += base - left
+                        stats.sum += t - first
+                        base, first = left, t
                         self._requeue(task, kind > 0, spent=True)
                         return
                     left -= 1
                     item = mb.take() if mb._putters else queue.popleft()  # noqa: SLF001 (inlined)
                 message, reply = item
-                mtype = type(message)
+                mtype = type(message)  # (the watchdog reads it from this frame)
                 fn, kind = lookup(mtype) or type(instance).dispatch_miss(mtype)
-                start = t
-                timing = metered
+                began = t
                 try:
                     if not kind:
                         result = fn(instance, message)
                     elif kind == AWAITS:
                         if mtype is Tick:  # (its handler awaits) a timer's message:
                             message = _untick(instance, message)  # serve it next, as is
-                            item = None if message is _STALE else (message, reply)
+                            if message is _STALE:
+                                item = None
+                                left += 1  # nothing ran
+                            else:
+                                item = (message, reply)
                             continue
                         # It may suspend: mark the invocation, in this task's context
                         # (tasks it starts inherit it), for the self-ask check. A
@@ -517,30 +517,44 @@ class Server:
                             result = await fn(instance, message)
                         finally:
                             slot.handling = None
-                            if metered and len(queue) > stats.high:
+                            if len(queue) > stats.high:
                                 stats.high = len(queue)  # what piled up while it awaited
                     else:
                         result = await fn(instance, message)
                 except Unhandled:
-                    timing = False  # no handler ran
                     slot.unhandled(message, reply)
+                    left += 1  # no handler ran: not counted, and not timed
+                    item = None
+                    t = clock_now()
+                    first += t - began
+                    continue
                 except BaseException as exc:
                     if not is_crash(exc):
+                        left += 1  # killed (or the program ends): not a finished run
+                        t = began
                         if reply is not None and isinstance(exc, asyncio.CancelledError):
                             killed = ActorStopped(f"{slot.path} was killed while handling it")
                             settle(reply, exc=killed)  # the asker must not hang
                         raise
                     exit = self._crashed(reply, exc)
                     if exit is not None:
-                        if timing:
-                            timing = self._timed(start)
+                        t = clock_now()
+                        if t - began > limit:
+                            self._long(t - began, mtype, kind != AWAITS)
                         break
                 else:
                     if reply is not None:
                         self._reply(reply, result)
                 item = None
+                # The one clock read per message, as in `_sync` (a handler that
+                # awaits is timed until it returns, but never `handler.slow`).
+                t = clock_now()
+                if t - began > limit:
+                    self._long(t - began, mtype, kind != AWAITS)
         except asyncio.CancelledError:
             exit = None  # killed (a CancelledError raised by a handler was a crash above)
+        stats.handled += base - left
+        stats.sum += t - first
         slot.handling = None
         self.state = DONE
         await slot.end(self, exit)  # in this task: its hooks, if any, run here
@@ -632,15 +646,6 @@ class Server:
             return  # not reachable: a kill comes from a task, never from a turn
         self.mailbox.unwait(self)
         self._end(None)
-
-
-def _flushed(over: object, stats: HandlerStats, total: float, fast: int) -> object:
-    """A turn's end: what it kept in locals (run time, runs in the first bucket)
-    goes to `stats`; returns `over`."""
-    if fast or total:
-        stats.sum += total
-        stats.counts[0] += fast
-    return over
 
 
 def _untick(instance: Actor, tick: Tick) -> Any:

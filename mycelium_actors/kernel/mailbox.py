@@ -195,8 +195,11 @@ class Mailbox:
             return False
         if get_ident() == self._tid:
             q.append(item)
-            if self._waiter is not None:
-                self._wake()
+            waiter = self._waiter
+            if waiter is not None:  # `self._wake()`, inlined: an ask's hot path
+                self._wake_pending = False
+                self._waiter = None
+                waiter.wake()
         else:
             self._append_foreign(item)  # another thread's actor: no lock, no hop
         return True
@@ -442,7 +445,8 @@ class Mailbox:
             self._grant()
 
     def _wake(self) -> None:
-        waiter = self._take_waiter()
+        self._wake_pending = False
+        waiter, self._waiter = self._waiter, None
         if waiter is not None:
             waiter.wake()
 

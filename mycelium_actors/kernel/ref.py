@@ -219,9 +219,29 @@ class LocalActorRef(ActorRef[A]):
         current = serving.get()
         if current is not None:
             return await self._ask_from_actor(current, message, timeout)
-        return await self._ask(message, timeout)
+        # `return await self._ask(message, timeout)`, inlined: the hot path of
+        # an ask from outside any handler saves a coroutine per ask.
+        fut = _get_running_loop().create_future()
+        item = (message, fut)
+        mb = self.mailbox
+        deadline = (
+            self._clock.expire(fut, timeout, "ask to ", self.path) if timeout is not None else None
+        )
+        try:
+            if not mb.offer(item):
+                deadline = await self._ask_slow(item, timeout, deadline)
+            return await fut
+        except AskTimeout:
+            if deadline is not None and deadline.fut is None:  # ours fired (not the handler's)
+                self._slot.system.counters.ask_timeouts += 1
+            raise
+        finally:
+            if deadline is not None:
+                deadline.cancel()  # the reply is not kept alive until the deadline
 
     async def _ask(self, message: Any, timeout: float | None) -> Any:
+        """The ask itself (`ask` inlines it): enqueue, then await the reply or
+        the deadline."""
         fut = _get_running_loop().create_future()
         item = (message, fut)
         mb = self.mailbox

@@ -1,13 +1,18 @@
 """Metrics kept by the kernel, and the frozen snapshot `system.metrics()` returns.
 
 What each actor pays is in `HandlerStats`, made at its first turn (an actor
-that never ran a handler has none): one histogram of handler run time over
-the fixed buckets `BOUNDS`, its sum, the failures and the highest mailbox
-depth seen. The dispatcher fills it from the clock read it already makes per
-message (see dispatcher.py): a handler's time runs from the read before it to
-the next read, which is the read before the next message, or, when the turn
-ends, one read per turn. `handled` is the histogram's count, so counting a
-message and timing it are the same two operations: a `bisect` and an add.
+that never ran a handler has none): the handler runs counted, their total
+time, a histogram of run time over the fixed buckets `BOUNDS`, the failures
+and the highest mailbox depth seen. The dispatcher fills it from the clock
+read it already makes after each handler (see dispatcher.py), so what a
+message costs with metrics on is what it costs without: the run time is the
+gap between two reads it makes anyway, and it is compared with a bound it
+compares anyway (`handler.slow`'s, lowered to `BOUNDS[0]`). Only a run
+longer than 1 us touches the histogram (a `bisect` and an add); the first
+bucket (runs up to 1 us, most of them for a small handler) is not counted
+per run but derived when a snapshot is taken: the runs counted minus those
+in the other buckets. The count and the total time are added once per turn
+(the total telescopes: consecutive runs share their reads).
 
 The per-system counters (asks, timeouts) live in `Counters`, shared by every
 local ref of the system; dead letters were always counted by the system.
@@ -52,17 +57,28 @@ _EMPTY = (0,) * (len(BOUNDS) + 1)
 class HandlerStats:
     """One actor's live figures, written by the thread that serves it."""
 
-    __slots__ = ("counts", "failed", "high", "sum")
+    __slots__ = ("counts", "failed", "handled", "high", "sum")
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(BOUNDS) + 1)  # the last one: longer than 10 s
+        # Runs per bucket (the last of `BOUNDS`' buckets: longer than 10 s), up
+        # to the longest run's bucket: made by the first run longer than 1 us
+        # and lengthened by a longer one (an actor whose runs are all short
+        # keeps a short list, or none). The first bucket stays 0 here: it is
+        # `handled` minus the others, worked out by `seconds`.
+        self.counts: list[int] | None = None
+        self.handled = 0  # finished runs, added per turn
         self.sum = 0.0
         self.failed = 0
         self.high = 0  # the highest mailbox depth seen
 
     def seconds(self) -> HandlerSeconds:
         """The histogram, frozen now."""
-        return HandlerSeconds(tuple(self.counts), self.sum)
+        kept = self.counts or ()
+        counts = [*kept, *(0,) * (len(BOUNDS) + 1 - len(kept))]
+        # Mid-turn (read from another thread, or by a handler) a long run may
+        # be in its bucket before the turn adds it to `handled`: never below 0.
+        counts[0] = max(0, self.handled - sum(counts[1:]))
+        return HandlerSeconds(tuple(counts), self.sum)
 
 
 class ReportedStats(HandlerStats):
