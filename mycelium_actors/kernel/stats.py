@@ -83,12 +83,14 @@ class HandlerStats:
 
 class ReportedStats(HandlerStats):
     """The figures of an actor served elsewhere (a worker process), as reported
-    from there: `HandlerStats`, plus `mailbox`, the depth of its mailbox there."""
+    from there: `HandlerStats` with every bucket's count (the first one too:
+    `handled` is their sum), plus `mailbox`, the depth of its mailbox there."""
 
     __slots__ = ("mailbox",)
 
     def __init__(self) -> None:
         super().__init__()
+        self.counts = [0] * (len(BOUNDS) + 1)  # every bucket, as reported
         self.mailbox = 0
 
 

@@ -193,7 +193,10 @@ class _Reporter:
         depth = slot.mailbox.depth
         if stats is None:  # no handler ran yet
             return Figures([0] * (len(BOUNDS) + 1), 0.0, 0, depth, depth)
-        return Figures(list(stats.counts), stats.sum, stats.failed, depth, max(stats.high, depth))
+        seconds = stats.seconds()  # every bucket, the first one worked out
+        return Figures(
+            list(seconds.counts), seconds.sum, stats.failed, depth, max(stats.high, depth)
+        )
 
     async def next(self) -> Figures | None:
         loop = asyncio.get_running_loop()

@@ -520,8 +520,10 @@ class _Process:
         if type(stats) is not ReportedStats:
             stats = self.slot.stats = ReportedStats()
         counts = stats.counts
+        assert counts is not None  # a ReportedStats keeps every bucket
         for index, (now, then) in enumerate(zip(report.counts, before, strict=True)):
             counts[index] += now - then
+        stats.handled += sum(report.counts) - sum(before)
         stats.sum += report.sum - total
         stats.failed += report.failed - failed
         stats.high = max(stats.high, report.high)
