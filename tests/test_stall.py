@@ -250,3 +250,26 @@ def test_a_threshold_must_be_a_positive_number_or_none(
 ) -> None:
     with pytest.raises(error, match=f"{name} must be a positive number of seconds or None"):
         ActorSystem("bad", **{name: value})
+
+
+def test_a_slot_still_being_made_is_named_by_no_path() -> None:
+    """A stack caught inside a `Slot` method before the slot has its path (its
+    `__init__`'s first line) names no actor: the watchdog thread must not crash."""
+    from mycelium_actors.kernel import watchdog
+    from mycelium_actors.kernel.slot import Slot
+
+    inside, leave = threading.Event(), threading.Event()
+    # A frame of slot.py's file whose `self` is a Slot without its path yet.
+    code = compile(
+        "def hook(self):\n    inside.set()\n    leave.wait(5)\n", watchdog._SLOT_FILE, "exec"
+    )
+    space: dict[str, Any] = {"inside": inside, "leave": leave}
+    exec(code, space)  # our own source: a frame in slot.py's file
+    thread = threading.Thread(target=space["hook"], args=(Slot.__new__(Slot),))
+    thread.start()
+    try:
+        assert inside.wait(5)
+        assert watchdog.serving(thread.ident or 0) == (None, None)
+    finally:
+        leave.set()
+        thread.join(5)

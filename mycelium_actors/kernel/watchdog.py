@@ -71,7 +71,8 @@ def serving(thread_id: int) -> tuple[str | None, str | None]:
         elif path is None and code.co_filename == _SLOT_FILE:
             owner = frame.f_locals.get("self")
             if isinstance(owner, Slot):
-                path = owner.path  # a hook (on_start, on_stop, ...) of this actor
+                # A hook (on_start, on_stop, ...) of this actor; none while it is made.
+                path = getattr(owner, "path", None)
         frame = frame.f_back
     return path, None
 
