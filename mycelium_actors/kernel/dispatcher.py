@@ -256,7 +256,11 @@ class Server:
             self._start_spell(deadline)  # the last message was async: so is the next, likely
             return
         self.state = RUNNING
-        over = self.context.run(self._sync, deadline)
+        try:
+            over = self.context.run(self._sync, deadline)
+        except (KeyboardInterrupt, SystemExit):
+            self._interrupted()
+            raise
         if over is _ASYNC:
             self._start_spell(deadline)
         elif over is _ENDED:
@@ -553,11 +557,23 @@ class Server:
                     self._long(t - began, mtype, kind != AWAITS)
         except asyncio.CancelledError:
             exit = None  # killed (a CancelledError raised by a handler was a crash above)
+        except (KeyboardInterrupt, SystemExit):
+            slot.task = None
+            self._interrupted()
+            raise
         stats.handled += base - left
         stats.sum += t - first
         slot.handling = None
         self.state = DONE
         await slot.end(self, exit)  # in this task: its hooks, if any, run here
+
+    def _interrupted(self) -> None:
+        """A KeyboardInterrupt or SystemExit left a handler: no crash (supervision.md,
+        case 49), it goes up to the runtime, which then shuts down. The actor stays
+        servable, so what follows (its stop) is served, not waited out."""
+        self.tasked = False
+        self.state = IDLE
+        self.wake()
 
     def _requeue(self, task: asyncio.Task[Any], tasked: bool, spent: bool = False) -> None:
         """A spell leaves the rest for a later turn (budget or batch spent)."""

@@ -72,12 +72,12 @@ class Interrupt:
 
 class A(Actor):
     @handler
-    def interrupt(self, msg: Interrupt) -> None:
+    DEF interrupt(self, msg: Interrupt) -> None:
         raise KeyboardInterrupt
 
 async def main():
     async with ActorSystem("k") as system:
-        a = Child(A, name="a", resume_on=Exception, shutdown=0.2)
+        a = Child(A, name="a", resume_on=Exception)
         await system.start(Supervisor("root", children=[a]))
         await system.lookup("/root/a").tell(Interrupt())
         await asyncio.sleep(10)
@@ -87,12 +87,16 @@ asyncio.run(main())
 """
 
 
-def test_a_keyboard_interrupt_in_a_handler_is_no_crash_it_ends_the_program() -> None:
+@pytest.mark.parametrize("kind", ["def", "async def"])
+def test_a_keyboard_interrupt_in_a_handler_is_no_crash_it_ends_the_program(kind: str) -> None:
     """Case 49, last part: not caught as a crash (not even by resume_on=Exception), no
-    restart: it goes up to the runtime and the program ends with it."""
+    restart: it goes up to the runtime and the program ends with it. The actor's
+    stop at the exit is served (its shutdown time is not waited out: abandoned)."""
+    program = KEYBOARD_INTERRUPT.replace("DEF", kind)
     result = subprocess.run(
-        [sys.executable, "-c", KEYBOARD_INTERRUPT], capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=30
     )
     assert result.returncode != 0 and "KeyboardInterrupt" in result.stderr
     assert "still running" not in result.stdout
-    assert "actor.restarted" not in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "actor.restarted" not in output and "actor.abandoned" not in output
