@@ -337,6 +337,23 @@ async def memory(system: ActorSystem, n: int, meter: Meter) -> None:
         await ref.ask(-1)  # the ready queue is FIFO: every tell before it was handled
 
 
+#: Snapshots per `metrics_snapshot` measurement (the figure is their mean).
+SNAPSHOTS = 20
+
+
+@in_system
+async def metrics_snapshot(system: ActorSystem, n: int, meter: Meter) -> Extras:
+    refs = [await system.spawn(Idle) for _ in range(n)]
+    for i, ref in enumerate(refs):
+        await ref.tell(i)
+    await refs[-1].ask(-1)  # every actor has handled a message: each has its figures
+    with meter:
+        for _ in range(SNAPSHOTS):
+            snapshot = system.metrics()
+    assert len(snapshot.actors) == n and meter.delta is not None
+    return {"snapshot_ms": meter.delta / SNAPSHOTS * 1e3}
+
+
 @in_system
 async def restart(system: ActorSystem, n: int, meter: Meter) -> Extras:
     (ref,) = await _supervised(system, Child(Fragile, name="w"))

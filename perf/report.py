@@ -17,12 +17,15 @@ COLUMNS = (
     "raw asyncio",
     "pykka",
     "metrics off",
+    "tracing on",
     "ours/raw",
     "ours/pykka",
     "ours/off",
+    "ours/traced",
     "target",
 )
-OTHERS = ("raw", "pykka", "off")  # off: ours with metrics=False (what metrics cost)
+# off: ours with metrics=False (what metrics cost); traced: with tracing=True (what it costs)
+OTHERS = ("raw", "pykka", "off", "traced")
 
 
 def judge(workload: Workload, figures: dict[str, Any], pinned: bool) -> dict[str, Any]:

@@ -30,6 +30,7 @@ IMPLEMENTATIONS = {
     "raw": "perf.raw",
     "pykka": "perf.pykka_threads",
     "off": "perf.ours_off",  # ours with `ActorSystem(..., metrics=False)`: what metrics cost
+    "traced": "perf.ours_traced",  # ours with `tracing=True`: what tracing costs (reported)
 }
 RING_SIZE = 100
 CRASH_STORM_CHILDREN = 100
@@ -190,6 +191,16 @@ WORKLOADS = (
         # Stopping 100k actors measures nothing here and can take minutes (it
         # was quadratic in the number of top-level actors at b3c069d).
         teardown=False,
+    ),
+    Workload(
+        "metrics_snapshot",
+        "system.metrics() over 10k actors",
+        "ms",
+        10_000,
+        (Target("snapshot_ms", 20.0, most=True),),
+        headline="snapshot_ms",
+        note="metrics_snapshot: ours only; 10k actors that each handled a message, then "
+        "system.metrics() 20 times; the figure is the mean time of one snapshot",
     ),
     Workload(
         "restart",

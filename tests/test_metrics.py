@@ -340,6 +340,19 @@ async def test_snapshot_is_frozen(system: ActorSystem) -> None:
         a.handled = 5  # type: ignore[misc]
 
 
+async def test_a_snapshot_keeps_the_figures_of_when_it_was_taken(system: ActorSystem) -> None:
+    """Entries are made when first read (cheap for 10k actors), from figures
+    copied when `metrics()` ran: later traffic and new actors do not show."""
+    ref = await system.spawn(Worker, name="w")
+    await ref.ask(Ping())
+    before = system.metrics()
+    await ref.ask(Ping())
+    await system.spawn(Worker, name="later")
+    assert before.actors["/w"].handled == 1 and "/later" not in before.actors
+    assert set(before.actors) == {"/w"} and len(before.actors) == 1
+    assert system.metrics().actors["/w"].handled == 2
+
+
 async def test_node_traffic_over_a_unix_link(tmp_path: Path) -> None:
     async with (
         ActorSystem("b", listen=f"unix://{tmp_path}/b.sock") as b,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BOUNDS",
     "ActorMetrics",
+    "ActorsView",
     "Counters",
     "HandlerSeconds",
     "HandlerStats",
@@ -73,12 +74,7 @@ class HandlerStats:
 
     def seconds(self) -> HandlerSeconds:
         """The histogram, frozen now."""
-        kept = self.counts or ()
-        counts = [*kept, *(0,) * (len(BOUNDS) + 1 - len(kept))]
-        # Mid-turn (read from another thread, or by a handler) a long run may
-        # be in its bucket before the turn adds it to `handled`: never below 0.
-        counts[0] = max(0, self.handled - sum(counts[1:]))
-        return HandlerSeconds(tuple(counts), self.sum)
+        return _histogram(self.handled, self.sum, self.counts)
 
 
 class ReportedStats(HandlerStats):
@@ -185,27 +181,84 @@ def depth_of(slot: Slot) -> int:
     return depth + stats.mailbox if type(stats) is ReportedStats else depth
 
 
-def actor_metrics(slot: Slot) -> ActorMetrics:
-    """The figures of one slot, now."""
+def _histogram(handled: int, total: float, kept: Sequence[int] | None) -> HandlerSeconds:
+    """`HandlerSeconds` from a `HandlerStats`' figures (its first bucket worked out)."""
+    if not kept:  # every run took up to 1 us: all in the first bucket
+        return HandlerSeconds((handled, *_EMPTY[1:]), total)
+    rest = kept[1:]
+    # Mid-turn (read from another thread, or by a handler) a long run may be in
+    # its bucket before the turn adds it to `handled`: never below 0.
+    first = handled - sum(rest)
+    return HandlerSeconds((first if first > 0 else 0, *rest, *_EMPTY[len(kept) :]), total)
+
+
+_CLASS_NAMES: dict[type, str] = {}  # "module:qualname" per actor class, made once
+
+#: What a snapshot copies of a slot: actor class, kind, restarts, depth, highest
+#: depth, handled, total time, failed, bucket counts (None: all in the first).
+_Figures = tuple[type, str, int, int, int, int, float, int, "tuple[int, ...] | None"]
+
+
+def _figures(slot: Slot) -> _Figures:
     stats = slot.stats
     depth = depth_of(slot)
-    cls = slot.actor_class
     if stats is None:
-        seconds = HandlerSeconds()
-        failed = 0
-        high = depth
-    else:
-        seconds = stats.seconds()
-        failed = stats.failed
-        high = max(stats.high, depth)
-    return ActorMetrics(
-        path=slot.path,
-        actor_class=f"{cls.__module__}:{cls.__qualname__}",
-        kind=slot.kind,
-        handled=seconds.count,
-        failed=failed,
-        restarts=slot.restarts,
-        mailbox=depth,
-        mailbox_high=high,
-        handler_seconds=seconds,
+        return (slot.actor_class, slot.kind, slot.restarts, depth, depth, 0, 0.0, 0, None)
+    high = stats.high
+    counts = stats.counts
+    return (
+        slot.actor_class,
+        slot.kind,
+        slot.restarts,
+        depth,
+        high if high > depth else depth,
+        stats.handled,
+        stats.sum,
+        stats.failed,
+        tuple(counts) if counts else None,
     )
+
+
+class ActorsView(Mapping[str, ActorMetrics]):
+    """`Metrics.actors`: every slot's figures as copied when the snapshot was
+    taken (a tuple each: cheap for 10k actors), made into an `ActorMetrics` the
+    first time it is read."""
+
+    __slots__ = ("_made", "_raw")
+
+    def __init__(self, slots: Mapping[str, Slot]) -> None:
+        self._raw = {path: _figures(slot) for path, slot in list(slots.items())}
+        self._made: dict[str, ActorMetrics] = {}
+
+    def __getitem__(self, path: str) -> ActorMetrics:
+        made = self._made.get(path)
+        if made is None:
+            cls, kind, restarts, depth, high, handled, total, failed, kept = self._raw[path]
+            name = _CLASS_NAMES.get(cls)
+            if name is None:
+                name = _CLASS_NAMES.setdefault(cls, f"{cls.__module__}:{cls.__qualname__}")
+            seconds = _histogram(handled, total, kept)
+            made = self._made[path] = ActorMetrics(
+                path=path,
+                actor_class=name,
+                kind=kind,
+                handled=seconds.count,
+                failed=failed,
+                restarts=restarts,
+                mailbox=depth,
+                mailbox_high=high,
+                handler_seconds=seconds,
+            )
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._raw
+
+    def __repr__(self) -> str:
+        return f"ActorsView({dict(self)!r})"

@@ -38,7 +38,7 @@ from .seams import (
     tls_contexts,
 )
 from .slot import Slot
-from .stats import Counters, HandlerSeconds, Metrics, NodeMetrics, actor_metrics, depth_of
+from .stats import ActorsView, Counters, HandlerSeconds, Metrics, NodeMetrics, depth_of
 from .watchdog import Watchdog, check_threshold
 
 if TYPE_CHECKING:
@@ -573,7 +573,7 @@ class ActorSystem:
         counters = self.counters
         traffic = self._node.traffic() if self._node is not None else {}
         return Metrics(
-            actors={path: actor_metrics(slot) for path, slot in list(self._slots.items())},
+            actors=ActorsView(self._slots),
             dead_letters=self._dead_letters,
             asks=counters.asks,
             ask_timeouts=counters.ask_timeouts,
