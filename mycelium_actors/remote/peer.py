@@ -372,23 +372,27 @@ class Peer:
         size = len(frame)
         if size > self.max_frame:
             node.too_large(frame, message, self.max_frame)
-        # One deadline from here: waiting for room in the window spends it too.
-        deadline = None if timeout is None else node.clock.expire(fut, timeout, what)
+        deadline = None
         asks = self._asks
         try:
             inflight = self._inflight.get(path)
             if inflight is None:
                 inflight = self._inflight_to(path)
             if len(inflight) >= WINDOW or path in self._credit_waiters:
+                # One deadline from here: waiting for room in the window spends it too.
+                if timeout is not None:
+                    deadline = node.clock.expire(fut, timeout, what)
                 inflight = await self._take_room(path, fut)
                 if conn is not self.conn:
                     raise TransportError(f"connection to {self.label} lost")
-            conn.send(frame)
+            conn.send(frame)  # first: the bookkeeping below overlaps the peer's work
             self.sent = True
             self.frames_out += 1
             self.bytes_out += size
             asks[request] = fut
             inflight.append(None)
+            if deadline is None and timeout is not None:
+                deadline = node.clock.expire(fut, timeout, what)
             return await fut
         except AskTimeout:
             if deadline is not None and deadline.fut is None:  # ours fired (not the handler's)
