@@ -84,12 +84,12 @@ def fast_encoder(
     for i, field in enumerate(fields):
         if not field.name.isidentifier():  # attrs guarantees it; the source relies on it
             raise SerializationError(f"field name {field.name!r} is not an identifier")
-        lines.append(f"    v{i} = msg.{field.name}")
+        value = f"msg.{field.name}"  # read where tested: no local to store and load
         env[f"_check{i}"] = field.check
-        test = f"_check{i}(v{i}) is None"
+        test = f"_check{i}({value}) is None"
         if field.fast is not None:
             env[f"_type{i}"] = field.fast
-            test = f"(type(v{i}) is _type{i} or {test})"
+            test = f"(type({value}) is _type{i} or {test})"
         tests.append(test)
     lines.append(f"    if {' and '.join(tests) or 'True'}:")
     lines.append("        return _header + _encode(msg)")
@@ -299,7 +299,7 @@ class Codec:
         other object, a field value that does not fit its type, or an oversize body."""
         try:  # the hot path: a known type whose fields all fit
             data = self._fast[type(msg)](msg)
-            if data is not None and len(data) <= self._max_size:
+            if len(data) <= self._max_size:  # (None, a field that does not fit: TypeError)
                 return data
         except Exception:
             pass  # an unknown type, or what the general path below says
