@@ -4,10 +4,11 @@ A frame is a 4-byte big-endian length, then that many bytes. Protocols, not
 asyncio streams or anyio: they cost one callback per read and no task or
 future per frame (measured in docs/wire.md).
 
-Receiving: a read is parsed in place through a memoryview when nothing is
-buffered (the common case: whole frames per read); only a partial frame's
-bytes are kept, in one bytearray. A declared length above `max_frame` closes
-the connection before its body is buffered.
+Receiving: a read is parsed from the bytes the loop gives (the common case:
+whole frames per read): each length is unpacked in place and each frame is
+one slice of those bytes; only a partial frame's bytes are kept, in one
+bytearray, joined with the next read. A declared length above `max_frame`
+closes the connection before its body is buffered.
 
 Sending: the first frame after a read (or after the queue was last written)
 goes to `transport.write` at once. Frames sent after it before the next read,
