@@ -299,7 +299,7 @@ class Codec:
         other object, a field value that does not fit its type, or an oversize body."""
         try:  # the hot path: a known type whose fields all fit
             data = self._fast[type(msg)](msg)
-            if len(data) <= self._max_size:  # (None, a field that does not fit: TypeError)
+            if data is not None and len(data) <= self._max_size:
                 return data
         except Exception:
             pass  # an unknown type, or what the general path below says
