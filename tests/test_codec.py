@@ -197,6 +197,28 @@ def test_reply_values_round_trip(codec: Codec, value: object) -> None:
 
 
 @pytest.mark.parametrize(
+    ("payload", "complaint"),
+    [
+        (b"\xa2hi\xc0", "trailing bytes"),  # a scalar, then more
+        (b"\xa5hi", "truncated"),  # a str shorter than it says
+        (b"\xd4\x01\x00", "Ext is neither"),  # an ext type: not plain data
+        (b"\xc1", "malformed"),  # the one byte MessagePack never uses
+    ],
+)
+def test_replies_that_start_like_a_scalar_are_still_checked(
+    codec: Codec, payload: bytes, complaint: str
+) -> None:
+    with pytest.raises(SerializationError, match=complaint):
+        codec.decode_value(b"\x00\x00\x00\x00" + payload)
+
+
+@pytest.mark.parametrize("backend", ["msgspec", "cattrs"])
+def test_a_scalar_reply_beyond_64_bits_is_refused(backend: Any) -> None:
+    with pytest.raises(SerializationError, match="reply"):
+        Codec(backend=backend).encode_value(2**64)
+
+
+@pytest.mark.parametrize(
     ("value", "complaint"),
     [
         ((1, 2), "tuple is neither"),

@@ -110,6 +110,8 @@ class Peer:
         self._decode = node.codec.decode
         self._tracing = node.system.tracing  # None unless the system traces (tracing.py)
         self._encode = node.codec.encode
+        self._encode_value = node.codec.encode_value
+        self._decode_value = node.codec.decode_value
         self._wake: list[LocalActorRef[Any]] = []  # to serve at the end of this read
         self._refs: dict[str, RemoteActorRef] = {}
         self._settled: asyncio.Future[None] | None = None  # while closing: no tell in flight
@@ -371,39 +373,48 @@ class Peer:
     ) -> Any:
         """The hot path of a remote ask; `tail` is the frame's path part, `head`
         makes the frame's start from its request id (a traced ask's differs)."""
-        self.node.system.counters.asks += 1
-        body = self.node.codec.encode(message)
+        node = self.node
+        node.system.counters.asks += 1
+        body = node.codec.encode(message)
         conn = self.conn
         if conn is None or conn.closed:
             await self.ensure_up()
             conn = self.conn
             assert conn is not None
-        fut = self.node.loop.create_future()
+        fut = node.loop.create_future()
         self._next_request = request = (self._next_request + 1) & 0xFFFFFFFF
         frame = head(request) + tail + body
-        if len(frame) > self.max_frame:
-            self.node.too_large(frame, message, self.max_frame)
-        # One deadline from here: waiting for room in the window spends it too.
-        deadline = None if timeout is None else self.node.clock.expire(fut, timeout, what)
+        size = len(frame)
+        if size > self.max_frame:
+            node.too_large(frame, message, self.max_frame)
+        deadline = None
+        asks = self._asks
         try:
-            inflight = self._inflight_to(path)
+            inflight = self._inflight.get(path)
+            if inflight is None:
+                inflight = self._inflight_to(path)
             if len(inflight) >= WINDOW or path in self._credit_waiters:
+                # One deadline from here: waiting for room in the window spends it too.
+                if timeout is not None:
+                    deadline = node.clock.expire(fut, timeout, what)
                 inflight = await self._take_room(path, fut)
                 if conn is not self.conn:
                     raise TransportError(f"connection to {self.label} lost")
-            conn.send(frame)
+            conn.send(frame)  # first: the bookkeeping below overlaps the peer's work
             self.sent = True
             self.frames_out += 1
-            self.bytes_out += len(frame)
-            self._asks[request] = fut
+            self.bytes_out += size
+            asks[request] = fut
             inflight.append(None)
+            if deadline is None and timeout is not None:
+                deadline = node.clock.expire(fut, timeout, what)
             return await fut
         except AskTimeout:
             if deadline is not None and deadline.fut is None:  # ours fired (not the handler's)
-                self.node.system.counters.ask_timeouts += 1
+                node.system.counters.ask_timeouts += 1
             raise
         finally:
-            self._asks.pop(request, None)  # a late reply finds nothing and is dropped
+            asks.pop(request, None)  # a late reply finds nothing and is dropped
             if deadline is not None:
                 deadline.cancel()
 
@@ -691,7 +702,8 @@ class Peer:
 
     def answer(self, request: int, value: Any) -> None:
         """The handler of an ask from this peer returned `value`."""
-        self._open_asks = max(0, self._open_asks - 1)
+        if self._open_asks > 0:
+            self._open_asks -= 1
         self.reply_value(request, value)
 
     def answer_error(self, request: int, exc: BaseException) -> None:
@@ -702,10 +714,11 @@ class Peer:
     def reply_value(self, request: int, value: Any) -> None:
         """A REPLY with `value`; a value that cannot cross (not plain data, or
         over the peer's maximum frame) is a `SerializationError` reply instead."""
-        if not self.up:
+        conn = self.conn
+        if conn is None or conn.closed:
             return
         try:
-            frame = wire.reply(request, wire.OK, self.node.codec.encode_value(value))
+            frame = wire.reply(request, wire.OK, self._encode_value(value))
             if len(frame) > self.max_frame:
                 raise SerializationError(
                     f"a reply of {type(value).__qualname__} takes {len(frame)} bytes on the "
@@ -714,7 +727,10 @@ class Peer:
         except SerializationError as error:
             self._reply_error(request, error)
             return
-        self.send(frame, urgent=True)
+        conn.send(frame, True)
+        self.sent = True
+        self.frames_out += 1
+        self.bytes_out += len(frame)
 
     def _reply_error(self, request: int, exc: BaseException, raised: bool = False) -> None:
         if not self.up:
@@ -734,7 +750,7 @@ class Peer:
         # resume: we run in a transport callback, so the asker's step can run now.
         if status == wire.OK:
             try:
-                value = self.node.codec.decode_value(payload)
+                value = self._decode_value(payload)
             except SerializationError as exc:
                 resume(fut, exc=exc)
             else:

@@ -4,10 +4,11 @@ A frame is a 4-byte big-endian length, then that many bytes. Protocols, not
 asyncio streams or anyio: they cost one callback per read and no task or
 future per frame (measured in docs/wire.md).
 
-Receiving: a read is parsed in place through a memoryview when nothing is
-buffered (the common case: whole frames per read); only a partial frame's
-bytes are kept, in one bytearray. A declared length above `max_frame` closes
-the connection before its body is buffered.
+Receiving: a read is parsed from the bytes the loop gives (the common case:
+whole frames per read): each length is unpacked in place and each frame is
+one slice of those bytes; only a partial frame's bytes are kept, in one
+bytearray, joined with the next read. A declared length above `max_frame`
+closes the connection before its body is buffered.
 
 Sending: the first frame after a read (or after the queue was last written)
 goes to `transport.write` at once. Frames sent after it before the next read,
@@ -35,6 +36,7 @@ import os
 import socket
 import ssl as _ssl
 import stat
+import struct
 import sys
 from collections.abc import Callable
 from typing import cast
@@ -52,6 +54,8 @@ from .base import (
     oversize,
 )
 from .urls import split_simple, split_unix, tcp_endpoint, tcp_url, unix_path
+
+_LENGTH = struct.Struct(">I").unpack_from  # a frame's length prefix (PREFIX bytes)
 
 # sun_path holds 108 bytes on Linux, 104 on the BSDs and macOS, with a final NUL.
 UNIX_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
@@ -194,30 +198,30 @@ class StreamConnection(asyncio.Protocol, Connection):
         # read goes out at once, a burst of them is queued behind it.
         self._fresh = not self._flush_scheduled
         buffer = self._buffer
-        if buffer:
+        if buffer:  # a frame's start came in an earlier read: parse the bytes joined
             buffer += data
-        source = buffer or data
+            source = bytes(buffer)
+            buffer.clear()
+        else:
+            source = bytes(data)  # (a no-op for bytes, what the loops give)
+        # Frames are sliced from the bytes read (one copy each), lengths read in place.
         end = len(source)
         pos = 0
         delivered = False
-        with memoryview(source) as view:
-            while end - pos >= PREFIX and not self._closed:
-                size = int.from_bytes(view[pos : pos + PREFIX], "big")
-                if size > self._max_in:
-                    self._refuse(self._oversize(size, pos))
-                    break
-                stop = pos + PREFIX + size
-                if stop > end:
-                    break
-                sink.frame_received(bytes(view[pos + PREFIX : stop]))
-                delivered = True
-                pos = stop
-        if self._closed:
-            buffer.clear()
-        elif source is buffer:
-            del buffer[:pos]
-        elif pos < end:
-            buffer += data[pos:]
+        while end - pos >= PREFIX and not self._closed:
+            (size,) = _LENGTH(source, pos)
+            if size > self._max_in:  # read each time: a handshake frame may raise it
+                self._refuse(self._oversize(size, pos))
+                break
+            stop = pos + PREFIX + size
+            if stop > end:
+                break
+            sink.frame_received(source[pos + PREFIX : stop])
+            delivered = True
+            pos = stop
+        if pos < end and not self._closed:
+            with memoryview(source) as view:
+                buffer += view[pos:]
         self._heard = True
         if delivered:
             sink.frames_done()

@@ -84,12 +84,12 @@ def fast_encoder(
     for i, field in enumerate(fields):
         if not field.name.isidentifier():  # attrs guarantees it; the source relies on it
             raise SerializationError(f"field name {field.name!r} is not an identifier")
-        lines.append(f"    v{i} = msg.{field.name}")
+        value = f"msg.{field.name}"  # read where tested: no local to store and load
         env[f"_check{i}"] = field.check
-        test = f"_check{i}(v{i}) is None"
+        test = f"_check{i}({value}) is None"
         if field.fast is not None:
             env[f"_type{i}"] = field.fast
-            test = f"(type(v{i}) is _type{i} or {test})"
+            test = f"(type({value}) is _type{i} or {test})"
         tests.append(test)
     lines.append(f"    if {' and '.join(tests) or 'True'}:")
     lines.append("        return _header + _encode(msg)")
@@ -111,6 +111,21 @@ _FIXED = {  # nil, false, true, floats, ints, fixext: bytes after the first
     0xC0: 0, 0xC2: 0, 0xC3: 0, 0xCA: 4, 0xCB: 8, 0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,
     0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8, 0xD4: 2, 0xD5: 3, 0xD6: 5, 0xD7: 9, 0xD8: 17,
 }  # fmt: skip
+
+
+#: Reply types encoded without a check: every value of them is plain data.
+_SCALARS = frozenset({str, int, float, bool, bytes, type(None)})
+#: First bytes of MessagePack that hold one scalar (nil, bool, int, float, str, bin):
+#: such a reply holds no container and no ext, so it needs no walk of its headers.
+_SCALAR_HEAD = tuple(
+    b <= 0x7F
+    or b >= 0xE0
+    or 0xA0 <= b <= 0xBF
+    or b in (0xC0, 0xC2, 0xC3, 0xC4, 0xC5, 0xC6)
+    or 0xCA <= b <= 0xD3
+    or 0xD9 <= b <= 0xDB
+    for b in range(256)
+)
 
 
 def check_depth(data: bytes | memoryview, limit: int) -> None:
@@ -320,7 +335,16 @@ class Codec:
     def encode_value(self, value: object) -> bytes:
         """A reply: a contract instance, or plain data (None, bool, int, float, str,
         bytes, lists and dicts with str keys of these)."""
-        if self._entry(type(value)) is not None:
+        kind = type(value)
+        if kind in _SCALARS:  # the hot path: a scalar reply, nothing to check or look up
+            try:
+                data = _PLAIN_HEADER + self._backend.encode_scalar(value)
+            except Exception:
+                pass  # an int beyond 64 bits: the general path below says so
+            else:
+                if len(data) <= self._max_size:
+                    return data
+        if self._entry(kind) is not None:
             return self.encode(value)
         if (problem := _check_plain(value, self.max_depth)) is not None:
             raise SerializationError(f"reply{problem}")
@@ -328,6 +352,18 @@ class Codec:
 
     def decode_value(self, data: bytes) -> object:
         """A reply encoded by `encode_value`."""
+        # The hot paths: a small contract instance (as decode), or a plain scalar (its
+        # first byte says so: no container to bound, no key to check). Anything else,
+        # or anything wrong, takes the general path below, which says what.
+        try:
+            if len(data) <= self._small:
+                head = data[:_HEAD]
+                if head != _PLAIN_HEADER:
+                    return self._decoders[head](data[_HEAD:])
+                if _SCALAR_HEAD[data[_HEAD]]:
+                    return self._backend.decode_scalar(data[_HEAD:])
+        except Exception:
+            pass
         entry = self._lookup(data)
         if entry is not None:
             return self._decode(entry, data)
@@ -404,6 +440,14 @@ class Backend(ABC):
 
     def decode_plain(self, data: bytes | memoryview) -> object:
         check_depth(data, self._codec.max_depth)
+        return self._plain.decode(data)
+
+    def encode_scalar(self, value: object) -> bytes:
+        """A plain scalar (no container: nothing to check); may raise for a huge int."""
+        return self._encoder.encode(value)
+
+    def decode_scalar(self, data: bytes) -> object:
+        """MessagePack whose first byte is a scalar's; raises if it is anything more."""
         return self._plain.decode(data)
 
 
