@@ -191,22 +191,11 @@ class Slot:
         if self.runner is None:
             await self.attach()
         assert self.runner is not None
-        self.generation += 1
-        self._driven = False
-        if self.status != "restarting":
-            self.status = "starting"
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[Exit] = loop.create_future()
-        self._done = done
-        done.add_done_callback(self._incarnation_done)
-        if (
-            self.runner.loop is loop
-            and self.actor_class.on_start is Actor.on_start
-            and self.serves_handlers
-            and not self.runner.serves_elsewhere
-        ):
-            self._start_now(done, loop)  # no hook to wait for: no start task either
+        if self.starts_inline():
+            self.start_inline()  # no hook to wait for: no start task either
             return
+        loop = asyncio.get_running_loop()
+        done = self._new_incarnation(loop)
         started: asyncio.Future[None] = loop.create_future()
         self._starting = started
         begun = self.runner.submit(self._run())
@@ -225,6 +214,34 @@ class Slot:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def starts_inline(self) -> bool:
+        """Whether `start()` would finish without awaiting anything: the runner is
+        attached on this loop and the class has no `on_start` to wait for."""
+        runner = self.runner
+        return (
+            runner is not None
+            and self.actor_class.on_start is Actor.on_start
+            and self.serves_handlers
+            and not runner.serves_elsewhere
+            and runner.loop is asyncio.get_running_loop()
+        )
+
+    def start_inline(self) -> None:
+        """`start()` for a slot that `starts_inline()`: no task, no await; raises
+        what the constructor raised (the incarnation is over by then)."""
+        loop = asyncio.get_running_loop()
+        self._start_now(self._new_incarnation(loop), loop)
+
+    def _new_incarnation(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Exit]:
+        self.generation += 1
+        self._driven = False
+        if self.status != "restarting":
+            self.status = "starting"
+        done: asyncio.Future[Exit] = loop.create_future()
+        self._done = done
+        done.add_done_callback(self._incarnation_done)
+        return done
 
     def _start_now(self, done: asyncio.Future[Exit], loop: asyncio.AbstractEventLoop) -> None:
         """Start an incarnation whose class has no `on_start`, inline: construct
