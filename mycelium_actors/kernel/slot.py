@@ -473,7 +473,18 @@ class Slot:
         if self.task is asyncio.current_task(server.loop):
             self.task = None
         self.handling = None
-        settle(server.done, exit)
+        done = server.done
+        if (
+            not done.done()
+            and done.get_loop() is asyncio.get_running_loop()
+            and done.remove_done_callback(self._incarnation_done)
+        ):
+            # On the starter's loop: what follows the end (the owner's decision, or
+            # the stop for good) happens now, not from a callback one loop turn later.
+            done.set_result(exit)
+            self._incarnation_done(done)
+        else:
+            settle(done, exit)
 
     async def _wind_down(self, instance: Actor, exit: Exit) -> Exit:
         if exit.kind == "crash":
