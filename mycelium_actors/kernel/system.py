@@ -630,7 +630,9 @@ class ActorSystem:
         """Log a lifecycle event (at its level in `EVENT_LEVELS` unless `level`
         says) and hand it to `system.events` subscribers."""
         level = level or EVENT_LEVELS.get(event, "info")
-        getattr(self._log, level)(event, path=path, **fields)
+        log = self._log
+        if log.enabled(level):  # a dropped level costs no event
+            getattr(log, level)(event, path=path, **fields)
         if self.events.active:
             self.events.emit(
                 {"event": event, "system": self.name, "path": path, **fields, "log_level": level}
@@ -638,6 +640,8 @@ class ActorSystem:
 
     def log_crash(self, path: str, exc: BaseException, during: str) -> None:
         """`actor.crashed` with what a one-line renderer needs (API.md 8) and `exc_info`."""
+        if not (self.events.active or self._log.enabled("error")):
+            return  # nobody listens: no text made of the exception
         slot = self._slots.get(path)
         self.log_event(
             "actor.crashed",
