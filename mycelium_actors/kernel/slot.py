@@ -175,7 +175,9 @@ class Slot:
 
     async def attach(self) -> None:
         """Get a runner from the executor and bind the mailbox to its loop."""
-        runner = await self.executor.attach(self.path)
+        self._bind(self.executor.attach_now(self.path) or await self.executor.attach(self.path))
+
+    def _bind(self, runner: Runner) -> None:
         self.runner = runner
         self.mailbox.bind(runner.loop, runner.thread_id)
         self.system.watch_loop(runner.loop, runner.thread_id)
@@ -189,7 +191,11 @@ class Slot:
         incarnation is over by then (its `on_failure` ran, `on_stop` did not).
         """
         if self.runner is None:
-            await self.attach()
+            runner = self.executor.attach_now(self.path)
+            if runner is not None:
+                self._bind(runner)  # no coroutine to run for it
+            else:
+                await self.attach()
         assert self.runner is not None
         if self.starts_inline():
             self.start_inline()  # no hook to wait for: no start task either

@@ -283,7 +283,8 @@ class ActorSystem:
             self._loop = asyncio.get_running_loop()
             self._thread_id = threading.get_ident()
             self.events.bind(self._loop, self._thread_id)
-            self.watch_loop(self._loop, self._thread_id)
+            if self._watchdog is not None:
+                self._watchdog.watch(self._loop, self._thread_id)
             self._stopped = asyncio.Event()
             self._state = "running"
         elif self._state != "running":
@@ -291,7 +292,7 @@ class ActorSystem:
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop, thread_id: int) -> None:
         """Let the stall watchdog watch `loop` (run by thread `thread_id`), once."""
-        if self._watchdog is not None:
+        if self._watchdog is not None and loop is not self._loop:  # ours: watched from the start
             self._watchdog.watch(loop, thread_id)
 
     # -- spawning ----------------------------------------------------------
@@ -373,16 +374,23 @@ class ActorSystem:
         self._ensure_running()
         if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
             raise TypeError(f"expected an Actor subclass, got {actor_class!r}")
-        if shutdown is not None and (not isinstance(shutdown, int | float) or shutdown < 0):
+        if shutdown is not None and (
+            (type(shutdown) is not float and not isinstance(shutdown, int | float)) or shutdown < 0
+        ):
             raise ValueError(f"shutdown must be None or a number >= 0, not {shutdown!r}")
+        slots = self._slots
         if name is None:
             base = actor_class.__name__.lower()
-            name = f"{base}-{next(self._names[base])}"
-            while self._path(parent, name) in self._slots:
-                name = f"{base}-{next(self._names[base])}"
-        path = self._path(parent, name)
-        if path in self._slots:
-            raise MyceliumError(f"an actor named {path} already exists")
+            names = self._names[base]
+            prefix = f"{parent.path if parent is not None else ''}/{base}-"
+            path = f"{prefix}{next(names)}"
+            while path in slots:
+                path = f"{prefix}{next(names)}"
+            check_name(path.rsplit("/", 1)[1])  # once, not per candidate
+        else:
+            path = self._path(parent, name)
+            if path in slots:
+                raise MyceliumError(f"an actor named {path} already exists")
         slot = slot_class(
             self,
             path,
