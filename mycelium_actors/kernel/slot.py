@@ -578,6 +578,8 @@ class Slot:
         if timeout != 0:
             self.mailbox.put_system(signal)
             await asyncio.sleep(0)  # an idle actor ends within one loop turn: skip the timer
+            if done.done():
+                return exit_of(done)
         return await self._await_end(done, timeout)
 
     async def _await_end(self, done: asyncio.Future[Exit], timeout: float | None) -> Exit:

@@ -501,7 +501,12 @@ class ActorSystem:
             else:
                 self._loop.call_soon_threadsafe(self.run_in_background, coro)
             return
-        await self.on_system_loop(self._stop_from_outside_task(slot))
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            await self.on_system_loop(self._stop_from_outside_task(slot))
+        elif slot.owner is not None:  # `_stop_from_outside_task`, inlined: a coroutine less
+            await slot.owner.terminate(slot)
+        else:
+            await slot.stop_for_good()
 
     async def _stop_from_outside_task(self, slot: Slot) -> None:
         if slot.owner is not None:
