@@ -148,13 +148,14 @@ class EventLogger:
         filtering bound logger), so a caller can skip building the event."""
         if not structlog.is_configured():
             return STDLIB.isEnabledFor(_LEVELS[method])
-        key = _config_key()
-        if key == _DEFAULTS:
+        # A wrapper class that drops the level decides alone: the defaults drop
+        # none, so such a configuration is not the defaults and the event would
+        # go to that wrapper. (The cheap test first: no configuration key.)
+        if getattr(structlog.get_config()["wrapper_class"], method, None) is _DROPPED:
+            return False
+        if _config_key() == _DEFAULTS:
             return STDLIB.isEnabledFor(_LEVELS[method])
-        bound = self._bound
-        if bound is None or bound[0] != key:
-            bound = self._bound = (key, structlog.get_logger(NAME).bind(**self._context))
-        return getattr(type(bound[1]), method, None) is not _DROPPED
+        return True  # structlog's own processors decide
 
     def _emit(self, method: str, event: str, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
         for source in _SOURCES:
