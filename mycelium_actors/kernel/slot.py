@@ -576,8 +576,16 @@ class Slot:
         if done is None or done.done():
             return exit_of(done) if done is not None else SHUTDOWN
         if timeout != 0:
-            self.mailbox.put_system(signal)
-            await asyncio.sleep(0)  # an idle actor ends within one loop turn: skip the timer
+            server = self.server
+            if (
+                type(server) is Server
+                and server.loop is asyncio.get_running_loop()
+                and server.end_if_idle()
+            ):
+                pass  # idle with nothing queued: ended here, without a signal or a turn
+            else:
+                self.mailbox.put_system(signal)
+                await asyncio.sleep(0)  # an idle actor ends within one loop turn: no timer
             if done.done():
                 return exit_of(done)
         return await self._await_end(done, timeout)
