@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import ActorStopped, Ignore, UnhandledMessage
 from .actor import Actor, constructing
 from .context import ActorContext
-from .dispatcher import BUSY, DONE, EAGER, Server
+from .dispatcher import BUSY, DONE, EAGER, IDLE, READY, Server
 from .exits import KILLED, NORMAL, SHUTDOWN, Exit, exit_of, is_crash, wait_done
 from .mailbox import STOP_DRAIN, STOP_NOW, Mailbox, Signal
 from .messages import Envelope, Terminated
@@ -535,6 +535,12 @@ class Slot:
             self._dead_letter(message, "unhandled")
 
     # -- stopping ----------------------------------------------------------
+
+    def idle(self) -> bool:
+        """Whether its incarnation serves and waits for messages: then no handler or
+        hook of it runs, so nothing of it can be the caller (no task to look up)."""
+        server = self.server
+        return server is not None and (server.state is IDLE or server.state is READY)
 
     def in_own_task(self) -> bool:
         """Whether the caller runs as this actor's current task (a hook, a handler)."""

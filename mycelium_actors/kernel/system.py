@@ -492,7 +492,7 @@ class ActorSystem:
 
     async def stop_slot(self, slot: Slot) -> None:
         """`ref.stop()`: stop `slot` for good, through its supervisor if it has one."""
-        if slot.in_own_task() or slot.ref.owns_current_task():
+        if not slot.idle() and (slot.in_own_task() or slot.ref.owns_current_task()):
             # An actor stopping itself through its ref (from its handler, or a
             # task the handler awaits: gather, wait_for): it cannot wait for itself.
             coro = self._stop_from_outside_task(slot)
