@@ -623,7 +623,9 @@ class Slot:
             return
         final = self._final = asyncio.get_running_loop().create_future()
         try:
-            self.mailbox.close()
+            # An idle server learns nothing from the close: the stop below ends it
+            # here, or signals it (which wakes it), or kills it.
+            self.mailbox.close(wake=not (type(self.server) is Server and self.idle()))
             exit = await self.stop_incarnation(STOP_DRAIN if drain else STOP_NOW, self.shutdown)
             self.finalize(exit)
         except asyncio.CancelledError:
