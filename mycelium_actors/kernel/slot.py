@@ -476,7 +476,8 @@ class Slot:
     def _ended(self, server: Server, exit: Exit) -> None:
         if self.server is server and self.context is not None:
             self.context.cancel_all()
-        if self.task is asyncio.current_task(server.loop):
+        task = self.task
+        if task is not None and task is asyncio.current_task(server.loop):
             self.task = None
         self.handling = None
         done = server.done

@@ -381,12 +381,14 @@ class ActorSystem:
         slots = self._slots
         if name is None:
             base = actor_class.__name__.lower()
-            names = self._names[base]
+            names = self._names.get(base)
+            if names is None:  # `<base>-<n>` is a valid name when `<base>-1` is: check once
+                check_name(f"{base}-1")
+                names = self._names[base]
             prefix = f"{parent.path if parent is not None else ''}/{base}-"
             path = f"{prefix}{next(names)}"
             while path in slots:
                 path = f"{prefix}{next(names)}"
-            check_name(path.rsplit("/", 1)[1])  # once, not per candidate
         else:
             path = self._path(parent, name)
             if path in slots:
