@@ -197,9 +197,8 @@ class Slot:
             else:
                 await self.attach()
         assert self.runner is not None
-        if self.starts_inline():
-            self.start_inline()  # no hook to wait for: no start task either
-            return
+        if self.start_inline():
+            return  # no hook to wait for: no start task either
         loop = asyncio.get_running_loop()
         done = self._new_incarnation(loop)
         started: asyncio.Future[None] = loop.create_future()
@@ -221,23 +220,24 @@ class Slot:
             if timer is not None:
                 timer.cancel()
 
-    def starts_inline(self) -> bool:
-        """Whether `start()` would finish without awaiting anything: the runner is
-        attached on this loop and the class has no `on_start` to wait for."""
+    def start_inline(self) -> bool:
+        """`start()` without a task or an await, when that is all it would do: the
+        runner is attached on this loop and the class has no `on_start` to wait
+        for. False: it did nothing (use `start()`). Raises what the constructor
+        raised (the incarnation is over by then)."""
         runner = self.runner
-        return (
-            runner is not None
-            and self.actor_class.on_start is Actor.on_start
-            and self.serves_handlers
-            and not runner.serves_elsewhere
-            and runner.loop is asyncio.get_running_loop()
-        )
-
-    def start_inline(self) -> None:
-        """`start()` for a slot that `starts_inline()`: no task, no await; raises
-        what the constructor raised (the incarnation is over by then)."""
+        if (
+            runner is None
+            or self.actor_class.on_start is not Actor.on_start
+            or not self.serves_handlers
+            or runner.serves_elsewhere
+        ):
+            return False
         loop = asyncio.get_running_loop()
+        if runner.loop is not loop:
+            return False
         self._start_now(self._new_incarnation(loop), loop)
+        return True
 
     def _new_incarnation(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Exit]:
         self.generation += 1
