@@ -64,6 +64,10 @@ def structlog_configured() -> bool:
     return _DEFAULTS is None or _config_key() != _DEFAULTS
 
 
+# What a filtering bound logger (`structlog.make_filtering_bound_logger`) has
+# for a level it drops: one shared no-op, the same function for every level.
+_DROPPED = structlog.make_filtering_bound_logger(logging.CRITICAL).debug
+
 #: Callables adding fields to every event (tracing's `trace_id`), registered by
 #: higher layers; empty unless a system turned tracing on.
 _SOURCES: list[Callable[[], dict[str, Any]]] = []
@@ -137,6 +141,21 @@ class EventLogger:
     def log(self, level: int, event: str, *args: Any, **kw: Any) -> None:
         name = logging.getLevelName(level).lower()
         self._emit(name if name in _LEVELS else "info", event, args, kw)
+
+    def enabled(self, method: str) -> bool:
+        """Whether an event at `method`'s level would be logged at all: False when
+        the route it takes drops that level (a stdlib logger's level, a structlog
+        filtering bound logger), so a caller can skip building the event."""
+        if not structlog.is_configured():
+            return STDLIB.isEnabledFor(_LEVELS[method])
+        # A wrapper class that drops the level decides alone: the defaults drop
+        # none, so such a configuration is not the defaults and the event would
+        # go to that wrapper. (The cheap test first: no configuration key.)
+        if getattr(structlog.get_config()["wrapper_class"], method, None) is _DROPPED:
+            return False
+        if _config_key() == _DEFAULTS:
+            return STDLIB.isEnabledFor(_LEVELS[method])
+        return True  # structlog's own processors decide
 
     def _emit(self, method: str, event: str, args: tuple[Any, ...], kw: dict[str, Any]) -> None:
         for source in _SOURCES:

@@ -8,7 +8,7 @@ import attrs
 import pytest
 from actors import Boom, Crash, Ping, Record, Worker
 
-from mycelium_actors import ActorStopped, MyceliumError, PinnedThread, handler
+from mycelium_actors import Actor, ActorStopped, MyceliumError, PinnedThread, handler
 from mycelium_actors.testing import capture_events, events_named, eventually, settle
 
 
@@ -27,6 +27,27 @@ async def test_on_start_finishes_before_the_first_message(system, gate) -> None:
     assert await asyncio.wait_for(spawning, 5) is ref
     assert await ref.ask(Ping()) == "pong"
     assert journal == ["on_start", "first"]
+
+
+class Quiet(Actor):
+    """No hooks and no children: its end needs no task."""
+
+    @handler
+    def ping(self, msg: Ping) -> str:
+        return "pong"
+
+
+async def test_stopping_an_idle_actor_ends_it_without_a_loop_turn(system) -> None:
+    ref = await system.spawn(Quiet)
+    assert await ref.ask(Ping()) == "pong"
+    turns: list[int] = []
+    asyncio.get_running_loop().call_soon(turns.append, 1)
+    with capture_events() as events:
+        await ref.stop()
+    assert (turns, ref.is_alive) == ([], False)
+    assert events_named(events, "actor.stopped", path=ref.path, reason="shutdown")
+    with pytest.raises(ActorStopped):
+        await ref.ask(Ping())
 
 
 async def test_on_stop_runs_after_the_last_message(system) -> None:

@@ -15,7 +15,7 @@ import pytest
 import structlog
 from actors import Boom, Crash, LogHello, Worker
 
-from mycelium_actors import ActorSystem
+from mycelium_actors import ActorSystem, logs
 from mycelium_actors.testing import capture_events, events_named, eventually
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +118,48 @@ def test_an_unconfigured_program_shows_only_one_stderr_line_per_crash(
     assert len(lines) == crashes, proc.stderr
     # a crash, or a business error resumed under resume_on: one line each
     assert all(line.startswith(("actor.crashed ", "actor.resumed ")) for line in lines)
+
+
+class CountedStr(Exception):
+    """A crash that counts how often its text is made."""
+
+    made = 0
+
+    def __str__(self) -> str:
+        type(self).made += 1
+        return "counted"
+
+
+@pytest.mark.usefixtures("unconfigured")
+async def test_a_level_that_goes_nowhere_builds_no_event(
+    system: ActorSystem, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.CRITICAL, logger="mycelium_actors")
+    system.log_crash("/nobody", CountedStr(), during="handler")  # stdlib drops errors here
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
+    system.log_crash("/nobody", CountedStr(), during="handler")  # structlog drops them too
+    assert CountedStr.made == 0
+    events: list[dict[str, Any]] = []
+    system.events.subscribe(events.append)  # someone listens: the event is whole
+    system.log_crash("/somebody", CountedStr(), during="handler")
+    [event] = events
+    assert (event["path"], event["error"], CountedStr.made) == ("/somebody", "counted", 1)
+
+
+@pytest.mark.usefixtures("unconfigured")
+@pytest.mark.parametrize("structlog_level", [None, logging.WARNING])
+async def test_enabled_follows_the_route_an_event_takes(
+    system: ActorSystem, caplog: pytest.LogCaptureFixture, structlog_level: int | None
+) -> None:
+    caplog.set_level(
+        logging.WARNING if structlog_level is None else logging.DEBUG, "mycelium_actors"
+    )
+    if structlog_level is not None:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(structlog_level))
+    log = logs.get_logger(system=system.name)
+    assert [log.enabled(m) for m in ("debug", "info", "warning", "error")] == [
+        False,
+        False,
+        True,
+        True,
+    ]

@@ -631,6 +631,22 @@ class Server:
             self.draining = True
         return None
 
+    def end_if_idle(self) -> bool:
+        """A stop from its own loop, outside its turns: if nothing is queued and
+        no handler runs, end serving now (SHUTDOWN, what a turn serving the stop
+        signal would do) instead of signalling and waiting for a turn. An entry
+        left on the ready queue finds it DONE and is skipped."""
+        mb = self.mailbox
+        if (self.state is not IDLE and self.state is not READY) or mb.queue or mb.system:
+            return False
+        if mb._waiter is self:  # noqa: SLF001 (the mailbox's consumer, unregistered)
+            mb._waiter = None  # noqa: SLF001
+        ready = self.dispatcher.ready
+        if ready and ready[-1] is self:  # the usual case: the stop's close woke it just now
+            ready.pop()
+        self._end(SHUTDOWN)
+        return True
+
     def _end(self, exit: Exit | None) -> None:
         """Serving is over (None: killed); the slot runs the rest of the incarnation."""
         self.state = DONE

@@ -91,6 +91,11 @@ class Executor(abc.ABC):
     async def attach(self, path: str) -> Runner:
         """A runner for the actor at `path`; `ValueError` if it cannot be honoured."""
 
+    def attach_now(self, path: str) -> Runner | None:
+        """The runner `attach(path)` would give, if it has one ready without
+        awaiting anything; None: call `attach`. Saves a spawn two coroutines."""
+        return None
+
     def make_ref(self, slot: Slot) -> LocalActorRef[Any] | None:
         """The ref for a new slot using this executor, or None for the system's
         own; may raise (`ValueError`, `SerializationError`) to refuse the spawn."""
@@ -111,6 +116,9 @@ class LoopExecutor(Executor):
 
     def __init__(self) -> None:
         self._runners: dict[asyncio.AbstractEventLoop, _LoopRunner] = {}
+
+    def attach_now(self, path: str) -> Runner | None:
+        return self._runners.get(asyncio.get_running_loop())  # a closed loop runs nothing
 
     async def attach(self, path: str) -> Runner:
         loop = asyncio.get_running_loop()

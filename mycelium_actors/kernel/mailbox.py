@@ -471,8 +471,9 @@ class Mailbox:
 
     # -- ending ----------------------------------------------------------
 
-    def close(self) -> None:
-        """Refuse new messages: tells become dead letters, asks get ActorStopped."""
+    def close(self, wake: bool = True) -> None:
+        """Refuse new messages: tells become dead letters, asks get ActorStopped.
+        `wake=False`: the caller signals or ends the consumer itself right after."""
         if self.closed:
             return  # a stop closes early and finalize closes again: once is enough
         self.closed = True
@@ -484,7 +485,8 @@ class Mailbox:
                 break
             self._reject(putter.item, "stopped")
             settle(putter.done, False)
-        self.wake_consumer()
+        if wake:
+            self.wake_consumer()
 
     def finish(self) -> None:
         """Closed for good: fail what is queued now and what racing producers add later."""

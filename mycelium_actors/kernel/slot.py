@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import ActorStopped, Ignore, UnhandledMessage
 from .actor import Actor, constructing
 from .context import ActorContext
-from .dispatcher import BUSY, DONE, EAGER, Server
+from .dispatcher import BUSY, DONE, EAGER, IDLE, READY, Server
 from .exits import KILLED, NORMAL, SHUTDOWN, Exit, exit_of, is_crash, wait_done
 from .mailbox import STOP_DRAIN, STOP_NOW, Mailbox, Signal
 from .messages import Envelope, Terminated
@@ -175,7 +175,9 @@ class Slot:
 
     async def attach(self) -> None:
         """Get a runner from the executor and bind the mailbox to its loop."""
-        runner = await self.executor.attach(self.path)
+        self._bind(self.executor.attach_now(self.path) or await self.executor.attach(self.path))
+
+    def _bind(self, runner: Runner) -> None:
         self.runner = runner
         self.mailbox.bind(runner.loop, runner.thread_id)
         self.system.watch_loop(runner.loop, runner.thread_id)
@@ -189,24 +191,16 @@ class Slot:
         incarnation is over by then (its `on_failure` ran, `on_stop` did not).
         """
         if self.runner is None:
-            await self.attach()
+            runner = self.executor.attach_now(self.path)
+            if runner is not None:
+                self._bind(runner)  # no coroutine to run for it
+            else:
+                await self.attach()
         assert self.runner is not None
-        self.generation += 1
-        self._driven = False
-        if self.status != "restarting":
-            self.status = "starting"
+        if self.start_inline():
+            return  # no hook to wait for: no start task either
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[Exit] = loop.create_future()
-        self._done = done
-        done.add_done_callback(self._incarnation_done)
-        if (
-            self.runner.loop is loop
-            and self.actor_class.on_start is Actor.on_start
-            and self.serves_handlers
-            and not self.runner.serves_elsewhere
-        ):
-            self._start_now(done, loop)  # no hook to wait for: no start task either
-            return
+        done = self._new_incarnation(loop)
         started: asyncio.Future[None] = loop.create_future()
         self._starting = started
         begun = self.runner.submit(self._run())
@@ -225,6 +219,35 @@ class Slot:
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def start_inline(self) -> bool:
+        """`start()` without a task or an await, when that is all it would do: the
+        runner is attached on this loop and the class has no `on_start` to wait
+        for. False: it did nothing (use `start()`). Raises what the constructor
+        raised (the incarnation is over by then)."""
+        runner = self.runner
+        if (
+            runner is None
+            or self.actor_class.on_start is not Actor.on_start
+            or not self.serves_handlers
+            or runner.serves_elsewhere
+        ):
+            return False
+        loop = asyncio.get_running_loop()
+        if runner.loop is not loop:
+            return False
+        self._start_now(self._new_incarnation(loop), loop)
+        return True
+
+    def _new_incarnation(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Exit]:
+        self.generation += 1
+        self._driven = False
+        if self.status != "restarting":
+            self.status = "starting"
+        done: asyncio.Future[Exit] = loop.create_future()
+        self._done = done
+        done.add_done_callback(self._incarnation_done)
+        return done
 
     def _start_now(self, done: asyncio.Future[Exit], loop: asyncio.AbstractEventLoop) -> None:
         """Start an incarnation whose class has no `on_start`, inline: construct
@@ -453,10 +476,22 @@ class Slot:
     def _ended(self, server: Server, exit: Exit) -> None:
         if self.server is server and self.context is not None:
             self.context.cancel_all()
-        if self.task is asyncio.current_task(server.loop):
+        task = self.task
+        if task is not None and task is asyncio.current_task(server.loop):
             self.task = None
         self.handling = None
-        settle(server.done, exit)
+        done = server.done
+        if (
+            not done.done()
+            and done.get_loop() is asyncio.get_running_loop()
+            and done.remove_done_callback(self._incarnation_done)
+        ):
+            # On the starter's loop: what follows the end (the owner's decision, or
+            # the stop for good) happens now, not from a callback one loop turn later.
+            done.set_result(exit)
+            self._incarnation_done(done)
+        else:
+            settle(done, exit)
 
     async def _wind_down(self, instance: Actor, exit: Exit) -> Exit:
         if exit.kind == "crash":
@@ -502,6 +537,12 @@ class Slot:
 
     # -- stopping ----------------------------------------------------------
 
+    def idle(self) -> bool:
+        """Whether its incarnation serves and waits for messages: then no handler or
+        hook of it runs, so nothing of it can be the caller (no task to look up)."""
+        server = self.server
+        return server is not None and (server.state is IDLE or server.state is READY)
+
     def in_own_task(self) -> bool:
         """Whether the caller runs as this actor's current task (a hook, a handler)."""
         current = asyncio.current_task()
@@ -542,8 +583,18 @@ class Slot:
         if done is None or done.done():
             return exit_of(done) if done is not None else SHUTDOWN
         if timeout != 0:
-            self.mailbox.put_system(signal)
-            await asyncio.sleep(0)  # an idle actor ends within one loop turn: skip the timer
+            server = self.server
+            if (
+                type(server) is Server
+                and server.loop is asyncio.get_running_loop()
+                and server.end_if_idle()
+            ):
+                pass  # idle with nothing queued: ended here, without a signal or a turn
+            else:
+                self.mailbox.put_system(signal)
+                await asyncio.sleep(0)  # an idle actor ends within one loop turn: no timer
+            if done.done():
+                return exit_of(done)
         return await self._await_end(done, timeout)
 
     async def _await_end(self, done: asyncio.Future[Exit], timeout: float | None) -> Exit:
@@ -573,7 +624,9 @@ class Slot:
             return
         final = self._final = asyncio.get_running_loop().create_future()
         try:
-            self.mailbox.close()
+            # An idle server learns nothing from the close: the stop below ends it
+            # here, or signals it (which wakes it), or kills it.
+            self.mailbox.close(wake=not (type(self.server) is Server and self.idle()))
             exit = await self.stop_incarnation(STOP_DRAIN if drain else STOP_NOW, self.shutdown)
             self.finalize(exit)
         except asyncio.CancelledError:

@@ -283,7 +283,8 @@ class ActorSystem:
             self._loop = asyncio.get_running_loop()
             self._thread_id = threading.get_ident()
             self.events.bind(self._loop, self._thread_id)
-            self.watch_loop(self._loop, self._thread_id)
+            if self._watchdog is not None:
+                self._watchdog.watch(self._loop, self._thread_id)
             self._stopped = asyncio.Event()
             self._state = "running"
         elif self._state != "running":
@@ -291,7 +292,7 @@ class ActorSystem:
 
     def watch_loop(self, loop: asyncio.AbstractEventLoop, thread_id: int) -> None:
         """Let the stall watchdog watch `loop` (run by thread `thread_id`), once."""
-        if self._watchdog is not None:
+        if self._watchdog is not None and loop is not self._loop:  # ours: watched from the start
             self._watchdog.watch(loop, thread_id)
 
     # -- spawning ----------------------------------------------------------
@@ -373,16 +374,25 @@ class ActorSystem:
         self._ensure_running()
         if not (isinstance(actor_class, type) and issubclass(actor_class, Actor)):
             raise TypeError(f"expected an Actor subclass, got {actor_class!r}")
-        if shutdown is not None and (not isinstance(shutdown, int | float) or shutdown < 0):
+        if shutdown is not None and (
+            (type(shutdown) is not float and not isinstance(shutdown, int | float)) or shutdown < 0
+        ):
             raise ValueError(f"shutdown must be None or a number >= 0, not {shutdown!r}")
+        slots = self._slots
         if name is None:
             base = actor_class.__name__.lower()
-            name = f"{base}-{next(self._names[base])}"
-            while self._path(parent, name) in self._slots:
-                name = f"{base}-{next(self._names[base])}"
-        path = self._path(parent, name)
-        if path in self._slots:
-            raise MyceliumError(f"an actor named {path} already exists")
+            names = self._names.get(base)
+            if names is None:  # `<base>-<n>` is a valid name when `<base>-1` is: check once
+                check_name(f"{base}-1")
+                names = self._names[base]
+            prefix = f"{parent.path if parent is not None else ''}/{base}-"
+            path = f"{prefix}{next(names)}"
+            while path in slots:
+                path = f"{prefix}{next(names)}"
+        else:
+            path = self._path(parent, name)
+            if path in slots:
+                raise MyceliumError(f"an actor named {path} already exists")
         slot = slot_class(
             self,
             path,
@@ -484,7 +494,7 @@ class ActorSystem:
 
     async def stop_slot(self, slot: Slot) -> None:
         """`ref.stop()`: stop `slot` for good, through its supervisor if it has one."""
-        if slot.in_own_task() or slot.ref.owns_current_task():
+        if not slot.idle() and (slot.in_own_task() or slot.ref.owns_current_task()):
             # An actor stopping itself through its ref (from its handler, or a
             # task the handler awaits: gather, wait_for): it cannot wait for itself.
             coro = self._stop_from_outside_task(slot)
@@ -493,7 +503,12 @@ class ActorSystem:
             else:
                 self._loop.call_soon_threadsafe(self.run_in_background, coro)
             return
-        await self.on_system_loop(self._stop_from_outside_task(slot))
+        if self._loop is not None and asyncio.get_running_loop() is not self._loop:
+            await self.on_system_loop(self._stop_from_outside_task(slot))
+        elif slot.owner is not None:  # `_stop_from_outside_task`, inlined: a coroutine less
+            await slot.owner.terminate(slot)
+        else:
+            await slot.stop_for_good()
 
     async def _stop_from_outside_task(self, slot: Slot) -> None:
         if slot.owner is not None:
@@ -630,7 +645,9 @@ class ActorSystem:
         """Log a lifecycle event (at its level in `EVENT_LEVELS` unless `level`
         says) and hand it to `system.events` subscribers."""
         level = level or EVENT_LEVELS.get(event, "info")
-        getattr(self._log, level)(event, path=path, **fields)
+        log = self._log
+        if log.enabled(level):  # a dropped level costs no event
+            getattr(log, level)(event, path=path, **fields)
         if self.events.active:
             self.events.emit(
                 {"event": event, "system": self.name, "path": path, **fields, "log_level": level}
@@ -638,6 +655,8 @@ class ActorSystem:
 
     def log_crash(self, path: str, exc: BaseException, during: str) -> None:
         """`actor.crashed` with what a one-line renderer needs (API.md 8) and `exc_info`."""
+        if not (self.events.active or self._log.enabled("error")):
+            return  # nobody listens: no text made of the exception
         slot = self._slots.get(path)
         self.log_event(
             "actor.crashed",

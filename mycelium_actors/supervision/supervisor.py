@@ -413,6 +413,16 @@ class SupervisorSlot(Slot):
             return
         slot = plan.todo[0]
         slot.status = "restarting"
+        # No on_start to wait for: start it here, no task, and report it on our
+        # own system lane, which `_serve` reads next (no loop turn either).
+        exc: Exception | None = None
+        try:
+            started = slot.start_inline()
+        except Exception as error:
+            started, exc = True, error
+        if started:
+            self.mailbox.put_system(_Started(plan, slot, exc))
+            return
         plan.task = asyncio.get_running_loop().create_task(self._attempt(plan, slot))
 
     async def _attempt(self, plan: _Plan, slot: Slot) -> None:
