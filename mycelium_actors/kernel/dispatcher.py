@@ -17,7 +17,14 @@ handlers are awaited in it, sync ones called) and ends when the mailbox is
 empty or the budget is spent. One task per busy spell, not per message; an
 idle actor has none. On Python 3.12+ the spell's task starts eagerly, inside
 the turn; on 3.11 it starts one loop pass later (and a wake-up of an actor
-whose last message was async starts it directly, without a pass).
+whose last message was async starts it directly, without a pass, unless a
+spell runs: then it goes on the ready queue, for that spell to carry).
+
+A spell whose mailbox is empty *carries* the ready queue's next actor if that
+one's last message was async too (it would start a spell of its own): the
+same task serves it, each step inside its own context (`_in_context`), and so
+on while the budget lasts. A ring of async hops costs one task per budget, not
+one per hop, and each async handler still runs in a task serving its actor.
 
 A wake-up from another thread runs in a plain callback of the actor's loop
 (`wake_now`), so the actor serves in that same pass, with no task's step to
@@ -731,7 +738,7 @@ def _in_context(
     try:
         out = run(send, None)
     except StopIteration as stop:
-        return cast("Server | None", stop.value)
+        return stop.value  # type: ignore[no-any-return]
     while True:
         try:
             value = yield out
@@ -742,12 +749,12 @@ def _in_context(
             try:
                 out = run(coro.throw, exc)
             except StopIteration as stop:
-                return cast("Server | None", stop.value)
+                return stop.value  # type: ignore[no-any-return]
         else:
             try:
                 out = run(send, value)
             except StopIteration as stop:
-                return cast("Server | None", stop.value)
+                return stop.value  # type: ignore[no-any-return]
 
 
 def _untick(instance: Actor, tick: Tick) -> Any:
