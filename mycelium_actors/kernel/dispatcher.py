@@ -456,7 +456,6 @@ class Server:
         `left` would be with nothing served) and timed by the reads around them.
         """
         slot = self.slot
-        carried = carrier is not None
         # This one, or the one that carries this spell (no `cast()`: a call per spell).
         task: asyncio.Task[Any] = carrier or _current_task(self.loop)  # type: ignore[assignment]
         slot.task = task
@@ -466,7 +465,7 @@ class Server:
             self.dispatcher.carrying = True
             if item is _PENDING:
                 item = None
-            if not carried:
+            if carrier is None:
                 deadline = t + BUDGET  # started a loop pass after it was asked for
         mb = self.mailbox
         queue = mb.queue
@@ -509,7 +508,7 @@ class Server:
                                 self.dispatcher.carrying = False
                             if self.dispatcher.ready:
                                 nxt = self._carry(t, deadline)
-                                if nxt is not None and not carried:
+                                if nxt is not None and carrier is None:
                                     break  # this spell's task carries the next ones
                             return nxt
                         self.state = BUSY
