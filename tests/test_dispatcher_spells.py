@@ -238,6 +238,7 @@ mine: contextvars.ContextVar[str | None] = contextvars.ContextVar("mine", defaul
 class Token:
     left: int
     park_at: int = -1  # the receiver of this count parks (awaits until cancelled)
+    pause_at: int = -1  # the receiver of this count suspends once, then goes on
 
 
 class Relay(Actor):
@@ -257,13 +258,15 @@ class Relay(Actor):
     async def hop(self, token: Token) -> None:
         if mine.get() is None:
             mine.set(self.name)
+        if token.left == token.pause_at:
+            await asyncio.sleep(0)  # back in through the task: still in its own context?
         self.log.append((self.name, mine.get(), asyncio.current_task()))
         if token.left == token.park_at:
             self.parks[self.name].set_result(asyncio.current_task())
             await asyncio.sleep(WAIT)
         if token.left:
             assert self.next is not None
-            await self.next.tell(Token(token.left - 1, token.park_at))
+            await self.next.tell(Token(token.left - 1, token.park_at, token.pause_at))
         else:
             self.done.set_result(None)
 
@@ -288,7 +291,7 @@ async def test_a_ring_of_async_hops_is_carried_by_few_tasks_each_hop_in_its_acto
     log: list[tuple[str, str | None, Any]] = []
     done = asyncio.get_running_loop().create_future()
     refs = await ring_of(system, "abc", log, done)
-    await refs[0].tell(Token(hops))
+    await refs[0].tell(Token(hops, pause_at=hops // 2))
     await asyncio.wait_for(done, WAIT)
     assert [name for name, _, _ in log] == [*"abc" * 21][: hops + 1]
     # Each hop ran in a task, in its own actor's context (what it set, it sees again),

@@ -54,7 +54,7 @@ from .replies import Outbox, outbox_of, settle
 from .stats import BOUNDS, HandlerStats
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Generator
+    from collections.abc import Callable, Coroutine, Generator
 
     from .actor import Actor
     from .slot import Slot
@@ -602,8 +602,16 @@ class Server:
                 spell = nxt._spell(deadline, task)  # noqa: SLF001
                 if nxt.context is self.context:
                     nxt = await spell  # this task's own context (a ring came round)
+                    continue
+                # Its first step here (a spell that never suspends is over after it),
+                # the rest through `_in_context`.
+                run = nxt.context.run
+                try:
+                    out = run(spell.send, None)
+                except StopIteration as stop:
+                    nxt = stop.value
                 else:
-                    nxt = await _in_context(nxt.context, spell)
+                    nxt = await _in_context(run, spell, out)
             return None
         stats.handled += base - left
         stats.sum += t - first
@@ -727,17 +735,12 @@ class Server:
 
 @types.coroutine
 def _in_context(
-    context: contextvars.Context, coro: Coroutine[Any, Any, Server | None]
+    run: Callable[..., Any], coro: Coroutine[Any, Any, Server | None], out: Any
 ) -> Generator[Any, Any, Server | None]:
-    """Await `coro` with each of its steps run in `context` (a carried spell:
-    its actor's context, not that of the task that carries it). What it yields
-    goes to the task, what the task sends or throws goes back in."""
-    run = context.run
+    """The rest of a carried spell `coro`, which yielded `out` in its first step:
+    each step runs in its actor's context (`run` is that context's `run`). What it
+    yields goes to the task, what the task sends or throws goes back in."""
     send = coro.send
-    try:
-        out = run(send, None)
-    except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
     while True:
         try:
             value = yield out
