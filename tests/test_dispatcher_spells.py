@@ -6,6 +6,7 @@ spell's first step loses no message; `current_task()` follows API.md 5."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 import attrs
@@ -13,7 +14,7 @@ import pytest
 from actors import FakePerfClock
 from structlog.testing import capture_logs
 
-from mycelium_actors import Actor, ActorStopped, ActorSystem, handler
+from mycelium_actors import Actor, ActorRef, ActorStopped, ActorSystem, handler
 from mycelium_actors.testing import FakeClock, eventually
 
 WAIT = 30.0  # bounds hangs on a loaded machine, not speed
@@ -225,3 +226,98 @@ async def test_a_timer_tick_to_a_sync_handler_leaves_no_task_behind() -> None:
         await eventually(lambda: len(beats) == len(refs), WAIT)
         await eventually(lambda: tasks_now() == before, SHORT)
         assert all(ref._slot.task is None for ref in refs)
+
+
+# -- carried spells: one task serves the next tasked actor of the ready queue ------
+
+#: Set by each `Relay` at its first hop: later hops must see its own value.
+mine: contextvars.ContextVar[str | None] = contextvars.ContextVar("mine", default=None)
+
+
+@attrs.frozen
+class Token:
+    left: int
+    park_at: int = -1  # the receiver of this count parks (awaits until cancelled)
+    pause_at: int = -1  # the receiver of this count suspends once, then goes on
+
+
+class Relay(Actor):
+    """Passes a `Token` on to `next` (async, as a ring hop), noting who served it:
+    (its name, the context variable it sees, the task it runs in)."""
+
+    def __init__(self, name: str, log: list[Any], done: Any, parks: dict[str, Any]) -> None:
+        super().__init__()
+        self.name, self.log, self.done, self.parks = name, log, done, parks
+        self.next: ActorRef[Relay] | None = None
+
+    @handler
+    def link(self, nxt: ActorRef[Relay]) -> None:
+        self.next = nxt
+
+    @handler
+    async def hop(self, token: Token) -> None:
+        if mine.get() is None:
+            mine.set(self.name)
+        if token.left == token.pause_at:
+            await asyncio.sleep(0)  # back in through the task: still in its own context?
+        self.log.append((self.name, mine.get(), asyncio.current_task()))
+        if token.left == token.park_at:
+            self.parks[self.name].set_result(asyncio.current_task())
+            await asyncio.sleep(WAIT)
+        if token.left:
+            assert self.next is not None
+            await self.next.tell(Token(token.left - 1, token.park_at, token.pause_at))
+        else:
+            self.done.set_result(None)
+
+    @handler
+    async def who(self, msg: WhoServes) -> str | None:
+        return mine.get()
+
+
+async def ring_of(
+    system: ActorSystem, names: str, log: list[Any], done: Any, parks: dict[str, Any] | None = None
+) -> list[Any]:
+    refs = [await system.spawn(Relay, name, log, done, parks or {}, name=name) for name in names]
+    for ref, nxt in zip(refs, refs[1:] + refs[:1], strict=True):
+        await ref.tell(nxt)
+    return refs
+
+
+async def test_a_ring_of_async_hops_is_carried_by_few_tasks_each_hop_in_its_actors_context(
+    system, perf_clock
+) -> None:
+    hops = 60
+    log: list[tuple[str, str | None, Any]] = []
+    done = asyncio.get_running_loop().create_future()
+    refs = await ring_of(system, "abc", log, done)
+    await refs[0].tell(Token(hops, pause_at=hops // 2))
+    await asyncio.wait_for(done, WAIT)
+    assert [name for name, _, _ in log] == [*"abc" * 21][: hops + 1]
+    # Each hop ran in a task, in its own actor's context (what it set, it sees again),
+    # not in the context of the actor whose task carried it.
+    assert all(seen == name and task is not None for name, seen, task in log)
+    # After the first round (each actor's first async message starts a spell of its
+    # own), the ring comes round to the first actor and one task carries it on.
+    assert len({id(task) for _, _, task in log[3:]}) == 1
+    assert [await ref.ask(WhoServes()) for ref in refs] == [*"abc"]
+
+
+async def test_cancelling_the_task_of_a_carried_handler_kills_that_actor_only(
+    system, perf_clock
+) -> None:
+    log: list[tuple[str, str | None, Any]] = []
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    parked: asyncio.Future[asyncio.Task[Any] | None] = loop.create_future()
+    a, b = await ring_of(system, "ab", log, done, {"b": parked})
+    await a.tell(Token(3))  # a, b, a, b: both served async last, so both are carried
+    await asyncio.wait_for(done, WAIT)
+    await a.tell(Token(1, park_at=0))
+    task = await asyncio.wait_for(parked, WAIT)
+    # b's handler runs in the task that served a's hop: a's spell carried b.
+    assert task is log[-2][2] and log[-2][0] == "a"
+    assert task is not None
+    task.cancel()
+    await eventually(lambda: not b.is_alive, timeout=WAIT)
+    assert await a.ask(WhoServes(), timeout=WAIT) == "a"

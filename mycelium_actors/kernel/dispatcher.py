@@ -17,7 +17,14 @@ handlers are awaited in it, sync ones called) and ends when the mailbox is
 empty or the budget is spent. One task per busy spell, not per message; an
 idle actor has none. On Python 3.12+ the spell's task starts eagerly, inside
 the turn; on 3.11 it starts one loop pass later (and a wake-up of an actor
-whose last message was async starts it directly, without a pass).
+whose last message was async starts it directly, without a pass, unless a
+spell runs: then it goes on the ready queue, for that spell to carry).
+
+A spell whose mailbox is empty *carries* the ready queue's next actor if that
+one's last message was async too (it would start a spell of its own): the
+same task serves it, each step inside its own context (`_in_context`), and so
+on while the budget lasts. A ring of async hops costs one task per budget, not
+one per hop, and each async handler still runs in a task serving its actor.
 
 A wake-up from another thread runs in a plain callback of the actor's loop
 (`wake_now`), so the actor serves in that same pass, with no task's step to
@@ -31,6 +38,7 @@ import contextvars
 import sys
 import threading
 import time
+import types
 import weakref
 from bisect import bisect_left
 from collections import deque
@@ -46,6 +54,8 @@ from .replies import Outbox, outbox_of, settle
 from .stats import BOUNDS, HandlerStats
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Coroutine, Generator
+
     from .actor import Actor
     from .slot import Slot
 
@@ -83,13 +93,17 @@ _FIRST_BOUND = BOUNDS[0]  # runs up to this long are not counted one by one (sta
 class Dispatcher:
     """One per event loop: the ready queue and the pass that serves it."""
 
-    __slots__ = ("__weakref__", "_context", "_loop", "_scheduled", "ready", "spent")
+    __slots__ = ("__weakref__", "_context", "_loop", "_scheduled", "carrying", "ready", "spent")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.ready: deque[Server] = deque()
         self._scheduled = False  # a pass is scheduled or running
         self.spent = False  # a turn stopped at the pass's deadline: the pass ends
+        # 3.11: a spell runs, so a wake-up of a tasked actor goes on the ready
+        # queue, where the spell may carry it (a hint: wrong only while a spell's
+        # handler waits, and then the ready queue serves it all the same).
+        self.carrying = False
         # Passes run in an empty context, never in that of whoever scheduled them.
         self._context = contextvars.Context()
 
@@ -222,7 +236,7 @@ class Server:
 
     def wake(self) -> None:
         if self.state is IDLE:
-            if _SPELL_ON_WAKE and self.tasked:
+            if _SPELL_ON_WAKE and self.tasked and not self.dispatcher.carrying:
                 self._start_spell(0.0)  # 3.11: the spell's task is the next step anyway
             else:
                 self.state = READY
@@ -418,11 +432,22 @@ class Server:
         else:
             if self.first is None:
                 self.first = _PENDING  # until its first step: a kill must know it never ran
-            self.slot.task = self.loop.create_task(self._spell(deadline), context=self.context)
+            # `Task()` rather than `loop.create_task()`, as on 3.12: no task factory
+            spell = self._spell(deadline)
+            self.slot.task = asyncio.Task(spell, loop=self.loop, context=self.context)
 
-    async def _spell(self, deadline: float) -> None:
+    async def _spell(
+        self, deadline: float, carrier: asyncio.Task[Any] | None = None
+    ) -> Server | None:
         """A busy spell: serve the mailbox in this task until it is empty, the
         budget is spent (then back to the ready queue) or serving ends.
+
+        When the mailbox is empty and the ready queue's next actor is tasked
+        too (its last message was async), the spell carries it: the same task
+        serves that actor from here (`_carry`), in its context, and so on
+        while the budget lasts; an actor the task no longer serves has no task
+        (API.md 5 holds: each async handler runs in a task serving its actor).
+        A carried spell is given the task (`carrier`) and returns the next one to carry.
 
         Async handlers are awaited right here: no task per message, and
         `current_task()`, `asyncio.timeout()` and `TaskGroup` see this task,
@@ -431,13 +456,17 @@ class Server:
         `left` would be with nothing served) and timed by the reads around them.
         """
         slot = self.slot
-        task = slot.task = cast("asyncio.Task[Any]", _current_task(self.loop))  # (this one)
+        # This one, or the one that carries this spell (no `cast()`: a call per spell).
+        task: asyncio.Task[Any] = carrier or _current_task(self.loop)  # type: ignore[assignment]
+        slot.task = task
         item, self.first = self.first, None
         t = first = clock_now()  # the first handler's start; `t`: the latest read
         if not EAGER:
+            self.dispatcher.carrying = True
             if item is _PENDING:
                 item = None
-            deadline = t + BUDGET  # started a loop pass after it was asked for
+            if carrier is None:
+                deadline = t + BUDGET  # started a loop pass after it was asked for
         mb = self.mailbox
         queue = mb.queue
         instance = self.instance
@@ -452,6 +481,7 @@ class Server:
         base = BATCH if item is None else BATCH + 1  # `item` was taken by the turn
         kind = AWAITS
         exit: Exit | None = None
+        nxt: Server | None = None  # the next actor this task serves
         try:
             while True:
                 if item is None:
@@ -474,7 +504,13 @@ class Server:
                         self.tasked = kind > 0
                         self.state = IDLE  # the spell is over: no task while idle
                         if mb.wait(self):
-                            return
+                            if not EAGER:
+                                self.dispatcher.carrying = False
+                            if self.dispatcher.ready:
+                                nxt = self._carry(t, deadline)
+                                if nxt is not None and carrier is None:
+                                    break  # this spell's task carries the next ones
+                            return nxt
                         self.state = BUSY
                         slot.task = task
                         continue
@@ -484,7 +520,7 @@ class Server:
                             stats.sum += t - first
                             base, first = left, t  # (counted: a kill below adds nothing)
                             self._requeue(task, kind > 0)  # the others' turn
-                            return
+                            return None
                         left = BATCH  # nobody else is ready: go on
                         base += BATCH
                     if t > deadline:
@@ -492,7 +528,7 @@ class Server:
                         stats.sum += t - first
                         base, first = left, t
                         self._requeue(task, kind > 0, spent=True)
-                        return
+                        return None
                     left -= 1
                     item = mb.take() if mb._putters else queue.popleft()  # noqa: SLF001 (inlined)
                 message, reply = item
@@ -561,11 +597,42 @@ class Server:
             slot.task = None
             self._interrupted()
             raise
+        if nxt is not None:  # (the first spell of its task: it drives the carried ones)
+            while nxt is not None:
+                spell = nxt._spell(deadline, task)  # noqa: SLF001
+                if nxt.context is self.context:
+                    nxt = await spell  # this task's own context (a ring came round)
+                    continue
+                # Its first step here (a spell that never suspends is over after it),
+                # the rest through `_in_context`.
+                run = nxt.context.run
+                try:
+                    out = run(spell.send, None)
+                except StopIteration as stop:
+                    nxt = stop.value
+                else:
+                    nxt = await _in_context(run, spell, out)
+            return None
         stats.handled += base - left
         stats.sum += t - first
         slot.handling = None
         self.state = DONE
         await slot.end(self, exit)  # in this task: its hooks, if any, run here
+        return None
+
+    def _carry(self, t: float, deadline: float) -> Server | None:
+        """This spell's actor went idle: the ready queue's next actor, if its
+        last message was async (it would start a spell) and the budget lasts,
+        goes to this task. The queue's order is kept: it is the next turn."""
+        if t > deadline:
+            return None
+        ready = self.dispatcher.ready
+        nxt = ready[0]
+        if not nxt.tasked or nxt.state is not READY:
+            return None  # a turn of the dispatcher's (or nothing, if it was killed)
+        ready.popleft()
+        nxt.state = BUSY
+        return nxt
 
     def _interrupted(self) -> None:
         """A KeyboardInterrupt or SystemExit left a handler: no crash (supervision.md,
@@ -582,6 +649,8 @@ class Server:
         self.slot.task = None
         self.tasked = tasked
         self.state = READY
+        if not EAGER:
+            self.dispatcher.carrying = False
         if spent:
             self.dispatcher.defer(self)
         else:
@@ -678,6 +747,32 @@ class Server:
             return  # not reachable: a kill comes from a task, never from a turn
         self.mailbox.unwait(self)
         self._end(None)
+
+
+@types.coroutine
+def _in_context(
+    run: Callable[..., Any], coro: Coroutine[Any, Any, Server | None], out: Any
+) -> Generator[Any, Any, Server | None]:
+    """The rest of a carried spell `coro`, which yielded `out` in its first step:
+    each step runs in its actor's context (`run` is that context's `run`). What it
+    yields goes to the task, what the task sends or throws goes back in."""
+    send = coro.send
+    while True:
+        try:
+            value = yield out
+        except GeneratorExit:
+            run(coro.close)
+            raise
+        except BaseException as exc:
+            try:
+                out = run(coro.throw, exc)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+        else:
+            try:
+                out = run(send, value)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
 
 
 def _untick(instance: Actor, tick: Tick) -> Any:

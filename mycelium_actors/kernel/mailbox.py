@@ -257,8 +257,12 @@ class Mailbox:
     def _appended(self) -> None:
         """After `tell`'s append found a consumer to wake or the mailbox swept."""
         if get_ident() == self._tid:
-            if self._waiter is not None:
-                self._wake()
+            waiter = self._waiter
+            if waiter is not None:
+                # `self._wake()`, inlined: a ring hop's or an async ask's hot path
+                self._wake_pending = False
+                self._waiter = None
+                waiter.wake()
             return  # swept: `finish` sweeps again on this loop
         if self.swept:
             self.reject_all()  # finished while we appended: nobody will read it
