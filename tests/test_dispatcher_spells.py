@@ -239,6 +239,7 @@ class Token:
     left: int
     park_at: int = -1  # the receiver of this count parks (awaits until cancelled)
     pause_at: int = -1  # the receiver of this count suspends once, then goes on
+    crash_at: int = -1  # the receiver of this count raises
 
 
 class Relay(Actor):
@@ -261,12 +262,14 @@ class Relay(Actor):
         if token.left == token.pause_at:
             await asyncio.sleep(0)  # back in through the task: still in its own context?
         self.log.append((self.name, mine.get(), asyncio.current_task()))
+        if token.left == token.crash_at:
+            raise RuntimeError(f"{self.name} crashes at {token.left}")
         if token.left == token.park_at:
             self.parks[self.name].set_result(asyncio.current_task())
             await asyncio.sleep(WAIT)
         if token.left:
             assert self.next is not None
-            await self.next.tell(Token(token.left - 1, token.park_at, token.pause_at))
+            await self.next.tell(attrs.evolve(token, left=token.left - 1))
         else:
             self.done.set_result(None)
 
@@ -321,3 +324,18 @@ async def test_cancelling_the_task_of_a_carried_handler_kills_that_actor_only(
     task.cancel()
     await eventually(lambda: not b.is_alive, timeout=WAIT)
     assert await a.ask(WhoServes(), timeout=WAIT) == "a"
+
+
+async def test_a_carried_handler_that_crashes_stops_its_actor_only(system, perf_clock) -> None:
+    log: list[tuple[str, str | None, Any]] = []
+    done = asyncio.get_running_loop().create_future()
+    a, b, c = await ring_of(system, "abc", log, done)
+    await a.tell(Token(5))  # a, b, c, a, b, c: every actor's spell has run once
+    await asyncio.wait_for(done, WAIT)
+    await a.tell(Token(2, crash_at=1))  # a, then b (carried by a's task) crashes
+    await eventually(lambda: not b.is_alive, timeout=WAIT)  # spawned: a crash stops it
+    a_hop, b_hop = log[-2:]
+    assert (a_hop[0], b_hop[:2]) == ("a", ("b", "b")) and b_hop[2] is a_hop[2]
+    # The others go on, each in its own context; nothing was left in a task.
+    assert [await ref.ask(WhoServes(), timeout=WAIT) for ref in (a, c)] == ["a", "c"]
+    await eventually(lambda: a._slot.task is None and c._slot.task is None, timeout=WAIT)
