@@ -68,14 +68,20 @@ class Spender(Actor):
         self.clock.now += msg.seconds
 
 
+async def spend_across_a_suspension(clock: FakePerfClock, seconds: float) -> None:
+    """Half of `seconds` before a suspension, half after (an async handler's time
+    runs until it returns)."""
+    clock.now += seconds / 2
+    await asyncio.sleep(0)
+    clock.now += seconds / 2
+
+
 class AsyncSpender(Spender):
     """Spends half before and half after a suspension: timed until it returns."""
 
     @handler
     async def spend(self, msg: Spend) -> None:  # type: ignore[override]
-        self.clock.now += msg.seconds / 2
-        await asyncio.sleep(0)
-        self.clock.now += msg.seconds / 2
+        await spend_across_a_suspension(self.clock, msg.seconds)
 
 
 @attrs.frozen
@@ -88,9 +94,7 @@ class SpendAsync:
 class MixedSpender(Spender):
     @handler
     async def spend_async(self, msg: SpendAsync) -> None:
-        self.clock.now += msg.seconds / 2
-        await asyncio.sleep(0)
-        self.clock.now += msg.seconds / 2
+        await spend_across_a_suspension(self.clock, msg.seconds)
 
 
 @attrs.frozen
